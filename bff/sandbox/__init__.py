@@ -1,1 +1,1 @@
-"""The sandbox: a Kubernetes API emulator, a simulated Harvester upgrade controller, and the runner."""
+"""The sandbox: a Kubernetes API emulator, a simulated Harvester controller and a runner."""

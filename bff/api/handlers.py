@@ -1,0 +1,185 @@
+"""HTTP handlers for the versioned API and the Steve-compatible paths.
+
+Handlers are thin: work out which client family is calling, authenticate,
+validate names, call :class:`bff.upgrades.UpgradeService`, shape the answer.
+Writes (PUT and actions) also count metrics and write one audit line, whether
+they succeed or are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bff import errors
+from bff.api.bodies import read_json
+from bff.api.versions import STEVE, VERSIONS, ClientVersion
+from bff.identity import Caller
+from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
+from bff.labels import SelectorError, parse_selector
+from bff.middleware import ACTION, CLIENT_VERSION
+from bff.names import check_name, check_namespace
+from bff.patches import READ_MESSAGE, WARNINGS
+from bff.steve import Family, collection, resource
+from bff.upgrades import Action, Outcome
+
+audit_log = logging.getLogger("bff.audit")
+
+STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
+
+
+def _client_version(request: web.Request) -> ClientVersion:
+    name = request.match_info.get("version")
+    if name is None:
+        return STEVE
+    version = VERSIONS.get(name)
+    if version is None:
+        supported = ", ".join(VERSIONS)
+        raise errors.NotFound(
+            f"unknown client version {name[:40]!r}; supported versions: {supported}",
+            code="UnknownVersion",
+        )
+    return version
+
+
+def _family(request: web.Request, version: ClientVersion) -> Family:
+    base = request.app[SETTINGS].base_path
+    if "version" in request.match_info:
+        url = f"{base}/api/{version.name}/upgrades"
+    elif "cluster" in request.match_info:
+        cluster = request.match_info["cluster"]
+        url = f"{base}/k8s/clusters/{cluster}{STEVE_COLLECTION}"
+    else:
+        url = f"{base}{STEVE_COLLECTION}"
+    return Family(client_version=version.name, collection_url=url, actions=version.actions)
+
+
+async def _begin(request: web.Request, action: str) -> tuple[ClientVersion, Family, Caller]:
+    version = _client_version(request)
+    request[CLIENT_VERSION] = version.name
+    request[ACTION] = action
+    if "cluster" in request.match_info:
+        check_name(request.match_info["cluster"])
+    caller = await request.app[AUTH].caller(request)
+    return version, _family(request, version), caller
+
+
+def _target(request: web.Request) -> tuple[str, str]:
+    return (
+        check_namespace(request.match_info["namespace"]),
+        check_name(request.match_info["name"]),
+    )
+
+
+async def list_upgrades(request: web.Request) -> web.Response:
+    _, family, caller = await _begin(request, "list")
+    settings = request.app[SETTINGS]
+    namespace = check_namespace(request.match_info.get("namespace", settings.namespace))
+    selector = request.query.get("labelSelector", "")
+    try:
+        parse_selector(selector)
+    except SelectorError as exc:
+        raise errors.BadRequest(f"invalid labelSelector: {exc}", code="InvalidSelector") from None
+    listed = await request.app[SERVICE].list(caller, namespace, selector)
+    return web.json_response(collection(listed, family, str(request.rel_url)))
+
+
+async def get_upgrade(request: web.Request) -> web.Response:
+    _, family, caller = await _begin(request, "get")
+    namespace, name = _target(request)
+    obj = await request.app[SERVICE].get(caller, namespace, name)
+    return web.json_response(resource(obj, family))
+
+
+async def put_upgrade(request: web.Request) -> web.Response:
+    version, family, caller = await _begin(request, Action.PUT)
+    namespace, name = _target(request)
+
+    async def run() -> Outcome:
+        body = await read_json(request, request.app[SETTINGS].max_body_bytes)
+        return await request.app[SERVICE].put(caller, namespace, name, body)
+
+    return await _write(request, Action.PUT, version, family, caller, namespace, name, run)
+
+
+async def post_action(request: web.Request) -> web.Response:
+    version, family, caller = await _begin(request, "action")
+    if not version.actions:
+        raise errors.MethodNotAllowed(
+            f"{version.name} clients have no actions; they PUT the object",
+            headers={"Allow": "GET, PUT"},
+        )
+    namespace, name = _target(request)
+    raw = request.query.get("action", "")
+    try:
+        action = Action(raw)
+    except ValueError:
+        action = None
+    if action not in (Action.DISMISS, Action.CANCEL):
+        raise errors.BadRequest(
+            f"unknown action {raw[:40]!r}; actions are dismiss and cancel", code="UnknownAction"
+        )
+    request[ACTION] = action
+    service = request.app[SERVICE]
+    run = {
+        Action.DISMISS: lambda: service.dismiss(caller, namespace, name),
+        Action.CANCEL: lambda: service.cancel(caller, namespace, name),
+    }[action]
+    return await _write(request, action, version, family, caller, namespace, name, run)
+
+
+async def _write(
+    request: web.Request,
+    action: Action,
+    version: ClientVersion,
+    family: Family,
+    caller: Caller,
+    namespace: str,
+    name: str,
+    run: Callable[[], Awaitable[Outcome]],
+) -> web.Response:
+    metrics = request.app[METRICS]
+    entry: dict[str, object] = {
+        "user": caller.audit_name,
+        "client_version": version.name,
+        "action": str(action),
+        "object": f"{namespace}/{name}",
+    }
+    try:
+        outcome = await run()
+    except errors.BffError as exc:
+        entry.update(
+            result="refused",
+            code=exc.code,
+            status=exc.status,
+            upstream_status=exc.upstream_status,
+            labels_changed=[],
+            ignored=[],
+        )
+        audit_log.info("write refused", extra={"audit": entry})
+        raise
+    metrics.writes.labels("performed" if outcome.changed else "skipped").inc()
+    if outcome.conflicts:
+        metrics.conflict_retries.inc(outcome.conflicts)
+    if outcome.status_wipe:
+        metrics.status_wipes_prevented.inc()
+    for category in outcome.ignored:
+        metrics.ignored_fields.labels(str(category)).inc()
+    ignored = sorted(str(c) for c in outcome.ignored)
+    entry.update(
+        result="changed" if outcome.changed else "unchanged",
+        status=200,
+        upstream_status=200 if outcome.changed else None,
+        labels_changed=[READ_MESSAGE] if outcome.changed else [],
+        ignored=ignored,
+        conflict_retries=outcome.conflicts,
+        status_wipe_prevented=outcome.status_wipe,
+    )
+    audit_log.info("write", extra={"audit": entry})
+    response = web.json_response(resource(outcome.obj, family))
+    response.headers["X-Upgrade-Bff-Changed"] = "true" if outcome.changed else "false"
+    for category in sorted(outcome.ignored):
+        response.headers.add("Warning", f'299 - "{WARNINGS[category]}"')
+    return response

@@ -1,0 +1,61 @@
+"""Operations endpoints: liveness, readiness, metrics, the API description, the page."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bff.keys import METRICS, READINESS
+from bff.middleware import PAGE_CSP
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    readiness = request.app.get(READINESS)
+    problem = "starting" if readiness is None else await readiness.problem()
+    if problem is None:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not ready", "reason": problem}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def _static(name: str) -> bytes:
+    return resources.files("bff.static").joinpath(name).read_bytes()
+
+
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def static_file(name: str) -> web.Response:
+    """One file of the page, with a strict CSP: no inline script, no CDN."""
+    suffix = name[name.rfind(".") :]
+    try:
+        body = _static(name)
+    except (FileNotFoundError, IsADirectoryError):
+        raise web.HTTPNotFound() from None
+    response = web.Response(body=body, content_type=_TYPES.get(suffix, "application/octet-stream"))
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def index(request: web.Request) -> web.Response:
+    return static_file("index.html")
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["file"]
+    if name not in {"app.js", "app.css", "api.html", "api.js"}:
+        raise web.HTTPNotFound()
+    return static_file(name)

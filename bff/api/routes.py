@@ -1,0 +1,34 @@
+"""The route table, mountable under a base path."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bff.api import handlers, ops
+from bff.api.handlers import STEVE_COLLECTION
+
+UPGRADES = "/api/{version}/upgrades"
+UPGRADE = UPGRADES + "/{namespace}/{name}"
+RANCHER_PREFIX = "/k8s/clusters/{cluster}"
+
+
+def add_routes(app: web.Application, base_path: str = "") -> None:
+    r = app.router
+    b = base_path
+    r.add_get(f"{b}/healthz", ops.healthz, allow_head=False)
+    r.add_get(f"{b}/readyz", ops.readyz, allow_head=False)
+    r.add_get(f"{b}/metrics", ops.metrics, allow_head=False)
+    r.add_get(f"{b}/", ops.index, allow_head=False)
+    r.add_get(f"{b}/static/{{file}}", ops.static, allow_head=False)
+
+    r.add_get(f"{b}{UPGRADES}", handlers.list_upgrades, allow_head=False)
+    r.add_get(f"{b}{UPGRADE}", handlers.get_upgrade, allow_head=False)
+    r.add_put(f"{b}{UPGRADE}", handlers.put_upgrade)
+    r.add_post(f"{b}{UPGRADE}", handlers.post_action)
+
+    for prefix in (b, f"{b}{RANCHER_PREFIX}"):
+        steve = f"{prefix}{STEVE_COLLECTION}"
+        r.add_get(steve, handlers.list_upgrades, allow_head=False)
+        r.add_get(f"{steve}/{{namespace}}", handlers.list_upgrades, allow_head=False)
+        r.add_get(f"{steve}/{{namespace}}/{{name}}", handlers.get_upgrade, allow_head=False)
+        r.add_put(f"{steve}/{{namespace}}/{{name}}", handlers.put_upgrade)

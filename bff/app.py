@@ -1,0 +1,69 @@
+"""The application factory.
+
+``create_app(settings)`` builds the whole BFF: routes, middlewares, metrics,
+and a cleanup context that opens the Kubernetes clients once for the app's
+life and closes them after in-flight requests have finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bff import kube
+from bff.api.routes import add_routes
+from bff.auth import Authenticator, ReviewCache
+from bff.health import Readiness
+from bff.keys import AUTH, METRICS, READINESS, SERVICE, SETTINGS, UPSTREAM
+from bff.metrics import Metrics
+from bff.middleware import MIDDLEWARES
+from bff.settings import AuthMode, Settings
+from bff.upgrades import UpgradeService
+
+
+def upstream_options(settings: Settings) -> kube.UpstreamOptions:
+    return kube.UpstreamOptions(
+        kubeconfig=settings.kubeconfig,
+        context=settings.context,
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        pool_size=settings.upstream_pool_size,
+    )
+
+
+async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    impersonate = settings.auth_mode is AuthMode.IMPERSONATE
+    async with kube.connect(
+        upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
+    ) as upstream:
+        app[UPSTREAM] = upstream
+        app[SERVICE] = UpgradeService(upstream.gateway, max_attempts=settings.conflict_retries)
+        app[AUTH] = Authenticator(
+            settings.auth_mode,
+            reviewer=upstream.reviewer if impersonate else None,
+            cache=ReviewCache(settings.token_review_ttl),
+            allowed_origins=settings.allowed_origins,
+            on_review=lambda result: metrics.token_reviews.labels(result).inc(),
+        )
+        app[READINESS] = Readiness(upstream.probe.problem)
+        yield
+
+
+async def _not_ready(app: web.Application) -> None:
+    # on_shutdown runs before in-flight requests are awaited: stop claiming readiness first.
+    readiness = app.get(READINESS)
+    if readiness is not None:
+        readiness.shutting_down = True
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_upstream)
+    app.on_shutdown.append(_not_ready)
+    add_routes(app, settings.base_path)
+    return app

@@ -1,0 +1,185 @@
+"""Who is calling, and may this request go on?
+
+* The credential is ``Authorization: Bearer`` or the ``R_SESS`` cookie. Without
+  one the request ends here with 401, before any upstream call. There is no
+  fallback to the BFF's own identity.
+* Any inbound ``Impersonate-*`` header (any case, ``_`` for ``-``) is refused
+  with 403: only the BFF sets those, and only in impersonate mode.
+* A cookie credential on an unsafe method needs ``X-API-CSRF`` equal to the
+  ``CSRF`` cookie (Rancher's double-submit convention), and ``Origin``, when
+  present, must be the BFF's own or an allowed one.
+* In impersonate mode the token is checked with a TokenReview; successful
+  reviews are reused for at most ``ttl`` seconds, failures never.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from aiohttp import web
+
+from bff import errors
+from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.settings import AuthMode
+
+SESSION_COOKIE = "R_SESS"
+CSRF_COOKIE = "CSRF"
+CSRF_HEADER = "X-API-CSRF"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Reviewer(Protocol):
+    async def review(self, token: str) -> ImpersonatedCaller | None: ...
+
+
+def forbidden_header(names: Iterable[str]) -> str | None:
+    """The first inbound header that tries to impersonate, if any."""
+    for name in names:
+        if name.lower().replace("_", "-").startswith("impersonate-"):
+            return name
+    return None
+
+
+def credential(request: web.Request) -> tuple[str, bool]:
+    """The caller's token and whether it came from a cookie. 401 when there is none."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+            raise errors.Unauthorized("the Authorization header must be 'Bearer <token>'")
+        return token, False
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie:
+        return cookie, True
+    raise errors.Unauthorized(
+        "no credential: send 'Authorization: Bearer <token>' or the R_SESS session cookie"
+    )
+
+
+def check_origin(request: web.Request, allowed: Iterable[str]) -> None:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    origin = origin.lower()
+    own = {f"{scheme}://{request.host}".lower() for scheme in ("http", "https")}
+    if origin not in own and origin not in set(allowed):
+        raise errors.Forbidden(f"origin {origin[:100]!r} is not allowed", code="OriginNotAllowed")
+
+
+def check_csrf(request: web.Request) -> None:
+    sent = request.headers.get(CSRF_HEADER, "")
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise errors.Forbidden(
+            f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header "
+            f"equal to the {CSRF_COOKIE} cookie",
+            code="InvalidCSRFToken",
+        )
+
+
+class ReviewCache:
+    """Successful TokenReviews by token digest, for at most ``ttl`` seconds."""
+
+    def __init__(
+        self, ttl: float, *, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, ImpersonatedCaller]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> ImpersonatedCaller | None:
+        key = self._key(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, caller = entry
+        if self._clock() >= expires:
+            del self._entries[key]
+            return None
+        return caller
+
+    def put(self, token: str, caller: ImpersonatedCaller) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[self._key(token)] = (self._clock() + self._ttl, caller)
+        self._entries.move_to_end(self._key(token))
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+class Authenticator:
+    def __init__(
+        self,
+        mode: AuthMode,
+        *,
+        reviewer: Reviewer | None = None,
+        cache: ReviewCache | None = None,
+        allowed_origins: Iterable[str] = (),
+        on_review: Callable[[str], None] = lambda result: None,
+    ) -> None:
+        if mode is AuthMode.IMPERSONATE and reviewer is None:
+            raise ValueError("impersonate mode needs a token reviewer")
+        self._mode = mode
+        self._reviewer = reviewer
+        self._cache = cache or ReviewCache(10.0)
+        self._allowed = tuple(allowed_origins)
+        self._on_review = on_review
+
+    async def caller(self, request: web.Request) -> Caller:
+        """Check the request's credential and browser protections; return who it acts for."""
+        token, from_cookie = credential(request)
+        check_origin(request, self._allowed)
+        if from_cookie and request.method not in SAFE_METHODS:
+            check_csrf(request)
+        if self._mode is AuthMode.PASSTHROUGH:
+            return TokenCaller(token)
+        return await self._impersonated(token)
+
+    async def _impersonated(self, token: str) -> ImpersonatedCaller:
+        cached = self._cache.get(token)
+        if cached is not None:
+            self._on_review("hit")
+            return cached
+        assert self._reviewer is not None
+        try:
+            reviewed = await self._reviewer.review(token)
+        except errors.BffError:
+            self._on_review("error")
+            raise
+        if reviewed is None or not reviewed.username:
+            self._on_review("rejected")
+            raise errors.Unauthorized("the token was not accepted by the Kubernetes API")
+        self._on_review("accepted")
+        self._cache.put(token, reviewed)
+        return reviewed
+
+
+def client_address(request: web.Request, trusted: Iterable[str]) -> str:
+    """The client's address for logs: X-Forwarded-For only when the peer is a trusted proxy."""
+    peer = request.remote or "-"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded or not trusted:
+        return peer
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in ipaddress.ip_network(net) for net in trusted):
+        return peer
+    first = forwarded.split(",")[0].strip()
+    try:
+        return str(ipaddress.ip_address(first))
+    except ValueError:
+        return peer

@@ -1,0 +1,352 @@
+"""The only module that talks to the Kubernetes API (and imports its client).
+
+It offers reads, and exactly one write: :meth:`UpgradeGateway.mark_read`, a
+JSON merge patch that adds ``harvesterhci.io/read-message: "true"`` under a
+``resourceVersion`` precondition. There is no method here that could send a
+PUT, a POST to an Upgrade, a DELETE, a JSON patch or a strategic merge patch,
+so no caller can make one by mistake.
+
+Credentials are per request and never borrowed:
+
+* in passthrough mode the gateway's client carries *no* credentials of its
+  own (no token, no client certificate); each call carries the caller's token;
+* in impersonate mode the gateway acts with the BFF's identity plus
+  ``Impersonate-*`` headers for a user a TokenReview confirmed.
+
+The client library's exceptions end here: they are translated into
+:mod:`bff.errors` and never reach a handler.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client import rest as k8s_rest
+from kubernetes_asyncio.config.config_exception import ConfigException
+from multidict import CIMultiDict
+
+from bff import errors
+from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.patches import GROUP, PLURAL, VERSION, mark_read_patch
+
+log = logging.getLogger(__name__)
+
+JSONObject = dict[str, Any]
+#: Called after every upstream request with (verb, seconds, HTTP status or 0).
+Observer = Callable[[str, float, int], None]
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ClusterConfigNotFound(Exception):
+    """No kubeconfig and not running in a cluster: ``serve`` cannot start."""
+
+
+@dataclass(frozen=True)
+class UpstreamOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    pool_size: int = 32
+
+
+def _noop(verb: str, seconds: float, status: int) -> None:
+    return None
+
+
+async def load_configuration(options: UpstreamOptions) -> Any:
+    """Cluster configuration from ``--kubeconfig``/``KUBECONFIG``, else in-cluster.
+
+    Never anything else: with neither, this raises :class:`ClusterConfigNotFound`.
+    """
+    configuration = k8s.Configuration()
+    path = options.kubeconfig or os.environ.get("KUBECONFIG")
+    try:
+        if path:
+            await k8s_config.load_kube_config(
+                config_file=path,
+                context=options.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError) as exc:
+        where = f"kubeconfig {path!r}" if path else "in-cluster service account"
+        raise ClusterConfigNotFound(
+            f"cannot load cluster configuration from {where}: {exc}"
+        ) from exc
+    configuration.connection_pool_maxsize = options.pool_size
+    return configuration
+
+
+def anonymous_copy(configuration: Any) -> Any:
+    """The same cluster, CA and TLS settings, with every credential removed.
+
+    Passthrough requests use this, so a request that somehow lacked the caller's
+    token would reach the API server anonymous, never as the BFF. A client
+    certificate must go too: the API server authenticates x509 before bearer
+    tokens, so a kept certificate would silently win over the caller's token.
+    """
+    anon = copy.copy(configuration)
+    anon.api_key = {}
+    anon.api_key_prefix = {}
+    anon.refresh_api_key_hook = None
+    anon.cert_file = None
+    anon.key_file = None
+    anon.username = None
+    anon.password = None
+    return anon
+
+
+class _RestClient(k8s_rest.RESTClientObject):
+    """Sends a tuple header value as repeated headers (``Impersonate-Group`` needs it)."""
+
+    async def request(self, method: str, url: str, query_params: Any = None,
+                      headers: Any = None, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        if headers:
+            expanded: CIMultiDict[str] = CIMultiDict()
+            for key, value in headers.items():
+                for item in value if isinstance(value, tuple) else (value,):
+                    expanded.add(key, str(item))
+            headers = expanded
+        return await super().request(method, url, query_params, headers, *args, **kwargs)
+
+
+def _api_client(configuration: Any) -> Any:
+    api = k8s.ApiClient(configuration)
+    api.rest_client = _RestClient(configuration)
+    api.user_agent = "harvester-upgrade-bff"
+    return api
+
+
+def _auth(caller: Caller) -> dict[str, Any]:
+    """Per-request credentials: keyword arguments for a generated client call."""
+    if isinstance(caller, TokenCaller):
+        return {
+            "_request_auth": {
+                "in": "header",
+                "key": "authorization",
+                "type": "api_key",
+                "value": f"Bearer {caller.token}",
+            }
+        }
+    headers: dict[str, str | tuple[str, ...]] = {"Impersonate-User": caller.username}
+    if caller.uid:
+        headers["Impersonate-Uid"] = caller.uid
+    if caller.groups:
+        headers["Impersonate-Group"] = tuple(caller.groups)
+    for key, values in caller.extra.items():
+        headers[f"Impersonate-Extra-{_escape_extra_key(key)}"] = tuple(values)
+    return {"_headers": headers}
+
+
+def _escape_extra_key(key: str) -> str:
+    # Kubernetes percent-encodes extra keys in header names (client-go transport).
+    return quote(key, safe="")
+
+
+def translate(exc: BaseException) -> errors.BffError:
+    """Map a client-library or transport failure to the project's own error.
+
+    The upstream body is parsed for its ``Status.message`` only; nothing else
+    of it, and none of its headers but ``Retry-After``, goes any further.
+    """
+    if isinstance(exc, k8s.ApiException):
+        status = int(exc.status or 0)
+        message = _status_message(exc.body) or (exc.reason or "upstream error")
+        message = errors.truncate(message)
+        kinds: dict[int, type[errors.BffError]] = {
+            401: errors.Unauthorized,
+            403: errors.Forbidden,
+            404: errors.NotFound,
+            409: errors.UpstreamConflict,
+            422: errors.Invalid,
+        }
+        if status in kinds:
+            return kinds[status](message, upstream_status=status)
+        if status == 429:
+            retry_after = exc.headers.get("Retry-After") if exc.headers else None
+            headers = {"Retry-After": retry_after} if retry_after and retry_after.isdigit() else {}
+            return errors.TooManyRequests(message, headers=headers, upstream_status=status)
+        if status in (503, 504):
+            return errors.UpstreamUnavailable(
+                f"the Kubernetes API answered {status}", http_status=status, upstream_status=status
+            )
+        return errors.UpstreamUnavailable(
+            f"the Kubernetes API answered {status}", http_status=502, upstream_status=status
+        )
+    if isinstance(exc, TimeoutError):
+        return errors.UpstreamUnavailable(
+            "the Kubernetes API did not answer in time", http_status=504
+        )
+    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
+        return errors.UpstreamUnavailable("the Kubernetes API is unreachable", http_status=503)
+    return errors.UpstreamUnavailable("the Kubernetes API request failed", http_status=502)
+
+
+def _status_message(body: object) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str):
+        return ""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return ""
+    message = parsed.get("message") if isinstance(parsed, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+class _Calls:
+    """Shared plumbing: timeouts, latency observation and error translation."""
+
+    def __init__(self, api: Any, options: UpstreamOptions, observer: Observer) -> None:
+        self._api = api
+        self._objects = k8s.CustomObjectsApi(api)
+        self._timeout = (options.connect_timeout, options.read_timeout)
+        self._observe = observer
+
+    async def _call(self, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        status = 0
+        try:
+            result = await fn(*args, _request_timeout=self._timeout, **kwargs)
+            status = 201 if verb == "create" else 200
+            return result
+        except k8s.ApiException as exc:
+            status = int(exc.status or 0)
+            raise translate(exc) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise translate(exc) from None
+        finally:
+            self._observe(verb, time.perf_counter() - started, status)
+
+
+class UpgradeGateway(_Calls):
+    """Reads Upgrades, and writes the one label merge patch. Nothing else."""
+
+    async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
+        obj: JSONObject = await self._call(
+            "get",
+            self._objects.get_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL, name,
+            **_auth(caller),
+        )  # fmt: skip
+        return obj
+
+    async def list(self, caller: Caller, namespace: str, label_selector: str = "") -> JSONObject:
+        kwargs: dict[str, Any] = _auth(caller)
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        result: JSONObject = await self._call(
+            "list",
+            self._objects.list_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL,
+            **kwargs,
+        )  # fmt: skip
+        return result
+
+    async def mark_read(
+        self, caller: Caller, namespace: str, name: str, resource_version: str
+    ) -> JSONObject:
+        """The one write: label merge patch, conditional on ``resource_version``.
+
+        The content type is named explicitly: for a dict body the client would
+        otherwise choose JSON patch.
+        """
+        obj: JSONObject = await self._call(
+            "patch",
+            self._objects.patch_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL, name,
+            mark_read_patch(resource_version),
+            _content_type=MERGE_PATCH,
+            **_auth(caller),
+        )  # fmt: skip
+        return obj
+
+
+class ClusterProbe(_Calls):
+    """Readiness: is the API reachable, and does it serve Upgrades? (BFF's own identity.)"""
+
+    async def problem(self) -> str | None:
+        try:
+            resources = await self._call(
+                "discovery", self._objects.get_api_resources, GROUP, VERSION
+            )
+        except errors.BffError as exc:
+            return f"{GROUP}/{VERSION} discovery failed: {exc.message}"
+        names = {r.name for r in (resources.resources or [])}
+        if PLURAL not in names:
+            return f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}"
+        return None
+
+
+@dataclass(frozen=True)
+class ReviewedUser:
+    username: str
+    uid: str
+    groups: tuple[str, ...]
+    extra: Mapping[str, tuple[str, ...]]
+
+
+class TokenReviewer(_Calls):
+    """Asks the API server who a token belongs to (impersonate mode only).
+
+    A TokenReview is a question, not a change: the API server stores nothing.
+    """
+
+    async def review(self, token: str) -> ImpersonatedCaller | None:
+        auth = k8s.AuthenticationV1Api(self._api)
+        body = k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
+        result = await self._call("create", auth.create_token_review, body)
+        status = result.status
+        if status is None or not status.authenticated or status.user is None:
+            return None
+        user = status.user
+        return ImpersonatedCaller(
+            username=user.username or "",
+            uid=user.uid or "",
+            groups=tuple(user.groups or ()),
+            extra={k: tuple(v or ()) for k, v in (user.extra or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Upstream:
+    gateway: UpgradeGateway
+    probe: ClusterProbe
+    reviewer: TokenReviewer
+
+
+@asynccontextmanager
+async def connect(
+    options: UpstreamOptions, *, impersonate: bool, observer: Observer = _noop
+) -> AsyncIterator[Upstream]:
+    """Open the upstream clients once (per app) and close them on the way out."""
+    own_config = await load_configuration(options)
+    own = _api_client(own_config)
+    callers = own if impersonate else _api_client(anonymous_copy(own_config))
+    try:
+        yield Upstream(
+            gateway=UpgradeGateway(callers, options, observer),
+            probe=ClusterProbe(own, options, observer),
+            reviewer=TokenReviewer(own, options, observer),
+        )
+    finally:
+        if callers is not own:
+            await callers.close()
+        await own.close()

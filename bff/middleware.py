@@ -1,0 +1,136 @@
+"""Request middlewares: request id, security headers, errors, metrics.
+
+Every error a client sees is built here, from a :class:`bff.errors.BffError`
+or from aiohttp's own HTTP exceptions (404, 405, 413), as Steve-shaped JSON.
+Anything unexpected becomes a 500 with a generic sentence; the details go to
+the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bff import errors
+from bff.auth import client_address, forbidden_header
+from bff.keys import METRICS, SETTINGS
+from bff.logs import request_id, route_template
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+CLIENT_VERSION = "client_version"
+ACTION = "action"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def error_response(exc: errors.BffError) -> web.Response:
+    response = web.json_response(exc.body(), status=exc.status)
+    for key, value in exc.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return errors.MethodNotAllowed(
+            f"{exc.method} is not allowed here; allowed: {allowed}", headers={"Allow": allowed}
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return errors.PayloadTooLarge("the request body is larger than the limit")
+    if isinstance(exc, web.HTTPNotFound):
+        return errors.NotFound("no such route")
+    kind = type("HTTPError", (errors.BffError,), {"status": exc.status, "default_code": exc.reason})
+    return kind(exc.reason)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id (a valid X-Request-ID or a new one), client address, security headers."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    request["client_address"] = client_address(request, request.app[SETTINGS].trusted_proxies)
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = error_response(_from_http_exception(exc))
+        except errors.BffError as exc:
+            response = error_response(exc)
+        response.headers["X-Request-ID"] = rid
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
+    finally:
+        request_id.reset(token)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse impersonation headers outright, before any route runs."""
+    name = forbidden_header(request.headers.keys())
+    if name is not None:
+        raise errors.Forbidden(
+            "Impersonate-* headers are not accepted from clients", code="ForbiddenHeader"
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def unexpected(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last line: an unexpected exception is logged in full and answered with a plain 500."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, errors.BffError):
+        raise
+    except Exception:
+        log.exception("unexpected error while serving %s", route_template(request))
+        raise errors.BffError("internal error; see the BFF's log", code="InternalError") from None
+
+
+@web.middleware
+async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    m = request.app[METRICS]
+    m.in_flight.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except errors.BffError as exc:
+        status = exc.status
+        raise
+    finally:
+        m.in_flight.dec()
+        m.requests.labels(
+            request.get(CLIENT_VERSION, "none"),
+            route_template(request),
+            request.get(ACTION, "none"),
+            str(status),
+        ).inc()
+
+
+MIDDLEWARES = (request_context, metrics, guard, unexpected)
