@@ -1,0 +1,130 @@
+"""The command line: ``serve``, ``sandbox`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bff import __version__, logs
+from bff.settings import Settings, SettingsError, add_arguments, from_sources
+
+log = logging.getLogger("bff")
+
+SERVE_HELP = """\
+Serve the BFF against a real cluster. The cluster comes from --kubeconfig (or
+KUBECONFIG), or from the in-cluster service account when running in a pod. It
+never falls back to the sandbox: with neither, it exits with status 2.
+"""
+
+SANDBOX_HELP = """\
+Run everything on this machine, with no cluster: a Kubernetes API emulator
+seeded with three Upgrades, a simulated Harvester upgrade controller, and the
+BFF in front of them. Prints the URLs and the sandbox-admin and sandbox-viewer
+tokens. Stops on Ctrl-C or SIGTERM.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harvester-upgrade-bff",
+        description="Backend-for-frontend that turns Harvester upgrade dismissals into one "
+        "label-only merge patch, so a client can never wipe an Upgrade's status.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve against a real cluster",
+        description=SERVE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(serve)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the emulator, the simulated controller and the BFF, no cluster needed",
+        description=SANDBOX_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sandbox.add_argument(
+        "--kube-port",
+        type=int,
+        default=None,
+        help="port of the Kubernetes API emulator on 127.0.0.1 [env: BFF_KUBE_PORT; default: 6443]",
+    )
+    sandbox.add_argument(
+        "--controller-interval",
+        type=float,
+        default=None,
+        help="seconds between upgrade stages in the simulated controller; 0 stops advancing "
+        "[env: BFF_CONTROLLER_INTERVAL; default: 5]",
+    )
+    add_arguments(sandbox, skip=("kubeconfig", "context", "tls_cert", "tls_key"))
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the BFF against direct API calls, side by side",
+        description="Benchmark: runs the sandbox emulator in-process and reports ratios "
+        "measured side by side in one run.",
+    )
+    bench.add_argument(
+        "--requests",
+        type=int,
+        default=2000,
+        help="requests per measured scenario [default: 2000]",
+    )
+    bench.add_argument(
+        "--concurrency", type=int, default=16, help="requests in flight at once [default: 16]"
+    )
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = from_sources(_settings_args(args))
+    except SettingsError as exc:
+        print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "sandbox":
+            from bff.sandbox.runner import run_sandbox
+
+            return run_sandbox(settings, args)
+        from bff.bench import run_bench
+
+        return run_bench(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings_args(args: argparse.Namespace) -> dict[str, object]:
+    skip = {"command", "kube_port", "controller_interval", "requests", "concurrency", "json"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def _serve(settings: Settings) -> int:
+    from bff.app import create_app
+    from bff.kube import ClusterConfigNotFound
+    from bff.server import serve_until_stopped
+
+    try:
+        asyncio.run(serve_until_stopped(create_app(settings), settings))
+    except ClusterConfigNotFound as exc:
+        print(
+            f"harvester-upgrade-bff: error: {exc}. Point it at a cluster with --kubeconfig FILE "
+            "or KUBECONFIG, run it in a pod with a service account, or try "
+            "'harvester-upgrade-bff sandbox' for a local emulator.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
