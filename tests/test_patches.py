@@ -115,7 +115,8 @@ def test_second_dismiss_is_idempotent() -> None:
     live = copy.deepcopy(LIVE)
     live["metadata"]["labels"][READ_MESSAGE] = "true"
     reduction = reduce_put(copy.deepcopy(V104), live)
-    assert reduction.wants_read and not reduction.dismiss
+    assert reduction.wants_read
+    assert not reduction.dismiss
 
 
 def test_read_message_other_than_true_is_ignored() -> None:
@@ -198,4 +199,5 @@ def test_only_read_message_true_ever_leads_to_a_write(
     reduction = reduce_put(check_body(body, namespace=NS, name=NAME), LIVE)
     assert reduction.dismiss == (labels.get(READ_MESSAGE) == "true")
     if status != LIVE["status"]:
-        assert reduction.status_wipe and Ignored.STATUS in reduction.ignored
+        assert reduction.status_wipe
+        assert Ignored.STATUS in reduction.ignored
