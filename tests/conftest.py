@@ -1,0 +1,164 @@
+"""Shared fixtures: the API servers the suite talks to, and the BFF in front of them.
+
+* ``emulator``: the sandbox's Kubernetes API emulator on a loopback port.
+* ``real_apiserver``: a real kube apiextensions-apiserver on etcd, started once
+  per session (tests using it are marked ``real_apiserver``; they skip with one
+  line when Go is missing, and fail instead when BFF_REQUIRE_REAL_APISERVER=1).
+* ``backend``: either of the two, parametrised, reset to the three seed objects.
+* ``stack``: the BFF (real app, real kubernetes-asyncio client, a kubeconfig)
+  in front of a recording proxy in front of ``backend``, plus the simulated
+  Harvester controller watching ``backend``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from bff.sandbox.controller import SimulatedController
+from bff.sandbox.emulator import create_emulator_app
+
+from bff.app import create_app
+from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.settings import Settings
+from tests.support.backends import NAMESPACE, Backend
+from tests.support.recorder import Recorder
+
+REQUIRE_REAL = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1"
+
+
+@pytest.fixture(scope="session")
+def real_apiserver() -> Iterator[Any]:
+    from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
+
+    server = RealApiServer()
+    try:
+        server.start()
+    except RealApiServerUnavailable as exc:
+        if REQUIRE_REAL:
+            pytest.fail(f"real API server required but unavailable: {exc}")
+        pytest.skip(f"real API server unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def emulator(aiohttp_server: Callable[..., Any]) -> TestServer:
+    server: TestServer = await aiohttp_server(create_emulator_app())
+    return server
+
+
+async def _emulator_backend(
+    aiohttp_server: Callable[..., Any], http: aiohttp.ClientSession
+) -> Backend:
+    server: TestServer = await aiohttp_server(create_emulator_app())
+    backend = Backend("emulator", str(server.make_url("")).rstrip("/"), None, None, http)
+    backend.app = server.app  # type: ignore[attr-defined]
+    return backend
+
+
+@pytest.fixture(
+    params=["emulator", pytest.param("real", marks=pytest.mark.real_apiserver)],
+)
+async def backend(
+    request: pytest.FixtureRequest,
+    aiohttp_server: Callable[..., Any],
+    http: aiohttp.ClientSession,
+) -> Backend:
+    if request.param == "emulator":
+        return await _emulator_backend(aiohttp_server, http)
+    real = request.getfixturevalue("real_apiserver")
+    real.reset()
+    context = ssl.create_default_context(cafile=str(real.ca_file))
+    return Backend("real", real.url, context, str(real.ca_file), http)
+
+
+@pytest.fixture
+async def emulator_backend(
+    aiohttp_server: Callable[..., Any], http: aiohttp.ClientSession
+) -> Backend:
+    return await _emulator_backend(aiohttp_server, http)
+
+
+def kubeconfig_for(backend: Backend, directory: Path, token: str, name: str) -> Path:
+    return write_kubeconfig(directory / name, backend.url, token=token, ca_file=backend.ca_file)
+
+
+@dataclass
+class Stack:
+    """The BFF under test and everything around it."""
+
+    backend: Backend
+    client: TestClient
+    recorder: Recorder
+    controller: SimulatedController
+    settings: Settings
+
+    def upstream_writes(self) -> list[Any]:
+        return [w for w in self.recorder.writes if "/upgrades" in w.path]
+
+    async def settle(self) -> None:
+        """Wait until the controller has seen everything written so far."""
+        listed = await self.backend.call("GET", self.backend.path())
+        await self.controller.wait_synced(listed[1]["metadata"]["resourceVersion"])
+
+
+async def make_stack(
+    backend: Backend,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Any],
+    aiohttp_client: Callable[..., Any],
+    **overrides: Any,
+) -> AsyncIterator[Stack]:
+    recorder = Recorder(backend.url, backend.ssl_context)
+    proxy: TestServer = await aiohttp_server(recorder.app())
+    kubeconfig = write_kubeconfig(
+        tmp_path / "bff.kubeconfig", str(proxy.make_url("")).rstrip("/"), token="sandbox-bff"
+    )
+    settings = replace(Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE), **overrides)
+    client: TestClient = await aiohttp_client(create_app(settings))
+    controller = SimulatedController(
+        kubeconfig=str(kubeconfig_for(backend, tmp_path, "sandbox-controller", "ctl.kubeconfig")),
+        namespace=NAMESPACE,
+        interval=0,
+    )
+    await controller.start()
+    try:
+        yield Stack(backend, client, recorder, controller, settings)
+    finally:
+        await controller.stop()
+
+
+@pytest.fixture
+async def stack(
+    backend: Backend,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Any],
+    aiohttp_client: Callable[..., Any],
+) -> AsyncIterator[Stack]:
+    async for s in make_stack(backend, tmp_path, aiohttp_server, aiohttp_client):
+        yield s
+
+
+@pytest.fixture
+async def emulator_stack(
+    emulator_backend: Backend,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Any],
+    aiohttp_client: Callable[..., Any],
+) -> AsyncIterator[Stack]:
+    async for s in make_stack(emulator_backend, tmp_path, aiohttp_server, aiohttp_client):
+        yield s
