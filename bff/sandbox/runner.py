@@ -1,0 +1,117 @@
+"""``harvester-upgrade-bff sandbox``: the emulator, the simulated controller and the BFF.
+
+Everything runs in one process on loopback. The BFF and the controller reach
+the emulator the way they would reach a real cluster: through
+kubernetes-asyncio and a kubeconfig file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from bff import server
+from bff.app import create_app
+from bff.sandbox.controller import SimulatedController
+from bff.sandbox.emulator import create_emulator_app
+from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KUBE_PORT = 6443
+DEFAULT_CONTROLLER_INTERVAL = 5.0
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"invalid {name} value {raw!r}: must be a number") from None
+
+
+def sandbox_options(args: argparse.Namespace) -> tuple[int, float]:
+    kube_port = args.kube_port
+    if kube_port is None:
+        kube_port = int(_float_env("BFF_KUBE_PORT", DEFAULT_KUBE_PORT))
+    interval = args.controller_interval
+    if interval is None:
+        interval = _float_env("BFF_CONTROLLER_INTERVAL", DEFAULT_CONTROLLER_INTERVAL)
+    if not 0 <= kube_port <= 65535:
+        raise SettingsError("invalid --kube-port / BFF_KUBE_PORT: must be 0 to 65535")
+    if interval < 0:
+        raise SettingsError("invalid --controller-interval: must be zero or more seconds")
+    return kube_port, interval
+
+
+async def run(settings: Settings, kube_port: int, interval: float) -> None:
+    stopping = server.stop_event_on_signals()
+    with tempfile.TemporaryDirectory(prefix="bff-sandbox-") as tmp:
+        emulator = web.AppRunner(create_emulator_app(), handle_signals=False)
+        await emulator.setup()
+        await web.TCPSite(emulator, "127.0.0.1", kube_port).start()
+        kube_url = f"http://127.0.0.1:{emulator.addresses[0][1]}"
+        bff_config = write_kubeconfig(Path(tmp, "bff.kubeconfig"), kube_url, token="sandbox-bff")
+        controller_config = write_kubeconfig(
+            Path(tmp, "controller.kubeconfig"), kube_url, token="sandbox-controller"
+        )
+        controller = SimulatedController(
+            kubeconfig=str(controller_config), namespace=settings.namespace, interval=interval
+        )
+        await controller.start()
+        bff_settings = replace(settings, kubeconfig=str(bff_config))
+        runner, bff_url = await server.start(create_app(bff_settings), bff_settings)
+        print(_banner(bff_url, kube_url, interval), flush=True)
+        try:
+            await stopping.wait()
+            log.info("stopping the sandbox")
+        finally:
+            await server.stop(runner)
+            await controller.stop()
+            await emulator.cleanup()
+
+
+def _banner(bff_url: str, kube_url: str, interval: float) -> str:
+    advancing = f"every {interval:g}s" if interval > 0 else "off"
+    return f"""
+harvester-upgrade-bff sandbox is running.
+
+  BFF (the page and the API)  {bff_url}/
+  Kubernetes API emulator     {kube_url}
+  Simulated controller        watching harvester-system; advancing upgrades {advancing}
+
+  Tokens   sandbox-admin   every verb
+           sandbox-viewer  get, list and watch only
+
+  Try:
+    curl -H 'Authorization: Bearer sandbox-admin' {bff_url}/api/v1.0.5/upgrades
+    curl -X POST -H 'Authorization: Bearer sandbox-admin' \\
+      '{bff_url}/api/v1.0.5/upgrades/harvester-system/hvst-upgrade-7xn6v?action=dismiss'
+
+Stop with Ctrl-C.
+"""
+
+
+def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        kube_port, interval = sandbox_options(args)
+    except SettingsError as exc:
+        print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(settings, kube_port, interval))
+    except OSError as exc:
+        print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
