@@ -1,0 +1,127 @@
+"""Credential extraction, header hygiene and the TokenReview cache (bff.auth), in isolation.
+
+The end-to-end proofs (through the BFF, against an API server) are in
+tests/security/; these pin the small rules down precisely.
+"""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from bff import errors
+from bff.auth import (
+    ReviewCache,
+    check_csrf,
+    check_origin,
+    client_address,
+    credential,
+    forbidden_header,
+)
+from bff.identity import ImpersonatedCaller, TokenCaller
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Impersonate-User", "impersonate-group", "IMPERSONATE-UID", "Impersonate_User",
+     "impersonate-extra-scopes", "Impersonate-Extra-a%2Fb"],
+)  # fmt: skip
+def test_every_spelling_of_an_impersonation_header_is_caught(name: str) -> None:
+    assert forbidden_header(["Accept", name]) == name
+
+
+def test_ordinary_headers_are_not_impersonation() -> None:
+    assert forbidden_header(["Authorization", "X-Impersonate", "Cookie"]) is None
+
+
+def test_bearer_token() -> None:
+    request = make_mocked_request("GET", "/", headers={"Authorization": "Bearer abc.def"})
+    assert credential(request) == ("abc.def", False)
+
+
+def test_session_cookie() -> None:
+    request = make_mocked_request("GET", "/", headers={"Cookie": "R_SESS=token-1"})
+    assert credential(request) == ("token-1", True)
+
+
+def test_header_wins_over_cookie() -> None:
+    request = make_mocked_request(
+        "GET", "/", headers={"Authorization": "Bearer a", "Cookie": "R_SESS=b"}
+    )
+    assert credential(request) == ("a", False)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "},
+     {"Authorization": "Bearer a b"}, {"Cookie": "R_SESS="}],
+)  # fmt: skip
+def test_no_usable_credential_is_401(headers: dict[str, str]) -> None:
+    with pytest.raises(errors.Unauthorized):
+        credential(make_mocked_request("GET", "/", headers=headers))
+
+
+def test_csrf_needs_header_equal_to_cookie() -> None:
+    ok = make_mocked_request("PUT", "/", headers={"Cookie": "CSRF=x1", "X-API-CSRF": "x1"})
+    check_csrf(ok)
+    for headers in (
+        {"Cookie": "CSRF=x1"},
+        {"Cookie": "CSRF=x1", "X-API-CSRF": "x2"},
+        {"X-API-CSRF": "x1"},
+        {"Cookie": "CSRF=", "X-API-CSRF": ""},
+    ):
+        with pytest.raises(errors.Forbidden):
+            check_csrf(make_mocked_request("PUT", "/", headers=headers))
+
+
+def test_origin_same_host_or_allowed() -> None:
+    same = make_mocked_request(
+        "GET", "/", headers={"Host": "bff.local", "Origin": "https://bff.local"}
+    )
+    check_origin(same, [])
+    allowed = make_mocked_request(
+        "GET", "/", headers={"Host": "bff.local", "Origin": "https://rancher.example.com"}
+    )
+    check_origin(allowed, ["https://rancher.example.com"])
+    with pytest.raises(errors.Forbidden):
+        check_origin(allowed, [])
+
+
+class _Peer:
+    """The smallest transport that can say who the peer is."""
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+def test_forwarded_for_only_from_trusted_proxies() -> None:
+    request = make_mocked_request(
+        "GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}, transport=_Peer()
+    )
+    assert client_address(request, []) == "127.0.0.1"
+    assert client_address(request, ["10.0.0.0/8"]) == "127.0.0.1"
+    assert client_address(request, ["127.0.0.0/8"]) == "203.0.113.9"
+
+
+def test_review_cache_expires_after_ttl() -> None:
+    now = [100.0]
+    cache = ReviewCache(10.0, clock=lambda: now[0])
+    user = ImpersonatedCaller("alice", groups=("devs",))
+    cache.put("tok", user)
+    assert cache.get("tok") == user
+    now[0] += 9.99
+    assert cache.get("tok") == user
+    now[0] += 0.02
+    assert cache.get("tok") is None
+
+
+def test_review_cache_is_bounded() -> None:
+    cache = ReviewCache(10.0, max_entries=2)
+    for token in ("a", "b", "c"):
+        cache.put(token, ImpersonatedCaller(token))
+    assert cache.get("a") is None
+    assert cache.get("c") == ImpersonatedCaller("c")
+
+
+def test_a_token_never_shows_in_repr() -> None:
+    assert "s3cret" not in repr(TokenCaller("s3cret"))
