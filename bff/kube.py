@@ -126,8 +126,9 @@ class _RestClient(k8s_rest.RESTClientObject):
         return await super().request(method, url, query_params, headers, *args, **kwargs)
 
 
-def _api_client(configuration: Any) -> Any:
+async def _api_client(configuration: Any) -> Any:
     api = k8s.ApiClient(configuration)
+    await api.rest_client.close()  # replaced by the header-expanding one below
     api.rest_client = _RestClient(configuration)
     api.user_agent = "harvester-upgrade-bff"
     return api
@@ -338,8 +339,8 @@ async def connect(
 ) -> AsyncIterator[Upstream]:
     """Open the upstream clients once (per app) and close them on the way out."""
     own_config = await load_configuration(options)
-    own = _api_client(own_config)
-    callers = own if impersonate else _api_client(anonymous_copy(own_config))
+    own = await _api_client(own_config)
+    callers = own if impersonate else await _api_client(anonymous_copy(own_config))
     try:
         yield Upstream(
             gateway=UpgradeGateway(callers, options, observer),
