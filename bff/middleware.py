@@ -56,8 +56,9 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
         return errors.PayloadTooLarge("the request body is larger than the limit")
     if isinstance(exc, web.HTTPNotFound):
         return errors.NotFound("no such route")
-    kind = type("HTTPError", (errors.BffError,), {"status": exc.status, "default_code": exc.reason})
-    return kind(exc.reason)
+    error = errors.BffError(exc.reason, code=exc.reason.replace(" ", ""))
+    error.status = exc.status
+    return error
 
 
 @web.middleware
