@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from bff.sandbox.controller import SimulatedController
-from bff.sandbox.emulator import create_emulator_app
 
 from bff.app import create_app
+from bff.sandbox.controller import SimulatedController
+from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
 from tests.support.backends import NAMESPACE, Backend
@@ -126,7 +127,9 @@ async def make_stack(
     recorder = Recorder(backend.url, backend.ssl_context)
     proxy: TestServer = await aiohttp_server(recorder.app())
     kubeconfig = write_kubeconfig(
-        tmp_path / "bff.kubeconfig", str(proxy.make_url("")).rstrip("/"), token="sandbox-bff"
+        tmp_path / f"bff-{id(recorder)}.kubeconfig",
+        str(proxy.make_url("")).rstrip("/"),
+        token="sandbox-bff",
     )
     settings = replace(Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE), **overrides)
     client: TestClient = await aiohttp_client(create_app(settings))
@@ -151,6 +154,24 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async for s in make_stack(backend, tmp_path, aiohttp_server, aiohttp_client):
         yield s
+
+
+@pytest.fixture
+async def stack_factory(
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Any],
+    aiohttp_client: Callable[..., Any],
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    """Build stacks with other settings (``auth_mode=...``, timeouts) over a backend."""
+    async with contextlib.AsyncExitStack() as exits:
+
+        async def build(backend: Backend, **overrides: Any) -> Stack:
+            generator = make_stack(backend, tmp_path, aiohttp_server, aiohttp_client, **overrides)
+            built = await generator.__anext__()
+            exits.push_async_callback(generator.aclose)
+            return built
+
+        yield build
 
 
 @pytest.fixture

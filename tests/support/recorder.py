@@ -36,6 +36,7 @@ class Recorded:
     content_type: str
     body: object
     headers: dict[str, str]
+    header_items: list[tuple[str, str]] = field(default_factory=list)
     status: int = 0
 
 
@@ -45,6 +46,8 @@ class Recorder:
     ssl_context: ssl.SSLContext | None = None
     writes: list[Recorded] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**2 * 8)
@@ -71,10 +74,21 @@ class Recorder:
             content_type=request.headers.get("Content-Type", ""),
             body=body,
             headers=dict(request.headers),
+            header_items=list(request.headers.items()),
         )
         self.requests.append(entry)
         if request.method != "GET":
             self.writes.append(entry)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._send(request, raw, headers, entry)
+        finally:
+            self.in_flight -= 1
+
+    async def _send(
+        self, request: web.Request, raw: bytes, headers: dict[str, str], entry: Recorded
+    ) -> web.StreamResponse:
         async with self._client.request(
             request.method,
             self.target.rstrip("/") + request.path_qs,
