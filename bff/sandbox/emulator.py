@@ -326,6 +326,9 @@ async def _log_and_journal(request: web.Request, handler: Handler) -> web.Stream
         response = await _as_status(request, handler)
         status = response.status
         return response
+    except asyncio.CancelledError:
+        status = 499  # the server stopped while the request (a watch) was open
+        raise
     finally:
         user = request.get(_USER)
         who = user.username if user else "-"

@@ -560,7 +560,7 @@ class Event:
     prev: JSON | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class WatchSubscription:
     """A queue of events for one watch; ``None`` in the queue means the server is stopping."""
 
