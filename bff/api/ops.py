@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bff.keys import METRICS, READINESS
+from bff.keys import METRICS, READINESS, SETTINGS
 from bff.middleware import PAGE_CSP
+from bff.openapi import document as openapi_document
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -28,6 +31,17 @@ async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+@functools.cache
+def _openapi_json(base_path: str) -> bytes:
+    # Built once per base path: the document only changes with the code.
+    return json.dumps(openapi_document(base_path)).encode()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    body = _openapi_json(request.app[SETTINGS].base_path)
+    return web.Response(body=body, content_type="application/json")
 
 
 def _static(name: str) -> bytes:

@@ -18,6 +18,7 @@ def add_routes(app: web.Application, base_path: str = "") -> None:
     r.add_get(f"{b}/healthz", ops.healthz, allow_head=False)
     r.add_get(f"{b}/readyz", ops.readyz, allow_head=False)
     r.add_get(f"{b}/metrics", ops.metrics, allow_head=False)
+    r.add_get(f"{b}/openapi.json", ops.openapi, allow_head=False)
     r.add_get(f"{b}/", ops.index, allow_head=False)
     r.add_get(f"{b}/static/{{file}}", ops.static, allow_head=False)
 

@@ -1,0 +1,890 @@
+"""The OpenAPI 3.1 description of every route, served at ``/openapi.json``.
+
+Written by hand, but from the constants the handlers themselves use (client
+versions, actions, labels, warning texts, the Steve type), so what can drift
+is shared. ``tests/test_openapi.py`` compares the document's paths and methods
+with the app's router in both directions, validates the document, and checks
+the real request and response shapes against its schemas.
+
+Paths are written without the base path; the one ``servers`` entry carries it,
+so a client resolves every path under the prefix the BFF is mounted at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from bff import __version__
+from bff.api.handlers import STEVE_COLLECTION
+from bff.api.versions import VERSIONS
+from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from bff.patches import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE, WARNINGS
+from bff.upgrades import Action
+
+JSON = dict[str, object]
+
+#: The files of the page besides ``index.html``; ``bff.api.ops`` serves exactly these.
+STATIC_FILES = ("app.js", "app.css", "api.html", "api.js")
+ACTIONS = (str(Action.DISMISS), str(Action.CANCEL))
+
+# JSON Schema patterns are searches, not full matches: anchor them.
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+UPGRADES = "/api/{version}/upgrades"
+UPGRADE = UPGRADES + "/{namespace}/{name}"
+RANCHER_PREFIX = "/k8s/clusters/{cluster}"
+
+API_TAG, STEVE_TAG, OPS_TAG = "upgrades", "steve-compat", "operations"
+
+
+def _ref(kind: str, name: str) -> JSON:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _schema(name: str) -> JSON:
+    return _ref("schemas", name)
+
+
+def _json(schema: JSON, examples: Mapping[str, JSON] | None = None) -> JSON:
+    media: JSON = {"schema": schema}
+    if examples:
+        media["examples"] = dict(examples)
+    return {"application/json": media}
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+#: status -> (component name, description, {code: example message}).
+#: The codes are every ``code`` the BFF can answer with for that status.
+_ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
+    400: (
+        "BadRequest",
+        "Bad input, refused before any upstream call: malformed JSON, a name or namespace "
+        "that is not DNS-1123, a body whose identity does not match the URL, a bad label "
+        "shape, an invalid labelSelector or an unknown action.",
+        {
+            "InvalidName": "name 'Bad_Name' is not a valid DNS-1123 subdomain "
+            "(lower-case alphanumerics, '-' and '.', at most 253 characters)",
+            "InvalidSelector": "invalid labelSelector: unexpected character",
+            "MalformedJSON": "malformed JSON: Expecting value: line 1 column 1 (char 0)",
+            "EmptyBody": "the request body is empty",
+            "InvalidBody": "apiVersion must be harvesterhci.io/v1beta1",
+            "IdentityMismatch": "metadata.name in the body does not match the name in the URL",
+            "InvalidLabels": "metadata.labels must be an object of strings",
+            "UnknownAction": "unknown action 'delete'; actions are dismiss and cancel",
+            "BadRequest": "the request could not be understood",
+        },
+    ),
+    401: (
+        "Unauthorized",
+        "No credential, a malformed Authorization header, or the Kubernetes API did not "
+        "accept the token. A request without a credential never reaches the API server.",
+        {
+            "Unauthorized": "no credential: send 'Authorization: Bearer <token>' "
+            "or the R_SESS session cookie",
+        },
+    ),
+    403: (
+        "Forbidden",
+        "The Kubernetes API refused the caller (RBAC), an Impersonate-* header was sent, "
+        "the Origin is not allowed, or a cookie-authenticated write lacks the CSRF header.",
+        {
+            "Forbidden": 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" is forbidden',
+            "ForbiddenHeader": "Impersonate-* headers are not accepted from clients",
+            "OriginNotAllowed": "origin 'https://evil.example' is not allowed",
+            "InvalidCSRFToken": "a cookie-authenticated PUT needs the X-API-CSRF header "
+            "equal to the CSRF cookie",
+        },
+    ),
+    404: (
+        "NotFound",
+        "No such Upgrade, or a client version the BFF does not speak.",
+        {
+            "NotFound": 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" not found',
+            "UnknownVersion": "unknown client version 'v9'; supported versions: "
+            + ", ".join(VERSIONS),
+        },
+    ),
+    405: (
+        "MethodNotAllowed",
+        "v1.0.4 clients have no actions: they PUT the object.",
+        {"MethodNotAllowed": "v1.0.4 clients have no actions; they PUT the object"},
+    ),
+    409: (
+        "Conflict",
+        "Nothing was written: the upgrade is still in progress (dismissing it would make "
+        "Harvester delete its logs), the body's metadata.uid names another incarnation of "
+        "the object, or the object kept changing until the retries ran out.",
+        {
+            "UpgradeInProgress": "the upgrade is still in progress (state UpgradingNodes); "
+            "it can be dismissed once it has Succeeded or Failed",
+            "UidMismatch": "metadata.uid in the body does not match the live object: "
+            "it was deleted and re-created since the client read it",
+            "ConflictRetriesExhausted": "the upgrade kept changing; gave up after 5 attempts",
+            "Conflict": "the object has been modified; please apply your changes "
+            "to the latest version and try again",
+        },
+    ),
+    413: (
+        "PayloadTooLarge",
+        "The request body is over the limit (64 KiB by default).",
+        {"RequestEntityTooLarge": "the request body is larger than 65536 bytes"},
+    ),
+    415: (
+        "UnsupportedMediaType",
+        "A PUT body must be application/json.",
+        {"UnsupportedMediaType": "the body must be application/json, not 'text/plain'"},
+    ),
+    422: (
+        "Invalid",
+        "The Kubernetes API refused the write as invalid; its message is passed on, truncated.",
+        {"Invalid": 'Upgrade.harvesterhci.io "hvst-upgrade-7xn6v" is invalid'},
+    ),
+    429: (
+        "TooManyRequests",
+        "The Kubernetes API is throttling; its Retry-After is passed through.",
+        {"TooManyRequests": "Too many requests, please try again later."},
+    ),
+    500: (
+        "InternalError",
+        "An unexpected failure inside the BFF; the details are in its log, never in the answer.",
+        {"InternalError": "internal error; see the BFF's log"},
+    ),
+    502: (
+        "BadGateway",
+        "The Kubernetes API failed.",
+        {"UpstreamUnavailable": "the Kubernetes API answered 500"},
+    ),
+    503: (
+        "ServiceUnavailable",
+        "The Kubernetes API is unreachable or answered 503.",
+        {"UpstreamUnavailable": "the Kubernetes API is unreachable"},
+    ),
+    504: (
+        "GatewayTimeout",
+        "The Kubernetes API did not answer in time.",
+        {"UpstreamUnavailable": "the Kubernetes API did not answer in time"},
+    ),
+}
+
+#: Error statuses per kind of operation, as the contract's error table assigns them
+#: (plus 500, which only a bug produces).
+_READ_ERRORS = (400, 401, 403, 404, 429, 500, 502, 503, 504)
+_PUT_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504)
+_ACTION_ERRORS = (400, 401, 403, 404, 405, 409, 422, 429, 500, 502, 503, 504)
+
+
+def _error_response(status: int) -> JSON:
+    _, description, codes = _ERRORS[status]
+    headers: JSON = {"X-Request-ID": _ref("headers", "X-Request-ID")}
+    if status == 429:
+        headers["Retry-After"] = _ref("headers", "Retry-After")
+    if status == 405:
+        headers["Allow"] = _ref("headers", "Allow")
+    schema: JSON = {
+        "allOf": [_schema("Error"), {"properties": {"status": {"const": status}}}],
+    }
+    examples: dict[str, JSON] = {
+        code: {
+            "summary": code,
+            "value": {"type": "error", "status": status, "code": code, "message": message},
+        }
+        for code, message in codes.items()
+    }
+    return {"description": description, "headers": headers, "content": _json(schema, examples)}
+
+
+def _errors(statuses: Iterable[int]) -> JSON:
+    return {str(status): _ref("responses", _ERRORS[status][0]) for status in statuses}
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+_LABELS_DESCRIPTION = (
+    f"`{UPGRADE_STATE}` is Harvester's upgrade state (Succeeded and Failed are finished). "
+    f'`{READ_MESSAGE}: "true"` means the "upgrade finished" message was dismissed; it is '
+    "the only label a client can change through the BFF, and only to `true`."
+)
+
+
+def _schemas() -> JSON:
+    string_map: JSON = {"type": "object", "additionalProperties": {"type": "string"}}
+    condition: JSON = {
+        "type": "object",
+        "required": ["type", "status"],
+        "properties": {
+            "type": {"type": "string", "examples": ["Completed", "LogReady"]},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+            "lastUpdateTime": {"type": "string"},
+            "lastTransitionTime": {"type": "string"},
+        },
+    }
+    status: JSON = {
+        "type": "object",
+        "description": "Written by Harvester's controller. The CRD has no status subresource, "
+        "so a PUT without it would wipe it; the BFF never sends one.",
+        "properties": {
+            "conditions": {"type": "array", "items": _schema("Condition")},
+            "imageID": {"type": "string"},
+            "nodeStatuses": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "state": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+            "previousVersion": {"type": "string"},
+            "repoInfo": {"type": "string"},
+            "singleNode": {"type": "string"},
+            "upgradeLog": {"type": "string"},
+        },
+    }
+    spec: JSON = {
+        "type": "object",
+        "properties": {
+            "version": {"type": "string", "examples": ["v1.5.0"]},
+            "image": {"type": "string"},
+            "logEnabled": {"type": "boolean", "default": True},
+        },
+    }
+    object_meta: JSON = {
+        "type": "object",
+        "required": ["name", "namespace"],
+        "properties": {
+            "name": {"type": "string", "pattern": DNS1123_SUBDOMAIN, "maxLength": 253},
+            "namespace": {"type": "string", "pattern": DNS1123_LABEL, "maxLength": 63},
+            "generateName": {"type": "string"},
+            "uid": {"type": "string"},
+            "resourceVersion": {"type": "string"},
+            "generation": {"type": "integer"},
+            "creationTimestamp": {"type": "string"},
+            "labels": {**string_map, "description": _LABELS_DESCRIPTION},
+            "annotations": string_map,
+            "finalizers": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    upgrade: JSON = {
+        "type": "object",
+        "description": f"A Harvester `{API_VERSION}` `{KIND}`, as the Kubernetes API returns it.",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": KIND},
+            "metadata": _schema("ObjectMeta"),
+            "spec": _schema("UpgradeSpec"),
+            "status": _schema("UpgradeStatus"),
+        },
+    }
+    links: JSON = {
+        "type": "object",
+        "required": ["self", "update"],
+        "properties": {
+            "self": {"type": "string", "format": "uri-reference"},
+            "update": {"type": "string", "format": "uri-reference"},
+        },
+    }
+    actions: JSON = {
+        "type": "object",
+        "description": "v1.0.5 only: the action URLs.",
+        "required": list(ACTIONS),
+        "properties": {a: {"type": "string", "format": "uri-reference"} for a in ACTIONS},
+    }
+    resource: JSON = {
+        "description": "A Steve-style resource: the Kubernetes object plus Steve's envelope.",
+        "allOf": [
+            _schema("Upgrade"),
+            {
+                "type": "object",
+                "required": ["id", "type", "links"],
+                "properties": {
+                    "id": {"type": "string", "description": "`namespace/name`"},
+                    "type": {"const": STEVE_TYPE},
+                    "links": _schema("SteveLinks"),
+                    "actions": _schema("SteveActions"),
+                },
+            },
+        ],
+    }
+    collection: JSON = {
+        "type": "object",
+        "required": ["type", "resourceType", "data"],
+        "properties": {
+            "type": {"const": "collection"},
+            "resourceType": {"const": STEVE_TYPE},
+            "links": {"type": "object", "properties": {"self": {"type": "string"}}},
+            "revision": {"type": "string"},
+            "count": {"type": "integer", "minimum": 0},
+            "data": {"type": "array", "items": _schema("UpgradeResource")},
+        },
+    }
+    put_body: JSON = {
+        "type": "object",
+        "description": (
+            "The whole object, as a client's `save()` sends it (a Steve model, with or "
+            "without `status`). It is reduced to one change at most: "
+            f'`{READ_MESSAGE}: "true"`. Every other difference from the live object is '
+            "ignored and reported in a `Warning` header; a read-message label missing "
+            "from the body never removes it. `metadata.name` (and `namespace`, `id`, "
+            "where present) must match the URL; a `metadata.uid` naming another "
+            "incarnation of the object is a 409."
+        ),
+        "required": ["metadata"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": KIND},
+            "id": {"type": "string"},
+            "metadata": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "uid": {"type": "string"},
+                    "labels": {**string_map, "description": _LABELS_DESCRIPTION},
+                },
+            },
+        },
+    }
+    error: JSON = {
+        "type": "object",
+        "description": "Steve's error shape. `message` is a sentence for a human; it never "
+        "carries a stack trace, an upstream body or a token.",
+        "required": ["type", "status", "code", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "error"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    return {
+        "Condition": condition,
+        "UpgradeStatus": status,
+        "UpgradeSpec": spec,
+        "ObjectMeta": object_meta,
+        "Upgrade": upgrade,
+        "SteveLinks": links,
+        "SteveActions": actions,
+        "UpgradeResource": resource,
+        "UpgradeCollection": collection,
+        "PutBody": put_body,
+        "Error": error,
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "reason": {"type": "string"},
+            },
+        },
+    }
+
+
+def _headers() -> JSON:
+    warnings = "; ".join(f'"{text}"' for text in WARNINGS.values())
+    return {
+        "X-Request-ID": {
+            "description": "The request's id: a valid inbound X-Request-ID, else a new one. "
+            "Every log line about the request carries it.",
+            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,128}$"},
+        },
+        "X-Upgrade-Bff-Changed": {
+            "description": "Whether this request wrote to the Kubernetes API.",
+            "required": True,
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+        "Warning": {
+            "description": 'Kubernetes-style `299 - "..."`, one header per category of '
+            f"the body that was ignored. The texts: {warnings}.",
+            "schema": {"type": "string", "pattern": '^299 - ".*"$'},
+        },
+        "Retry-After": {
+            "description": "Seconds, passed through from the Kubernetes API.",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "Allow": {"description": "The methods this route allows.", "schema": {"type": "string"}},
+    }
+
+
+def _parameters() -> JSON:
+    return {
+        "version": {
+            "name": "version",
+            "in": "path",
+            "required": True,
+            "description": "The client generation. Any other value is answered 404 "
+            "`UnknownVersion`, listing these.",
+            "schema": {"type": "string", "enum": list(VERSIONS)},
+        },
+        "namespace": {
+            "name": "namespace",
+            "in": "path",
+            "required": True,
+            "description": "A DNS-1123 label; Harvester keeps its Upgrades in harvester-system.",
+            "schema": {"type": "string", "pattern": DNS1123_LABEL, "maxLength": 63},
+            "example": "harvester-system",
+        },
+        "name": {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "The Upgrade's name, a DNS-1123 subdomain.",
+            "schema": {"type": "string", "pattern": DNS1123_SUBDOMAIN, "maxLength": 253},
+            "example": "hvst-upgrade-7xn6v",
+        },
+        "cluster": {
+            "name": "cluster",
+            "in": "path",
+            "required": True,
+            "description": "The Rancher cluster id (as in Rancher's /k8s/clusters/<id> proxy).",
+            "schema": {"type": "string", "pattern": DNS1123_SUBDOMAIN, "maxLength": 253},
+            "example": "c-m-abcd1234",
+        },
+        "labelSelector": {
+            "name": "labelSelector",
+            "in": "query",
+            "required": False,
+            "description": "A Kubernetes label selector, validated before it is sent upstream.",
+            "schema": {"type": "string"},
+            "example": f"{UPGRADE_STATE}=Succeeded",
+        },
+        "action": {
+            "name": "action",
+            "in": "query",
+            "required": True,
+            "description": "dismiss: mark the message read; refused (409) while the upgrade "
+            "is unfinished. cancel: the dialog's Cancel; on a finished upgrade it marks the "
+            "message read like dismiss, on an unfinished one it writes nothing. Either "
+            "way status is never touched.",
+            "schema": {"type": "string", "enum": list(ACTIONS)},
+        },
+        "file": {
+            "name": "file",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(STATIC_FILES)},
+        },
+        "X-Request-ID": {
+            "name": "X-Request-ID",
+            "in": "header",
+            "required": False,
+            "description": "Reused as the request's id when it matches the pattern.",
+            "schema": {"type": "string"},
+        },
+    }
+
+
+def _responses() -> JSON:
+    request_id: JSON = {"X-Request-ID": _ref("headers", "X-Request-ID")}
+    write_headers: JSON = {
+        **request_id,
+        "X-Upgrade-Bff-Changed": _ref("headers", "X-Upgrade-Bff-Changed"),
+        "Warning": _ref("headers", "Warning"),
+    }
+    responses: JSON = {
+        "Resource": {
+            "description": "The Upgrade as a Steve resource.",
+            "headers": request_id,
+            "content": _json(_schema("UpgradeResource")),
+        },
+        "Collection": {
+            "description": "The Upgrades as a Steve collection.",
+            "headers": request_id,
+            "content": _json(_schema("UpgradeCollection")),
+        },
+        "Written": {
+            "description": "The resulting object: as the API server returned it after the "
+            "label patch, or the live object when nothing needed writing. Status is intact.",
+            "headers": write_headers,
+            "content": _json(_schema("UpgradeResource")),
+        },
+    }
+    for status, (name, _, _) in _ERRORS.items():
+        responses[name] = _error_response(status)
+    return responses
+
+
+# --- operations -------------------------------------------------------------------------------
+
+_READ_SECURITY: list[JSON] = [{"bearer": []}, {"session": []}]
+#: A cookie credential on an unsafe method also needs the CSRF double-submit header.
+_WRITE_SECURITY: list[JSON] = [{"bearer": []}, {"session": [], "csrf": []}]
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: JSON,
+    *,
+    description: str = "",
+    parameters: Iterable[str] = (),
+    request_body: JSON | None = None,
+    security: list[JSON] | None = None,
+) -> JSON:
+    op: JSON = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if description:
+        op["description"] = description
+    params = [_ref("parameters", p) for p in parameters]
+    if security is not None:
+        params.append(_ref("parameters", "X-Request-ID"))
+        op["security"] = security
+    if params:
+        op["parameters"] = params
+    if request_body is not None:
+        op["requestBody"] = request_body
+    op["responses"] = responses
+    return op
+
+
+def _put_body() -> JSON:
+    return {
+        "required": True,
+        "description": "The body the client's save() sends.",
+        "content": _json(
+            _schema("PutBody"),
+            {
+                "v1.0.4": {
+                    "summary": "Extension v1.0.2-v1.0.4 dismiss: no status",
+                    "description": "Sent straight to the Kubernetes API this wipes .status.",
+                    "value": V104_DISMISS_BODY,
+                },
+                "v1.0.5": {
+                    "summary": "Extension v1.0.5 dismiss: whole Steve object, maybe stale",
+                    "value": V105_DISMISS_BODY,
+                },
+            },
+        ),
+    }
+
+
+def _path_params(*names: str) -> list[JSON]:
+    return [_ref("parameters", n) for n in names]
+
+
+def _versioned_paths() -> JSON:
+    read = {"200": _ref("responses", "Resource"), **_errors(_READ_ERRORS)}
+    return {
+        UPGRADES: {
+            "parameters": _path_params("version"),
+            "get": _operation(
+                "listUpgrades",
+                "List the Upgrades in the BFF's namespace",
+                API_TAG,
+                {"200": _ref("responses", "Collection"), **_errors(_READ_ERRORS)},
+                parameters=["labelSelector"],
+                security=_READ_SECURITY,
+            ),
+        },
+        UPGRADE: {
+            "parameters": _path_params("version", "namespace", "name"),
+            "get": _operation(
+                "getUpgrade",
+                "Read one Upgrade",
+                API_TAG,
+                read,
+                description="v1.0.5 responses also carry `actions`.",
+                security=_READ_SECURITY,
+            ),
+            "put": _operation(
+                "putUpgrade",
+                "Save an Upgrade the way the client version does; at most the label changes",
+                API_TAG,
+                {"200": _ref("responses", "Written"), **_errors(_PUT_ERRORS)},
+                description="Reduced to the one label merge patch, or to nothing. A body "
+                "that sets read-message on an unfinished upgrade is refused (409 "
+                "UpgradeInProgress) with no write.",
+                request_body=_put_body(),
+                security=_WRITE_SECURITY,
+            ),
+            "post": _operation(
+                "upgradeAction",
+                "Dismiss or cancel (v1.0.5 only)",
+                API_TAG,
+                {"200": _ref("responses", "Written"), **_errors(_ACTION_ERRORS)},
+                description="v1.0.4 clients have no actions and get 405. Idempotent: when "
+                "the message is already read, or there is nothing to write, the answer is "
+                "200 with `X-Upgrade-Bff-Changed: false`.",
+                parameters=["action"],
+                security=_WRITE_SECURITY,
+            ),
+        },
+    }
+
+
+def _steve_paths(prefix: str, id_prefix: str, cluster: tuple[str, ...]) -> JSON:
+    collection = f"{prefix}{STEVE_COLLECTION}"
+    listed = {"200": _ref("responses", "Collection"), **_errors(_READ_ERRORS)}
+    same = "Behaves exactly like the v1.0.4 route."
+    where = " through Rancher's cluster proxy" if cluster else ""
+    return {
+        collection: {
+            **({"parameters": _path_params(*cluster)} if cluster else {}),
+            "get": _operation(
+                f"{id_prefix}ListUpgrades",
+                f"Steve path{where}: list the Upgrades in the BFF's namespace",
+                STEVE_TAG,
+                listed,
+                description=same,
+                parameters=["labelSelector"],
+                security=_READ_SECURITY,
+            ),
+        },
+        f"{collection}/{{namespace}}": {
+            "parameters": _path_params(*cluster, "namespace"),
+            "get": _operation(
+                f"{id_prefix}ListNamespacedUpgrades",
+                f"Steve path{where}: list the Upgrades in a namespace",
+                STEVE_TAG,
+                listed,
+                description=same,
+                parameters=["labelSelector"],
+                security=_READ_SECURITY,
+            ),
+        },
+        f"{collection}/{{namespace}}/{{name}}": {
+            "parameters": _path_params(*cluster, "namespace", "name"),
+            "get": _operation(
+                f"{id_prefix}GetUpgrade",
+                f"Steve path{where}: read one Upgrade",
+                STEVE_TAG,
+                {"200": _ref("responses", "Resource"), **_errors(_READ_ERRORS)},
+                description=same,
+                security=_READ_SECURITY,
+            ),
+            "put": _operation(
+                f"{id_prefix}PutUpgrade",
+                f"Steve path{where}: the old extension's dismiss PUT, made safe",
+                STEVE_TAG,
+                {"200": _ref("responses", "Written"), **_errors(_PUT_ERRORS)},
+                description=same + " Old extensions send their dismiss here unchanged.",
+                request_body=_put_body(),
+                security=_WRITE_SECURITY,
+            ),
+        },
+    }
+
+
+def _ops_paths() -> JSON:
+    request_id: JSON = {"X-Request-ID": _ref("headers", "X-Request-ID")}
+
+    def ok(description: str, content: JSON) -> JSON:
+        return {"description": description, "headers": request_id, "content": content}
+
+    text: JSON = {"schema": {"type": "string"}}
+    return {
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "Liveness: 200 while the process serves; makes no upstream call",
+                OPS_TAG,
+                {"200": ok("Serving.", _json(_schema("Health")))},
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "Readiness: the Kubernetes API answers and serves " + API_VERSION,
+                OPS_TAG,
+                {
+                    "200": ok("Ready.", _json(_schema("Readiness"))),
+                    "503": ok("Not ready, with the reason.", _json(_schema("Readiness"))),
+                },
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics",
+                OPS_TAG,
+                {"200": ok("Prometheus text format.", {"text/plain": text})},
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                OPS_TAG,
+                {"200": ok("OpenAPI 3.1.", _json({"type": "object"}))},
+            )
+        },
+        "/": {
+            "get": _operation(
+                "page",
+                "The page: list Upgrades, dismiss, cancel, try the legacy v1.0.4 PUT",
+                OPS_TAG,
+                {"200": ok("HTML.", {"text/html": text})},
+            )
+        },
+        "/static/{file}": {
+            "parameters": _path_params("file"),
+            "get": _operation(
+                "staticFile",
+                "The page's script and style, and the API description page",
+                OPS_TAG,
+                {
+                    "200": ok(
+                        "The file.",
+                        {"text/javascript": text, "text/css": text, "text/html": text},
+                    ),
+                    "404": _ref("responses", "NotFound"),
+                },
+            ),
+        },
+    }
+
+
+def document(base_path: str = "") -> dict[str, object]:
+    """The OpenAPI 3.1 document for a BFF mounted at ``base_path`` (``""`` for the root)."""
+    paths: JSON = {
+        **_ops_paths(),
+        **_versioned_paths(),
+        **_steve_paths("", "steve", ()),
+        **_steve_paths(RANCHER_PREFIX, "rancher", ("cluster",)),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "harvester-upgrade-bff",
+            "version": __version__,
+            "summary": "Dismiss Harvester upgrade messages without ever wiping status.",
+            "description": (
+                "A backend-for-frontend for Harvester `Upgrade` resources. Every dismiss "
+                "or cancel, whichever client generation sends it, becomes at most one "
+                "label-only JSON merge patch upstream: "
+                f'`{READ_MESSAGE}: "true"`, conditional on the resourceVersion the '
+                "guards were checked against. Nothing else is ever written."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": base_path or "/"}],
+        "tags": [
+            {"name": API_TAG, "description": "Versioned API for dashboard extensions."},
+            {
+                "name": STEVE_TAG,
+                "description": "Steve's own paths, for extensions that cannot be upgraded: "
+                "an Ingress sends them here and they behave like v1.0.4.",
+            },
+            {"name": OPS_TAG, "description": "Health, metrics, this document, the page."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "headers": _headers(),
+            "responses": _responses(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Kubernetes or Rancher token. In passthrough mode it is "
+                    "sent upstream as is; in impersonate mode it is checked by TokenReview.",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "Rancher's session cookie, as the dashboard sends it.",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": CSRF_HEADER,
+                    "description": f"Must equal the `{CSRF_COOKIE}` cookie when the credential "
+                    "is the session cookie and the method is unsafe (Rancher's double submit).",
+                },
+            },
+        },
+    }
+
+
+#: What extensions v1.0.2-v1.0.4 send on "Dismiss it" (harvester/harvester issue #7791): the
+#: Steve model without status, finalizers and server-owned metadata, plus the label.
+#: Kept equal to tests/fixtures/clients/ by a test.
+V104_DISMISS_BODY: JSON = {
+    "id": "harvester-system/hvst-upgrade-7xn6v",
+    "type": "harvesterhci.io.upgrade",
+    "apiVersion": "harvesterhci.io/v1beta1",
+    "kind": "Upgrade",
+    "metadata": {
+        "annotations": {"harvesterhci.io/image-cleanup-plan-completed": "true"},
+        "generateName": "hvst-upgrade-",
+        "labels": {
+            "harvesterhci.io/latestUpgrade": "true",
+            "harvesterhci.io/upgradeState": "Succeeded",
+            "harvesterhci.io/read-message": "true",
+        },
+        "name": "hvst-upgrade-7xn6v",
+        "namespace": "harvester-system",
+        "resourceVersion": "123456",
+    },
+    "spec": {"image": "", "logEnabled": True, "version": "v1.5.0"},
+}
+
+
+#: What extension v1.0.5 sends (harvester/harvester-ui-extension PR #201): the whole Steve
+#: object, status included (possibly stale), plus the label.
+V105_DISMISS_BODY: JSON = {
+    "id": "harvester-system/hvst-upgrade-7xn6v",
+    "type": "harvesterhci.io.upgrade",
+    "apiVersion": "harvesterhci.io/v1beta1",
+    "kind": "Upgrade",
+    "metadata": {
+        "annotations": {"harvesterhci.io/image-cleanup-plan-completed": "true"},
+        "creationTimestamp": "2025-03-10T10:19:53Z",
+        "finalizers": ["wrangler.cattle.io/harvester-upgrade-controller"],
+        "generateName": "hvst-upgrade-",
+        "generation": 17,
+        "labels": {
+            "harvesterhci.io/latestUpgrade": "true",
+            "harvesterhci.io/upgradeState": "Succeeded",
+            "harvesterhci.io/read-message": "true",
+        },
+        "name": "hvst-upgrade-7xn6v",
+        "namespace": "harvester-system",
+        "resourceVersion": "123456",
+        "uid": "00000000-0000-0000-0000-000000000000",
+    },
+    "spec": {"image": "", "logEnabled": True, "version": "v1.5.0"},
+    "status": {
+        "conditions": [
+            {"lastUpdateTime": "2025-03-10T10:58:02Z", "status": "True", "type": "Completed"},
+            {"lastUpdateTime": "2025-03-10T10:20:30Z", "status": "True", "type": "LogReady"},
+            {"lastUpdateTime": "2025-03-10T10:22:31Z", "status": "True", "type": "ImageReady"},
+            {"lastUpdateTime": "2025-03-10T10:22:33Z", "status": "True", "type": "RepoReady"},
+            {"lastUpdateTime": "2025-03-10T10:26:08Z", "status": "True", "type": "NodesPrepared"},
+            {
+                "lastUpdateTime": "2025-03-10T10:35:00Z",
+                "status": "True",
+                "type": "SystemServicesUpgraded",
+            },
+            {"lastUpdateTime": "2025-03-10T10:58:02Z", "status": "True", "type": "NodesUpgraded"},
+        ],
+        "imageID": "harvester-system/hvst-upgrade-7xn6v",
+        "nodeStatuses": {"harvester-node-0": {"state": "Succeeded"}},
+        "previousVersion": "v1.4.2",
+        "repoInfo": "release:\n  harvester: v1.5.0\n  minUpgradableVersion: v1.4.2\n",
+        "singleNode": "harvester-node-0",
+        "upgradeLog": "hvst-upgrade-7xn6v-upgradelog",
+    },
+    "links": {
+        "self": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
+        "update": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
+        "remove": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
+        "view": "/apis/harvesterhci.io/v1beta1/namespaces/harvester-system"
+        "/upgrades/hvst-upgrade-7xn6v",
+    },
+}
