@@ -1,0 +1,403 @@
+"""The OpenAPI document (bff.openapi) against the code it describes.
+
+* Code and document cannot drift: the app's router and the document's paths
+  list the same (method, path) pairs, both ways, with and without a base path.
+* The document is valid OpenAPI 3.1 (openapi-spec-validator) and schemathesis
+  can load every operation from it.
+* Real shapes validate against its schemas: the client fixture bodies against
+  the PUT body, Steve resources and collections built by ``bff.steve`` from the
+  seed objects, and error bodies built by ``bff.errors``. Every example in the
+  document validates against the schema beside it.
+* What the document enumerates (versions, actions, name patterns, error codes,
+  served files) is what the code accepts.
+* ``GET /openapi.json`` serves it, under the base path.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from aiohttp import web
+from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import validate as validate_spec
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from bff import errors, openapi
+from bff.api import ops
+from bff.api.versions import VERSIONS
+from bff.app import create_app
+from bff.keys import SETTINGS
+from bff.names import is_dns1123_label, is_dns1123_subdomain
+from bff.patches import check_body
+from bff.settings import Settings
+from bff.steve import Family, collection, resource
+from bff.upgrades import Action
+
+ROOT = Path(__file__).parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+BASE = "/harvester-upgrade-bff"
+DOC = openapi.document()
+
+
+def load(rel: str) -> Any:
+    return json.loads((FIXTURES / rel).read_text())
+
+
+def router_pairs(base_path: str) -> set[tuple[str, str]]:
+    # The app is built, never started: no upstream connection is made.
+    app = create_app(Settings(base_path=base_path))
+    pairs = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        assert path.startswith(base_path), path
+        pairs.add((route.method, path[len(base_path) :] or "/"))
+    return pairs
+
+
+def document_pairs(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+
+
+def schema_validator(doc: dict[str, Any], pointer: str) -> Draft202012Validator:
+    """A validator for the schema at ``pointer`` in ``doc``, resolving its ``$ref``s."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:openapi", Resource(contents=doc, specification=DRAFT202012)
+    )
+    return Draft202012Validator(
+        {"$ref": f"urn:openapi#{pointer}"}, registry=registry, format_checker=FormatChecker()
+    )
+
+
+def component(name: str) -> Draft202012Validator:
+    return schema_validator(DOC, f"/components/schemas/{name}")
+
+
+def escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def media_with_examples(node: Any, pointer: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every media type object in the document that has both a schema and examples."""
+    if isinstance(node, dict):
+        if "schema" in node and "examples" in node:
+            yield pointer, node
+        for key, value in node.items():
+            yield from media_with_examples(value, f"{pointer}/{escape(key)}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from media_with_examples(value, f"{pointer}/{i}")
+
+
+# --- code and document cannot drift -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("base_path", ["", BASE])
+def test_router_and_document_list_the_same_routes(base_path: str) -> None:
+    in_code = router_pairs(base_path)
+    in_doc = document_pairs(openapi.document(base_path))
+    assert in_code - in_doc == set(), "routes the document does not describe"
+    assert in_doc - in_code == set(), "operations the app does not serve"
+
+
+def test_the_document_covers_every_route_family() -> None:
+    paths = set(DOC["paths"])
+    steve = "/v1/harvester/harvesterhci.io.upgrades"
+    assert {"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/static/{file}"} <= paths
+    assert {"/api/{version}/upgrades", "/api/{version}/upgrades/{namespace}/{name}"} <= paths
+    for prefix in ("", "/k8s/clusters/{cluster}"):
+        assert {
+            f"{prefix}{steve}",
+            f"{prefix}{steve}/{{namespace}}",
+            f"{prefix}{steve}/{{namespace}}/{{name}}",
+        } <= paths
+
+
+@pytest.mark.parametrize("base_path", ["", BASE])
+def test_the_base_path_is_the_server_url(base_path: str) -> None:
+    doc = openapi.document(base_path)
+    assert doc["servers"] == [{"url": base_path or "/"}]
+    assert all(not path.startswith(BASE) for path in doc["paths"])
+
+
+# --- a valid document -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base_path", ["", BASE])
+def test_document_is_valid_openapi_31(base_path: str) -> None:
+    doc = openapi.document(base_path)
+    assert doc["openapi"].startswith("3.1.")
+    validate_spec(doc)
+
+
+def test_document_is_plain_json() -> None:
+    assert json.loads(json.dumps(DOC)) == DOC
+
+
+def test_schemathesis_loads_every_operation() -> None:
+    schema = schemathesis.openapi.from_dict(DOC)
+    loaded = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
+    assert loaded == document_pairs(DOC)
+
+
+def test_operation_ids_are_unique() -> None:
+    ids = [
+        item[method]["operationId"]
+        for item in DOC["paths"].values()
+        for method in item
+        if method in METHODS
+    ]
+    assert len(ids) == len(set(ids))
+
+
+# --- real shapes against the schemas ----------------------------------------------------------
+
+
+def test_put_body_examples_are_the_client_fixtures() -> None:
+    assert load("clients/v1.0.4-dismiss-put-body.json") == openapi.V104_DISMISS_BODY
+    assert load("clients/v1.0.5-dismiss-put-body.json") == openapi.V105_DISMISS_BODY
+    for path in ("/api/{version}/upgrades/{namespace}/{name}",):
+        examples = DOC["paths"][path]["put"]["requestBody"]["content"]["application/json"][
+            "examples"
+        ]
+        assert examples["v1.0.4"]["value"] == openapi.V104_DISMISS_BODY
+        assert examples["v1.0.5"]["value"] == openapi.V105_DISMISS_BODY
+
+
+@pytest.mark.parametrize("client", ["v1.0.4", "v1.0.5"])
+def test_client_fixture_bodies_validate_against_the_put_schema(client: str) -> None:
+    body = load(f"clients/{client}-dismiss-put-body.json")
+    put = DOC["paths"]["/api/{version}/upgrades/{namespace}/{name}"]["put"]
+    schema_pointer = "/paths/~1api~1{version}~1upgrades~1{namespace}~1{name}/put/requestBody"
+    assert put["requestBody"]["required"] is True
+    schema_validator(DOC, schema_pointer + "/content/application~1json/schema").validate(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"metadata": "x"},
+        {"apiVersion": "v1", "metadata": {"name": "a"}},
+        {"kind": "Pod", "metadata": {"name": "a"}},
+        {"metadata": {"name": "a", "labels": {"harvesterhci.io/read-message": True}}},
+        {"metadata": {"namespace": "harvester-system"}},
+    ],
+)
+def test_put_schema_refuses_what_the_bff_refuses(body: object) -> None:
+    # Each of these is a 400 from bff.patches.check_body; the schema says so too.
+    with pytest.raises(errors.BadRequest):
+        check_body(body, namespace="harvester-system", name="a")
+    assert not component("PutBody").is_valid(body)
+
+
+SEEDS = ["upgrade-succeeded", "upgrade-in-progress", "upgrade-failed"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(
+    "family",
+    [
+        Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True),
+        Family("v1.0.4", "/api/v1.0.4/upgrades", actions=False),
+        Family("v1.0.4", f"{BASE}/k8s/clusters/local/v1/harvester/harvesterhci.io.upgrades", False),
+    ],
+)
+def test_steve_resources_validate_against_the_response_schema(seed: str, family: Family) -> None:
+    shaped = resource(load(f"objects/{seed}.json"), family)
+    assert ("actions" in shaped) is family.actions
+    component("UpgradeResource").validate(json.loads(json.dumps(shaped)))
+
+
+def test_dismissed_object_validates_against_the_response_schema() -> None:
+    after = load("expected/upgrade-succeeded-after-dismiss.json")
+    component("UpgradeResource").validate(
+        resource(after, Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True))
+    )
+
+
+def test_steve_collection_validates_against_the_response_schema() -> None:
+    listed = {
+        "apiVersion": "harvesterhci.io/v1beta1",
+        "kind": "UpgradeList",
+        "metadata": {"resourceVersion": "42"},
+        "items": [load(f"objects/{seed}.json") for seed in SEEDS],
+    }
+    family = Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True)
+    shaped = collection(listed, family, "/api/v1.0.5/upgrades")
+    component("UpgradeCollection").validate(shaped)
+    assert not component("UpgradeCollection").is_valid({**shaped, "type": "error"})
+
+
+ERROR_KINDS = [
+    errors.BadRequest("bad", code="InvalidName"),
+    errors.Unauthorized("who"),
+    errors.Forbidden("no"),
+    errors.NotFound("gone"),
+    errors.MethodNotAllowed("no actions"),
+    errors.Conflict("busy", code="UpgradeInProgress"),
+    errors.PayloadTooLarge("big"),
+    errors.UnsupportedMediaType("text"),
+    errors.Invalid("invalid"),
+    errors.TooManyRequests("slow down"),
+    errors.UpstreamUnavailable("down", http_status=502),
+    errors.UpstreamUnavailable("down", http_status=503),
+    errors.UpstreamUnavailable("slow", http_status=504),
+]
+
+
+@pytest.mark.parametrize("error", ERROR_KINDS, ids=lambda e: str(e.status))
+def test_error_bodies_validate_against_their_status_response(error: errors.BffError) -> None:
+    name = next(n for s, (n, _, _) in openapi._ERRORS.items() if s == error.status)
+    pointer = f"/components/responses/{name}/content/application~1json/schema"
+    body = error.body()
+    schema_validator(DOC, pointer).validate(body)
+    assert not schema_validator(DOC, pointer).is_valid({**body, "status": 599})
+    assert not component("Error").is_valid({**body, "stack": "Traceback"})
+
+
+def test_every_example_validates_against_its_schema() -> None:
+    checked = 0
+    for pointer, media in media_with_examples(DOC):
+        validator = schema_validator(DOC, f"{pointer}/schema")
+        for name, example in media["examples"].items():
+            errors_found = [e.message for e in validator.iter_errors(example["value"])]
+            assert errors_found == [], f"{pointer} example {name}"
+            checked += 1
+    assert checked > 20
+
+
+# --- what the document enumerates is what the code accepts ------------------------------------
+
+
+def test_versions_and_actions_are_the_codes() -> None:
+    params = DOC["components"]["parameters"]
+    assert params["version"]["schema"]["enum"] == list(VERSIONS)
+    assert set(params["action"]["schema"]["enum"]) == {Action.DISMISS, Action.CANCEL}
+
+
+NAMES = [
+    "harvester-system",
+    "hvst-upgrade-7xn6v",
+    "a",
+    "a.b",
+    "a" * 63,
+    "a" * 64,
+    "a." * 126 + "a",
+    "a" * 254,
+    "-a",
+    "a-",
+    "A",
+    "a_b",
+    "a..b",
+    ".a",
+    "a.",
+    "..",
+    "a/b",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", NAMES)
+def test_name_schemas_agree_with_the_name_checks(value: str) -> None:
+    params = DOC["components"]["parameters"]
+    for param, check in (("namespace", is_dns1123_label), ("name", is_dns1123_subdomain)):
+        schema = {"type": "string", **params[param]["schema"]}
+        assert Draft202012Validator(schema).is_valid(value) is check(value), (param, value)
+
+
+def _codes_in_source() -> set[str]:
+    codes = {
+        cls.default_code
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.BffError) and cls is not errors.BffError
+    }
+    for path in [*ROOT.glob("bff/*.py"), *ROOT.glob("bff/api/*.py")]:
+        codes |= set(re.findall(r'\bcode="(\w+)"', path.read_text()))
+    return codes
+
+
+def test_every_error_code_the_bff_answers_with_is_documented() -> None:
+    documented = {code for _, _, codes in openapi._ERRORS.values() for code in codes}
+    assert _codes_in_source() - documented == set()
+    assert documented - _codes_in_source() == set()
+
+
+def test_each_operation_lists_the_contracts_error_statuses() -> None:
+    api = "/api/{version}/upgrades/{namespace}/{name}"
+    steve = "/v1/harvester/harvesterhci.io.upgrades/{namespace}/{name}"
+    upstream = {"401", "403", "404", "429", "502", "503", "504"}
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS or "security" not in op:
+                continue
+            assert upstream <= set(op["responses"]), (path, method)
+            assert "400" in op["responses"], (path, method)
+    assert {"409", "413", "415", "422"} <= set(DOC["paths"][api]["put"]["responses"])
+    assert {"409", "413", "415", "422"} <= set(DOC["paths"][steve]["put"]["responses"])
+    assert {"405", "409"} <= set(DOC["paths"][api]["post"]["responses"])
+
+
+def test_response_headers() -> None:
+    responses = DOC["components"]["responses"]
+    assert set(responses["Written"]["headers"]) == {
+        "X-Request-ID",
+        "X-Upgrade-Bff-Changed",
+        "Warning",
+    }
+    assert "Retry-After" in responses["TooManyRequests"]["headers"]
+    assert "Allow" in responses["MethodNotAllowed"]["headers"]
+    for name, response in responses.items():
+        assert "X-Request-ID" in response["headers"], name
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method in ("put", "post"):
+                assert op["responses"]["200"] == {"$ref": "#/components/responses/Written"}, path
+
+
+def test_security_schemes_are_bearer_and_the_session_cookie() -> None:
+    schemes = DOC["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert (schemes["session"]["in"], schemes["session"]["name"]) == ("cookie", "R_SESS")
+    api = DOC["paths"]["/api/{version}/upgrades/{namespace}/{name}"]
+    assert {"bearer": []} in api["get"]["security"]
+    assert {"session": [], "csrf": []} in api["put"]["security"]
+    assert "security" not in DOC["paths"]["/healthz"]["get"]
+
+
+def test_static_files_are_the_ones_ops_serves() -> None:
+    source = inspect.getsource(ops.static)
+    allowed = set(re.findall(r'"([\w.]+\.(?:js|css|html))"', source))
+    assert allowed == set(openapi.STATIC_FILES)
+    assert DOC["components"]["parameters"]["file"]["schema"]["enum"] == list(openapi.STATIC_FILES)
+
+
+# --- served -----------------------------------------------------------------------------------
+
+
+async def test_openapi_json_is_served_under_the_base_path(aiohttp_client: Any) -> None:
+    # Just the one handler, on a bare app: it needs only the settings.
+    app = web.Application()
+    app[SETTINGS] = Settings(base_path=BASE)
+    app.router.add_get(f"{BASE}/openapi.json", ops.openapi)
+    client = await aiohttp_client(app)
+    first = await client.get(f"{BASE}/openapi.json")
+    assert first.status == 200
+    assert first.content_type == "application/json"
+    body = await first.json()
+    assert body == json.loads(json.dumps(openapi.document(BASE)))
+    second = await client.get(f"{BASE}/openapi.json")
+    assert await second.read() == await first.read()
