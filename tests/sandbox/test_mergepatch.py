@@ -1,0 +1,82 @@
+"""bff.sandbox.mergepatch: RFC 7396 merge patch, by the RFC's own examples and by properties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bff.sandbox.mergepatch import apply_merge_patch, create_merge_patch
+
+# RFC 7396 appendix A, verbatim.
+RFC_EXAMPLES = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "result"), RFC_EXAMPLES)
+def test_rfc7396_examples(target: Any, patch: Any, result: Any) -> None:
+    assert apply_merge_patch(target, patch) == result
+
+
+def test_inputs_are_not_modified() -> None:
+    target = {"a": {"b": 1}}
+    patch = {"a": {"b": None}}
+    apply_merge_patch(target, patch)
+    assert target == {"a": {"b": 1}}
+    assert patch == {"a": {"b": None}}
+
+
+def test_the_bff_label_patch_touches_only_the_label() -> None:
+    live = {"metadata": {"labels": {"x": "y"}, "resourceVersion": "5"}, "status": {"s": 1}}
+    patch = {
+        "metadata": {"labels": {"harvesterhci.io/read-message": "true"}, "resourceVersion": "5"}
+    }
+    out = apply_merge_patch(live, patch)
+    assert out["status"] == {"s": 1}
+    assert out["metadata"]["labels"] == {"x": "y", "harvesterhci.io/read-message": "true"}
+
+
+_SCALARS = st.one_of(st.booleans(), st.integers(-5, 5), st.text(max_size=3))
+_DOCS = st.recursive(
+    _SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=2), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_OBJECTS = st.dictionaries(st.text(max_size=2), _DOCS, max_size=4)
+
+
+@given(_OBJECTS, _OBJECTS)
+def test_create_then_apply_round_trips(original: dict[str, Any], modified: dict[str, Any]) -> None:
+    assert apply_merge_patch(original, create_merge_patch(original, modified)) == modified
+
+
+@given(_OBJECTS, _OBJECTS)
+def test_applying_a_patch_twice_is_idempotent(
+    target: dict[str, Any], patch: dict[str, Any]
+) -> None:
+    once = apply_merge_patch(target, patch)
+    assert apply_merge_patch(once, patch) == once
+
+
+@given(_OBJECTS)
+def test_empty_patch_changes_nothing(target: dict[str, Any]) -> None:
+    assert apply_merge_patch(target, {}) == target
