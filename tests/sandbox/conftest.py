@@ -1,0 +1,32 @@
+"""Fixtures for the sandbox tests: a seeded emulator on a loopback port and a
+kubernetes-asyncio client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio import client
+
+from bff.sandbox.emulator import create_emulator_app
+from tests.sandbox.emuclient import Emu
+
+
+@pytest.fixture
+async def emu(aiohttp_server: Callable[..., Any]) -> AsyncIterator[Emu]:
+    server: TestServer = await aiohttp_server(create_emulator_app(bookmark_interval=0.2))
+    async with aiohttp.ClientSession() as session:
+        yield Emu(server, session)
+
+
+@pytest.fixture
+async def kube(emu: Emu) -> AsyncIterator[client.CustomObjectsApi]:
+    """The real kubernetes-asyncio client, as sandbox-admin."""
+    configuration = client.Configuration(host=emu.url)
+    configuration.api_key = {"BearerToken": "sandbox-admin"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    async with client.ApiClient(configuration=configuration) as api_client:
+        yield client.CustomObjectsApi(api_client)

@@ -1,0 +1,141 @@
+"""Emulator identities: RBAC by user and group, 403 messages, impersonation (allowed and
+refused) and TokenReview."""
+
+from __future__ import annotations
+
+import pytest
+
+from bff.sandbox.identities import BFF_SERVICE_ACCOUNT
+from tests.sandbox.emuclient import BASE, MERGE, NS, SUCCEEDED, Emu
+
+PATCH = {"metadata": {"labels": {"harvesterhci.io/read-message": "true"}}}
+
+
+async def test_viewer_reads_but_cannot_patch(emu: Emu) -> None:
+    status, _, _ = await emu.call("GET", f"{BASE}/{SUCCEEDED}", token="sandbox-viewer")
+    assert status == 200
+    status, _, body = await emu.call(
+        "PATCH", f"{BASE}/{SUCCEEDED}", PATCH, token="sandbox-viewer", content_type=MERGE
+    )
+    assert status == 403
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'upgrades.harvesterhci.io "{SUCCEEDED}" is forbidden: User "sandbox-viewer" '
+        'cannot patch resource "upgrades" in API group "harvesterhci.io" in the namespace '
+        f'"{NS}"',
+        "reason": "Forbidden",
+        "details": {"name": SUCCEEDED, "group": "harvesterhci.io", "kind": "upgrades"},
+        "code": 403,
+    }
+
+
+async def test_nobody_cannot_list_and_the_message_has_no_name(emu: Emu) -> None:
+    status, _, body = await emu.call("GET", BASE, token="sandbox-nobody")
+    assert status == 403
+    assert body["message"] == (
+        'upgrades.harvesterhci.io is forbidden: User "sandbox-nobody" cannot list resource '
+        f'"upgrades" in API group "harvesterhci.io" in the namespace "{NS}"'
+    )
+    status, _, body = await emu.call(
+        "GET", "/apis/harvesterhci.io/v1beta1/upgrades", token="sandbox-nobody"
+    )
+    assert body["message"].endswith("at the cluster scope")
+
+
+@pytest.mark.parametrize(
+    ("token", "verb", "allowed"),
+    [
+        ("sandbox-bff", "PATCH", True),
+        ("sandbox-bff", "PUT", False),
+        ("sandbox-controller", "PUT", True),
+        ("sandbox-controller", "DELETE", False),
+        ("sandbox-admin", "DELETE", True),
+    ],
+)
+async def test_rbac_table(emu: Emu, token: str, verb: str, allowed: bool) -> None:
+    body = emu.live(SUCCEEDED) if verb == "PUT" else PATCH if verb == "PATCH" else None
+    status, _, _ = await emu.call(
+        verb, f"{BASE}/{SUCCEEDED}", body, token=token,
+        content_type=MERGE if verb == "PATCH" else "application/json",
+    )  # fmt: skip
+    assert (status != 403) is allowed
+
+
+async def test_impersonated_user_is_authorised_as_themselves(emu: Emu) -> None:
+    headers = {"Impersonate-User": "sandbox-viewer", "Impersonate-Group": "system:authenticated"}
+    status, _, _ = await emu.call(
+        "GET", f"{BASE}/{SUCCEEDED}", token="sandbox-bff", headers=headers
+    )
+    assert status == 200
+    status, _, body = await emu.call(
+        "PATCH", f"{BASE}/{SUCCEEDED}", PATCH, token="sandbox-bff", headers=headers,
+        content_type=MERGE,
+    )  # fmt: skip
+    assert status == 403
+    assert 'User "sandbox-viewer" cannot patch' in body["message"]
+    assert emu.server.app  # the journal records who acted
+    from bff.sandbox.emulator import EMULATOR_JOURNAL
+
+    assert emu.server.app[EMULATOR_JOURNAL].entries[-1].user == "sandbox-viewer"
+
+
+async def test_impersonating_masters_through_the_bff_account_works(emu: Emu) -> None:
+    headers = {"Impersonate-User": "sandbox-admin", "Impersonate-Group": "system:masters"}
+    status, _, _ = await emu.call(
+        "DELETE", f"{BASE}/{SUCCEEDED}", token="sandbox-bff", headers=headers
+    )
+    assert status == 200
+
+
+async def test_only_some_may_impersonate(emu: Emu) -> None:
+    headers = {"Impersonate-User": "sandbox-admin"}
+    status, _, body = await emu.call("GET", BASE, token="sandbox-viewer", headers=headers)
+    assert status == 403
+    assert body["message"] == (
+        'users "sandbox-admin" is forbidden: User "sandbox-viewer" cannot impersonate resource '
+        '"users" in API group "" at the cluster scope'
+    )
+    assert body["details"] == {"name": "sandbox-admin", "kind": "users"}
+
+
+async def test_group_without_user_is_refused(emu: Emu) -> None:
+    status, _, body = await emu.call(
+        "GET", BASE, token="sandbox-bff", headers={"Impersonate-Group": "system:masters"}
+    )
+    assert status == 500
+    assert "without impersonating a user" in body
+
+
+async def test_token_review(emu: Emu) -> None:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+              "spec": {"token": "sandbox-viewer"}}  # fmt: skip
+    path = "/apis/authentication.k8s.io/v1/tokenreviews"
+    status, _, body = await emu.call("POST", path, review, token="sandbox-bff")
+    assert status == 201
+    assert body["status"] == {
+        "authenticated": True,
+        "user": {"username": "sandbox-viewer", "groups": ["system:authenticated"]},
+    }
+    review["spec"] = {"token": "nope"}
+    status, _, body = await emu.call("POST", path, review, token="sandbox-bff")
+    assert (status, body["status"]) == (201, {"user": {}})
+    status, _, body = await emu.call("POST", path, review, token="sandbox-viewer")
+    assert status == 403
+    assert body["message"] == (
+        'tokenreviews.authentication.k8s.io is forbidden: User "sandbox-viewer" cannot create '
+        'resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope'
+    )
+
+
+async def test_bff_identity_is_a_service_account(emu: Emu) -> None:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+              "spec": {"token": "sandbox-bff"}}  # fmt: skip
+    _, _, body = await emu.call(
+        "POST", "/apis/authentication.k8s.io/v1/tokenreviews", review, token="sandbox-bff"
+    )
+    user = body["status"]["user"]
+    assert user["username"] == BFF_SERVICE_ACCOUNT
+    assert "system:serviceaccounts:harvester-system" in user["groups"]
