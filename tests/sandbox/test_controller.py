@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ async def test_a_conflict_is_counted_and_the_next_event_wins(emu: Emu) -> None:
     )
     async with SimulatedController(configuration=configuration(emu), interval=0) as ctl:
         patch = {"status": None}
-        status, _, written = await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", patch,
+        status, _, _written = await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", patch,
                                             content_type=MERGE)  # fmt: skip
         assert status == 200
         for _ in range(100):
@@ -131,7 +131,7 @@ async def test_relists_after_410(emu: Emu) -> None:
     async with SimulatedController(configuration=configuration(emu), interval=0,
                                    watch_timeout=1) as ctl:  # fmt: skip
         emu.store.compact()
-        status, _, written = await emu.call(
+        _status, _, written = await emu.call(
             "PATCH", f"{BASE}/{SUCCEEDED}", {"status": None}, content_type=MERGE
         )
         await ctl.wait_synced(written["metadata"]["resourceVersion"])
