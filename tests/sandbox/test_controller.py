@@ -85,8 +85,12 @@ async def test_interval_zero_never_advances(emu: Emu, controller: SimulatedContr
 
 
 async def test_a_new_upgrade_advances_through_every_stage(emu: Emu) -> None:
-    body = {"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
-            "metadata": {"generateName": "hvst-upgrade-"}, "spec": {"version": "v1.5.1"}}  # fmt: skip
+    body = {
+        "apiVersion": "harvesterhci.io/v1beta1",
+        "kind": "Upgrade",
+        "metadata": {"generateName": "hvst-upgrade-"},
+        "spec": {"version": "v1.5.1"},
+    }
     async with SimulatedController(configuration=configuration(emu), interval=0.02) as ctl:
         status, _, created = await emu.call("POST", BASE, body)
         assert status == 201

@@ -118,7 +118,7 @@ async def test_cluster_wide_list(emu: Emu) -> None:
 
 
 async def test_limit_and_continue_page_through(emu: Emu) -> None:
-    status, _, first = await emu.call("GET", f"{BASE}?limit=2")
+    _, _, first = await emu.call("GET", f"{BASE}?limit=2")
     assert len(first["items"]) == 2
     assert first["metadata"]["remainingItemCount"] == 1
     token = first["metadata"]["continue"]

@@ -154,13 +154,17 @@ async def test_kubernetes_asyncio_raises_410_for_an_expired_watch(
     await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     emu.store.compact()
-    with pytest.raises(ApiException) as info:
+
+    async def drain() -> None:
         async with watch.Watch() as stream:
             async for _ in stream.stream(
                 kube.list_namespaced_custom_object, "harvesterhci.io", "v1beta1", NS, "upgrades",
                 resource_version=old, timeout_seconds=5,
             ):  # fmt: skip
                 pass
+
+    with pytest.raises(ApiException) as info:
+        await drain()
     assert info.value.status == 410
     assert "too old resource version" in str(info.value.reason)
 
