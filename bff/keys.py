@@ -17,3 +17,8 @@ UPSTREAM = web.AppKey("upstream", Upstream)
 SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)
+
+# Per-request facts, set by the handlers and read by the metrics middleware and logs.
+CLIENT_VERSION = web.RequestKey("client_version", str)
+ACTION = web.RequestKey("action", str)
+CLIENT_ADDRESS = web.RequestKey("client_address", str)

@@ -312,7 +312,11 @@ class TokenReviewer(_Calls):
 
     async def review(self, token: str) -> ImpersonatedCaller | None:
         auth = k8s.AuthenticationV1Api(self._api)
-        body = k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
+        body = k8s.V1TokenReview(
+            api_version="authentication.k8s.io/v1",
+            kind="TokenReview",
+            spec=k8s.V1TokenReviewSpec(token=token),
+        )
         result = await self._call("create", auth.create_token_review, body)
         status = result.status
         if status is None or not status.authenticated or status.user is None:

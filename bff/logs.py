@@ -83,6 +83,12 @@ def route_template(request: BaseRequest) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _client(request: BaseRequest) -> str:
+    from bff.keys import CLIENT_ADDRESS  # keys imports the app's modules; keep logs light
+
+    return request.get(CLIENT_ADDRESS) or request.remote or "-"
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request with the route template, never the raw path or query."""
 
@@ -98,6 +104,6 @@ class AccessLogger(AbstractAccessLogger):
                 "route": route_template(request),
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
-                "client": request.get("client_address", request.remote),
+                "client": _client(request),
             },
         )

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bff import errors
 from bff.auth import client_address, forbidden_header
-from bff.keys import METRICS, SETTINGS
+from bff.keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION, METRICS, SETTINGS
 from bff.logs import request_id, route_template
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-CLIENT_VERSION = "client_version"
-ACTION = "action"
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -67,7 +65,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     token = request_id.set(rid)
-    request["client_address"] = client_address(request, request.app[SETTINGS].trusted_proxies)
+    request[CLIENT_ADDRESS] = client_address(request, request.app[SETTINGS].trusted_proxies)
     try:
         try:
             response = await handler(request)

@@ -49,7 +49,6 @@ async def start(
         host or settings.host,
         settings.port if port is None else port,
         ssl_context=ssl_context,
-        shutdown_timeout=settings.shutdown_timeout,
     )
     await site.start()
     sockets = runner.addresses

@@ -17,9 +17,8 @@ from bff import errors
 from bff.api.bodies import read_json
 from bff.api.versions import STEVE, VERSIONS, ClientVersion
 from bff.identity import Caller
-from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
+from bff.keys import ACTION, AUTH, CLIENT_VERSION, METRICS, SERVICE, SETTINGS
 from bff.labels import SelectorError, parse_selector
-from bff.middleware import ACTION, CLIENT_VERSION
 from bff.names import check_name, check_namespace
 from bff.patches import READ_MESSAGE, WARNINGS
 from bff.steve import Family, collection, resource

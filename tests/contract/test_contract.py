@@ -61,7 +61,7 @@ def _body(case: dict[str, Any], live: dict[str, Any], names: dict[str, str]) -> 
                     k: v.replace(SUCCEEDED, names["name"]) for k, v in body["links"].items()
                 }
     elif "body" in request:
-        body = copy.deepcopy(request["body"])
+        body = _substitute(copy.deepcopy(request["body"]), names)
     else:
         return None
     if "body_edits" in request:

@@ -31,7 +31,8 @@ from tests.conftest import Stack
 from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
 StackFactory = Callable[..., Awaitable[Stack]]
-API = f"/api/v1.0.5/upgrades/{NAMESPACE}"
+COLLECTION = "/api/v1.0.5/upgrades"
+API = f"{COLLECTION}/{NAMESPACE}"
 DISMISS = f"{API}/{SUCCEEDED}?action=dismiss"
 
 
@@ -47,7 +48,7 @@ def upgrade_requests(stack: Stack) -> list[Any]:
 
 
 async def test_no_credential_is_401_before_any_upstream_call(emulator_stack: Stack) -> None:
-    for method, path in (("GET", f"{API}/{SUCCEEDED}"), ("POST", DISMISS), ("GET", API)):
+    for method, path in (("GET", f"{API}/{SUCCEEDED}"), ("POST", DISMISS), ("GET", COLLECTION)):
         response = await emulator_stack.client.request(method, path)
         assert response.status == 401
         assert (await response.json())["code"] == "Unauthorized"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 HOP_BY_HOP = {
     "connection",
@@ -63,7 +64,9 @@ class Recorder:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+        )
         try:
             body: object = json.loads(raw) if raw else None
         except ValueError:
@@ -87,7 +90,7 @@ class Recorder:
             self.in_flight -= 1
 
     async def _send(
-        self, request: web.Request, raw: bytes, headers: dict[str, str], entry: Recorded
+        self, request: web.Request, raw: bytes, headers: CIMultiDict[str], entry: Recorded
     ) -> web.StreamResponse:
         async with self._client.request(
             request.method,
