@@ -1,0 +1,611 @@
+"""The Kubernetes manifests under deploy/: what they grant, expose and protect.
+
+Both kustomizations (deploy/base and deploy/overlays/impersonate) are built by a
+small loader in this module. It follows `resources` and applies JSON 6902
+`patches`, and refuses every other kustomize feature, so what is tested is what
+`kubectl apply -k` applies. Where `kubectl` is installed, its own kustomize
+build is compared with the loader's.
+
+Covered:
+- RBAC: the base grants exactly get/list/watch/patch on upgrades.harvesterhci.io
+  and no write verb besides patch; the impersonate overlay adds only
+  TokenReview create and impersonation, and changes only BFF_AUTH_MODE.
+- The Deployment's hardening, probes, replicas, resources and shutdown timing.
+- Service, Ingress, PodDisruptionBudget and NetworkPolicy all line up with the
+  pods and ports, and the Ingress exposes exactly the required prefixes.
+- Every built object, and every example in deploy/README.md, validates against
+  the Kubernetes JSON schemas, offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import kubernetes_validate
+import pytest
+import yaml
+
+Obj = dict[str, Any]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+BASE = DEPLOY / "base"
+IMPERSONATE = DEPLOY / "overlays" / "impersonate"
+BUILDS = {"base": BASE, "impersonate": IMPERSONATE}
+
+# The Kubernetes minor whose schemas every object is checked against;
+# kubernetes-validate>=1.32 ships them, offline.
+K8S_VERSION = "1.32.0"
+
+NAMESPACE = "harvester-system"
+NAME = "harvester-upgrade-bff"
+IMAGE = "harvester-upgrade-bff:0.1.0"
+APP_PORT = 8080
+
+# Verbs that would let this account replace, create or remove objects.
+FORBIDDEN_VERBS = {"update", "create", "delete", "deletecollection", "*"}
+
+# Kinds the loader may meet, and whether they are namespaced.
+NAMESPACED = {
+    "ServiceAccount": True,
+    "Role": True,
+    "RoleBinding": True,
+    "Deployment": True,
+    "Service": True,
+    "Ingress": True,
+    "PodDisruptionBudget": True,
+    "NetworkPolicy": True,
+    "ClusterRole": False,
+    "ClusterRoleBinding": False,
+}
+
+# ingress-nginx's own check for Exact and Prefix paths under
+# strict-validate-path-type (the default since v1.12):
+# internal/ingress/inspector/rules.go, validPathType.
+INGRESS_NGINX_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._\-/]*$")
+
+
+# --- the kustomize loader ---------------------------------------------------
+
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches"}
+
+
+def load_documents(path: Path) -> list[Any]:
+    with path.open(encoding="utf-8") as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc is not None]
+
+
+def read_kustomization(directory: Path) -> Obj:
+    path = directory / "kustomization.yaml"
+    (kustomization,) = load_documents(path)
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1", path
+    assert kustomization["kind"] == "Kustomization", path
+    unsupported = set(kustomization) - KUSTOMIZATION_KEYS
+    # A field this loader ignored would make the tests check something other
+    # than what kubectl applies. Teach the loader first, then use the field.
+    assert not unsupported, f"{path}: the test loader does not implement {sorted(unsupported)}"
+    return kustomization
+
+
+def object_id(obj: Obj) -> tuple[str, str, str, str]:
+    meta = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def matches_target(obj: Obj, target: Obj) -> bool:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    actual = {
+        "group": group,
+        "version": version,
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "namespace": obj["metadata"].get("namespace", ""),
+    }
+    return all(actual[key] == value for key, value in target.items())
+
+
+def apply_patch(directory: Path, patch: Obj, objects: list[Obj]) -> None:
+    assert set(patch) == {"path", "target"}, f"{directory}: unsupported patch form {patch}"
+    (operations,) = load_documents(directory / patch["path"])
+    assert isinstance(operations, list), (
+        f"{directory / patch['path']}: only JSON 6902 patches (a list of operations) "
+        "are supported by the test loader"
+    )
+    hits = [index for index, obj in enumerate(objects) if matches_target(obj, patch["target"])]
+    assert len(hits) == 1, f"{directory}: patch target {patch['target']} matched {len(hits)}"
+    # Raises JsonPatchTestFailed when a "test" operation does not hold, as
+    # kustomize fails the build.
+    objects[hits[0]] = jsonpatch.JsonPatch(operations).apply(objects[hits[0]])
+
+
+def build(directory: Path) -> list[Obj]:
+    kustomization = read_kustomization(directory)
+    objects: list[Obj] = []
+    for entry in kustomization.get("resources", []):
+        resource = (directory / entry).resolve()
+        if resource.is_dir():
+            objects.extend(build(resource))
+        else:
+            objects.extend(load_documents(resource))
+    for patch in kustomization.get("patches", []):
+        apply_patch(directory, patch, objects)
+    ids = [object_id(obj) for obj in objects]
+    assert len(ids) == len(set(ids)), f"{directory}: duplicate objects"
+    return objects
+
+
+@functools.cache
+def _built(name: str) -> list[Obj]:
+    return build(BUILDS[name])
+
+
+def built(name: str) -> list[Obj]:
+    return copy.deepcopy(_built(name))
+
+
+def only(objects: list[Obj], kind: str) -> Obj:
+    found = [obj for obj in objects if obj["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def pod_labels(objects: list[Obj]) -> dict[str, str]:
+    labels: dict[str, str] = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(match_labels) and all(labels.get(k) == v for k, v in match_labels.items())
+
+
+def container(objects: list[Obj]) -> Obj:
+    (bff,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    result: Obj = bff
+    return result
+
+
+def env(objects: list[Obj]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container(objects)["env"]}
+
+
+def rule_triples(role: Obj) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) a Role or ClusterRole grants."""
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
+
+
+def cpu(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def memory(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
+# --- the kustomizations themselves ------------------------------------------
+
+
+def all_kustomizations() -> list[Path]:
+    return sorted(DEPLOY.rglob("kustomization.yaml"))
+
+
+def test_both_kustomizations_exist() -> None:
+    assert {path.parent for path in all_kustomizations()} == set(BUILDS.values())
+
+
+@pytest.mark.parametrize(
+    "kustomization", all_kustomizations(), ids=lambda p: str(p.parent.relative_to(DEPLOY))
+)
+def test_every_referenced_file_exists(kustomization: Path) -> None:
+    directory = kustomization.parent
+    content = read_kustomization(directory)
+    assert content.get("resources"), f"{kustomization}: no resources"
+    for entry in content["resources"]:
+        target = directory / entry
+        assert target.is_file() or (target / "kustomization.yaml").is_file(), entry
+    for patch in content.get("patches", []):
+        assert (directory / patch["path"]).is_file(), patch["path"]
+
+
+def test_every_manifest_file_is_part_of_a_build() -> None:
+    """A manifest nobody references is never applied, and never tested."""
+    referenced = set()
+    for kustomization in all_kustomizations():
+        directory = kustomization.parent
+        content = read_kustomization(directory)
+        referenced.update((directory / entry).resolve() for entry in content["resources"])
+        referenced.update((directory / p["path"]).resolve() for p in content.get("patches", []))
+    manifests = {p.resolve() for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    assert manifests - referenced == set()
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_every_object_validates_against_the_kubernetes_schema(name: str) -> None:
+    errors = []
+    for obj in built(name):
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {error.message}")
+    assert errors == []
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_objects_live_in_harvester_system(name: str) -> None:
+    for obj in built(name):
+        assert obj["kind"] in NAMESPACED, f"unexpected kind {obj['kind']}"
+        if NAMESPACED[obj["kind"]]:
+            assert obj["metadata"].get("namespace") == NAMESPACE, object_id(obj)
+        else:
+            assert "namespace" not in obj["metadata"], object_id(obj)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("name", BUILDS)
+def test_loader_agrees_with_kubectl_kustomize(name: str) -> None:
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(BUILDS[name])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    theirs = sorted(json.dumps(doc, sort_keys=True) for doc in yaml.safe_load_all(result.stdout))
+    ours = sorted(json.dumps(doc, sort_keys=True) for doc in built(name))
+    assert ours == theirs
+
+
+# --- RBAC -------------------------------------------------------------------
+
+
+def test_base_role_grants_exactly_the_upgrade_verbs() -> None:
+    role = only(built("base"), "Role")
+    assert role["metadata"]["name"] == NAME
+    assert len(role["rules"]) == 1
+    (rule,) = role["rules"]
+    assert rule["apiGroups"] == ["harvesterhci.io"]
+    assert rule["resources"] == ["upgrades"]
+    assert sorted(rule["verbs"]) == ["get", "list", "patch", "watch"]
+    assert "resourceNames" not in rule
+    assert "nonResourceURLs" not in rule
+
+
+def test_nothing_in_base_grants_update_create_or_delete() -> None:
+    objects = built("base")
+    kinds = {obj["kind"] for obj in objects}
+    # Passthrough mode needs nothing cluster-wide.
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    for role in (obj for obj in objects if obj["kind"] in {"Role", "ClusterRole"}):
+        granted = {verb for rule in role["rules"] for verb in rule["verbs"]}
+        assert not granted & FORBIDDEN_VERBS, role["metadata"]["name"]
+        resources = {r for rule in role["rules"] for r in rule.get("resources", [])}
+        assert "*" not in resources
+
+
+def test_base_role_is_bound_to_the_service_account() -> None:
+    objects = built("base")
+    binding = only(objects, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": only(objects, "Role")["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
+
+
+def test_impersonate_overlay_adds_only_tokenreview_and_impersonation() -> None:
+    base = {object_id(obj): obj for obj in built("base")}
+    overlay = {object_id(obj): obj for obj in built("impersonate")}
+    assert base.keys() <= overlay.keys()
+    added = [overlay[key] for key in overlay.keys() - base.keys()]
+    assert sorted(obj["kind"] for obj in added) == ["ClusterRole", "ClusterRoleBinding"]
+
+    cluster_role = only(added, "ClusterRole")
+    assert rule_triples(cluster_role) == {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("", "users", "impersonate"),
+        ("", "groups", "impersonate"),
+        ("", "serviceaccounts", "impersonate"),
+        ("authentication.k8s.io", "userextras/*", "impersonate"),
+        ("authentication.k8s.io", "uids", "impersonate"),
+    }
+    assert all("resourceNames" not in rule for rule in cluster_role["rules"])
+
+    binding = only(added, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
+
+
+def test_impersonate_overlay_changes_only_the_auth_mode() -> None:
+    base = {object_id(obj): obj for obj in built("base")}
+    overlay = {object_id(obj): obj for obj in built("impersonate")}
+    changed = {key for key in base if base[key] != overlay[key]}
+    (deployment_id,) = changed
+    assert deployment_id[1] == "Deployment"
+    difference = jsonpatch.make_patch(base[deployment_id], overlay[deployment_id]).patch
+    assert difference == [
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/env/0/value",
+            "value": "impersonate",
+        }
+    ]
+    assert env(built("base"))["BFF_AUTH_MODE"] == "passthrough"
+    assert env(built("impersonate"))["BFF_AUTH_MODE"] == "impersonate"
+
+
+def test_overlay_patch_refuses_a_reordered_env_list() -> None:
+    """The patch works by position; its "test" op must catch a reordered base."""
+    kustomization = read_kustomization(IMPERSONATE)
+    (patch,) = kustomization["patches"]
+    objects = built("base")
+    deployment = only(objects, "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"].reverse()
+    with pytest.raises(jsonpatch.JsonPatchTestFailed):
+        apply_patch(IMPERSONATE, patch, objects)
+
+
+# --- the Deployment ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_service_account_token_is_mounted_only_where_needed(name: str) -> None:
+    objects = built(name)
+    account = only(objects, "ServiceAccount")
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    assert account["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["serviceAccountName"] == account["metadata"]["name"] == NAME
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_pod_runs_unprivileged(name: str) -> None:
+    pod = only(built(name), "Deployment")["spec"]["template"]["spec"]
+    pod_context = pod["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert pod_context["runAsUser"] == 65532
+    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+    for host_namespace in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(host_namespace), host_namespace
+    for each in pod["containers"] + pod.get("initContainers", []):
+        context = each["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert "add" not in context["capabilities"]
+        assert context.get("privileged", False) is False
+        assert context.get("runAsUser", 65532) != 0
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_tmp_is_the_only_writable_path(name: str) -> None:
+    pod = only(built(name), "Deployment")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = container(built(name))["volumeMounts"]
+    assert [mount["mountPath"] for mount in mounts] == ["/tmp"]
+    assert "emptyDir" in volumes[mounts[0]["name"]]
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_deployment_shape(name: str) -> None:
+    objects = built(name)
+    deployment = only(objects, "Deployment")
+    bff = container(objects)
+    assert deployment["spec"]["replicas"] == 2
+    assert selects(deployment["spec"]["selector"]["matchLabels"], pod_labels(objects))
+    assert bff["image"] == IMAGE
+    assert bff["ports"] == [{"name": "http", "containerPort": APP_PORT, "protocol": "TCP"}]
+    assert env(objects)["BFF_PORT"] == str(APP_PORT)
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_probes_use_healthz_and_readyz(name: str) -> None:
+    bff = container(built(name))
+    assert bff["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert bff["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_resources_are_bounded(name: str) -> None:
+    resources = container(built(name))["resources"]
+    requests, limits = resources["requests"], resources["limits"]
+    assert 0 < cpu(requests["cpu"]) <= cpu(limits["cpu"])
+    assert 0 < memory(requests["memory"]) <= memory(limits["memory"])
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_grace_period_outlasts_the_shutdown(name: str) -> None:
+    objects = built(name)
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    pre_stop = container(objects)["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    shutdown = int(env(objects)["BFF_SHUTDOWN_TIMEOUT"])
+    assert shutdown == 20
+    assert pod["terminationGracePeriodSeconds"] > shutdown + int(pre_stop[1])
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_replicas_spread_across_nodes(name: str) -> None:
+    objects = built(name)
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    spread = [
+        constraint
+        for constraint in pod.get("topologySpreadConstraints", [])
+        if constraint["topologyKey"] == "kubernetes.io/hostname"
+        and selects(constraint["labelSelector"]["matchLabels"], pod_labels(objects))
+    ]
+    anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+    terms = anti.get("requiredDuringSchedulingIgnoredDuringExecution", []) + [
+        weighted["podAffinityTerm"]
+        for weighted in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+    ]
+    anti_affinity = [
+        term
+        for term in terms
+        if term["topologyKey"] == "kubernetes.io/hostname"
+        and selects(term["labelSelector"]["matchLabels"], pod_labels(objects))
+    ]
+    assert spread or anti_affinity
+
+
+# --- Service, Ingress, PDB, NetworkPolicy -----------------------------------
+
+
+def test_service_targets_the_http_port() -> None:
+    objects = built("base")
+    service = only(objects, "Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert selects(service["spec"]["selector"], pod_labels(objects))
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+
+def test_ingress_routes_exactly_the_required_prefixes() -> None:
+    objects = built("base")
+    ingress = only(objects, "Ingress")
+    service = only(objects, "Service")
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "defaultBackend" not in ingress["spec"]
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert sorted((path["path"], path["pathType"]) for path in paths) == [
+        ("/api/v1.0.4", "Prefix"),
+        ("/api/v1.0.5", "Prefix"),
+        ("/v1/harvester/harvesterhci.io.upgrades", "Prefix"),
+    ]
+    (service_port,) = service["spec"]["ports"]
+    for path in paths:
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"] in ({"name": service_port["name"]}, {"number": service_port["port"]})
+
+
+def ingress_paths(ingress: Obj) -> list[Obj]:
+    return [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+
+
+def test_ingress_paths_pass_ingress_nginx_path_validation() -> None:
+    ingress = only(built("base"), "Ingress")
+    for path in ingress_paths(ingress):
+        assert path["pathType"] in {"Prefix", "Exact"}
+        assert INGRESS_NGINX_PLAIN_PATH.match(path["path"]), path["path"]
+    # use-regex and rewrite-target turn every path of the host into a regex,
+    # on every Ingress, the dashboard's own included.
+    annotations = ingress["metadata"].get("annotations", {})
+    assert "nginx.ingress.kubernetes.io/use-regex" not in annotations
+    assert "nginx.ingress.kubernetes.io/rewrite-target" not in annotations
+
+
+def test_pdb_keeps_one_replica_and_selects_the_pods() -> None:
+    objects = built("base")
+    pdb = only(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert "maxUnavailable" not in pdb["spec"]
+    assert selects(pdb["spec"]["selector"]["matchLabels"], pod_labels(objects))
+    # Otherwise the budget would forbid every eviction and block node drains.
+    assert only(objects, "Deployment")["spec"]["replicas"] > pdb["spec"]["minAvailable"]
+
+
+def test_networkpolicy_admits_only_the_ingress_controller_on_the_app_port() -> None:
+    objects = built("base")
+    policy = only(objects, "NetworkPolicy")["spec"]
+    assert selects(policy["podSelector"]["matchLabels"], pod_labels(objects))
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["ingress"], "an empty ingress list would still deny, but say so explicitly"
+    peers = []
+    for rule in policy["ingress"]:
+        assert rule["ports"] == [{"protocol": "TCP", "port": APP_PORT}]
+        assert rule.get("from"), "a rule without 'from' admits every source"
+        peers.extend(rule["from"])
+    for peer in peers:
+        assert "ipBlock" not in peer
+        # An empty namespaceSelector ({}) would match every namespace.
+        assert peer["namespaceSelector"]["matchLabels"], peer
+    upstream_controller = {"kubernetes.io/metadata.name": "ingress-nginx"}
+    assert {"namespaceSelector": {"matchLabels": upstream_controller}} in peers
+
+
+def test_networkpolicy_egress_is_api_server_and_dns_only() -> None:
+    policy = only(built("base"), "NetworkPolicy")["spec"]
+    allowed = set()
+    for rule in policy["egress"]:
+        ports = {(port["protocol"], port["port"]) for port in rule["ports"]}
+        allowed |= ports
+        if any(port == 53 for _, port in ports):
+            # DNS only to the cluster DNS pods, in kube-system.
+            assert ports == {("UDP", 53), ("TCP", 53)}
+            for peer in rule["to"]:
+                namespace = peer["namespaceSelector"]["matchLabels"]
+                assert namespace == {"kubernetes.io/metadata.name": "kube-system"}
+                assert peer["podSelector"]["matchLabels"]
+        else:
+            assert ports <= {("TCP", 443), ("TCP", 6443)}
+            assert all("ipBlock" not in peer for peer in rule.get("to", []))
+    assert allowed == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)}
+
+
+# --- deploy/README.md -------------------------------------------------------
+
+
+def readme_examples() -> list[Obj]:
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    return [doc for block in blocks for doc in yaml.safe_load_all(block) if doc is not None]
+
+
+def test_readme_examples_are_valid() -> None:
+    examples = readme_examples()
+    assert {doc["kind"] for doc in examples} == {"Kustomization", "Ingress"}
+    for doc in examples:
+        if doc["kind"] == "Kustomization":
+            assert set(doc) <= {"apiVersion", "kind", "resources", "images"}
+            # The example is a directory of the reader's own, next to deploy/.
+            for entry in doc["resources"]:
+                target = Path(os.path.normpath(ROOT / "my-site" / entry))
+                assert (target / "kustomization.yaml").is_file(), entry
+        else:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_readme_rancher_proxy_example_matches_only_upgrade_paths() -> None:
+    (ingress,) = (doc for doc in readme_examples() if doc["kind"] == "Ingress")
+    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/use-regex": "true"}
+    (path,) = ingress_paths(ingress)
+    # Regex paths are only accepted by ingress-nginx as ImplementationSpecific.
+    assert path["pathType"] == "ImplementationSpecific"
+    assert not INGRESS_NGINX_PLAIN_PATH.match(path["path"])
+    # nginx anchors the location at the start: "~* ^<path>".
+    location = re.compile("^" + path["path"], re.IGNORECASE)
+    prefix = "/k8s/clusters/c-m-abc12345/v1/harvester/harvesterhci.io.upgrades"
+    for uri in (prefix, prefix + "/harvester-system", prefix + "/harvester-system/hvst-upgrade"):
+        assert location.match(uri), uri
+    for uri in (
+        prefix + "logs/harvester-system/x",
+        "/k8s/clusters/c-m-abc12345/v1/harvester/harvesterhci.io.virtualmachineimages",
+        "/k8s/clusters/a/b/v1/harvester/harvesterhci.io.upgrades",
+        "/v1/harvester/harvesterhci.io.upgrades",
+    ):
+        assert not location.match(uri), uri
