@@ -122,6 +122,7 @@ async def make_stack(
     tmp_path: Path,
     aiohttp_server: Callable[..., Any],
     aiohttp_client: Callable[..., Any],
+    controller_interval: float = 0,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
     recorder = Recorder(backend.url, backend.ssl_context)
@@ -136,7 +137,7 @@ async def make_stack(
     controller = SimulatedController(
         kubeconfig=str(kubeconfig_for(backend, tmp_path, "sandbox-controller", "ctl.kubeconfig")),
         namespace=NAMESPACE,
-        interval=0,
+        interval=controller_interval,
     )
     await controller.start()
     try:
