@@ -73,6 +73,7 @@ ETCD_TIMEOUT = 30.0
 HEALTHZ_TIMEOUT = 60.0
 CRD_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+START_ATTEMPTS = 3
 
 # Admission plugins that need informers against the core API, which the stub
 # does not serve. Names as registered by v0.36 (see ``--help``).
@@ -199,6 +200,22 @@ def ensure_etcd() -> Path:
         last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RealApiServerUnavailable(f"apt-get install etcd-server failed: {last[0]}")
     return Path(found)
+
+
+def unavailable_reason(version: str = PINNED_VERSION) -> str | None:
+    """Why :class:`RealApiServer` cannot start here, without building anything.
+
+    ``None`` means the prerequisites are present or can be obtained (a cached
+    binary or Go; etcd, or root with apt-get). A cheap check, for skipping a
+    whole test module with one line.
+    """
+    binary = cache_dir(version) / BINARY_NAME
+    if not binary.is_file() and shutil.which("go") is None:
+        return f"Go is not installed, so {MODULE}@{version} cannot be built"
+    has_etcd = shutil.which("etcd") or Path("/usr/bin/etcd").exists()
+    if not has_etcd and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+        return "etcd is not installed (Debian: apt-get install etcd-server)"
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -495,6 +512,19 @@ class RealApiServer:
         """Start everything; raise RealApiServerUnavailable or RealApiServerError."""
         binary = ensure_binary()
         etcd = ensure_etcd()
+        # Free ports are picked by binding and releasing them, so another
+        # process can take one in between; that failure is retried.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_once(binary, etcd)
+            except RealApiServerError as exc:
+                if "address already in use" not in str(exc) or attempt == START_ATTEMPTS:
+                    raise
+            else:
+                return self
+        raise AssertionError("unreachable")
+
+    def _start_once(self, binary: Path, etcd: Path) -> None:
         began = time.monotonic()
         self._tmp = Path(tempfile.mkdtemp(prefix="real-apiserver-"))
         try:
@@ -512,7 +542,6 @@ class RealApiServer:
         except BaseException:
             self.stop()
             raise
-        return self
 
     def stop(self) -> None:
         """Kill both processes and the stub, and remove the temp dir. Idempotent."""
