@@ -26,6 +26,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from tests.support.real_apiserver import (
+    FIXTURES,
     GROUP,
     NAMESPACE,
     PLURAL,
@@ -374,6 +375,68 @@ async def test_put_with_other_uid_is_409(admin: client.CustomObjectsApi) -> None
     )
 
 
+def _client_body(version: str) -> dict[str, Any]:
+    path = FIXTURES / "clients" / f"{version}-dismiss-put-body.json"
+    body: dict[str, Any] = json.loads(path.read_text())
+    return body
+
+
+def test_v104_dismiss_body_as_captured_is_409(server: RealApiServer) -> None:
+    # Its resourceVersion "123456" is not the live one.
+    r = server.request("PUT", server.upgrades_path(SUCCEEDED), _client_body("v1.0.4"))
+    assert r.status == 409
+    assert r.body["message"] == CONFLICT_MESSAGE
+
+
+def test_v104_dismiss_body_wipes_status_and_finalizers(server: RealApiServer) -> None:
+    """The bug: the v1.0.4 body, sent straight to the API with a live version."""
+    live = server.request("GET", server.upgrades_path(SUCCEEDED)).body
+    body = _client_body("v1.0.4")
+    body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+    r = server.request("PUT", server.upgrades_path(SUCCEEDED), body)
+    assert r.status == 200
+    assert "status" not in r.body
+    assert "finalizers" not in r.body["metadata"]  # the body has none, so PUT drops them
+    assert r.body["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
+    assert r.body["metadata"]["generation"] == 2
+    # Steve's extra top-level fields are pruned, each with a warning.
+    assert set(r.body) == {"apiVersion", "kind", "metadata", "spec"}
+    assert r.headers["Warning"] == (
+        '299 - "unknown field \\"id\\"", 299 - "unknown field \\"type\\""'
+    )
+
+
+def test_v105_dismiss_body_as_captured_is_409_on_uid(server: RealApiServer) -> None:
+    live = server.request("GET", server.upgrades_path(SUCCEEDED)).body
+    body = _client_body("v1.0.5")
+    body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+    r = server.request("PUT", server.upgrades_path(SUCCEEDED), body)
+    assert r.status == 409
+    assert (
+        "Precondition failed: UID in precondition: 00000000-0000-0000-0000-000000000000"
+        in (r.body["message"])
+    )
+
+
+def test_v105_dismiss_body_keeps_the_status_it_carries(server: RealApiServer) -> None:
+    live = server.request("GET", server.upgrades_path(SUCCEEDED)).body
+    body = _client_body("v1.0.5")
+    body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+    body["metadata"]["uid"] = live["metadata"]["uid"]
+    r = server.request("PUT", server.upgrades_path(SUCCEEDED), body)
+    assert r.status == 200
+    assert r.body["status"] == live["status"]
+    assert r.body["metadata"]["finalizers"] == live["metadata"]["finalizers"]
+    # Server-set fields in the body are ignored, not applied.
+    assert r.body["metadata"]["generation"] == 1
+    assert r.body["metadata"]["creationTimestamp"] == live["metadata"]["creationTimestamp"]
+    assert set(r.body) == {"apiVersion", "kind", "metadata", "spec", "status"}
+    assert r.headers["Warning"] == (
+        '299 - "unknown field \\"id\\"", 299 - "unknown field \\"links\\"", '
+        '299 - "unknown field \\"type\\""'
+    )
+
+
 # ---------------------------------------------------------------------------
 # Ground truth: merge patch
 
@@ -649,6 +712,24 @@ def test_list_at_compacted_version_is_http_410(server: RealApiServer) -> None:
     assert r.status == 410
     assert r.body["reason"] == "Expired"
     assert r.body["message"] == "The resourceVersion for the provided list is too old."
+
+
+def test_watch_from_future_version_waits_quietly(server: RealApiServer) -> None:
+    r = server.request(
+        "GET", server.upgrades_path() + "?watch=true&resourceVersion=999999&timeoutSeconds=1"
+    )
+    assert r.status == 200
+    assert r.body is None  # no events at all until the timeout
+
+
+def test_list_at_future_version_is_504_after_a_wait(server: RealApiServer) -> None:
+    r = server.request("GET", server.upgrades_path() + "?resourceVersion=999999", timeout=20)
+    assert r.status == 504
+    assert r.body["reason"] == "Timeout"
+    assert re.fullmatch(
+        r"Timeout: Too large resource version: 999999, current: \d+", r.body["message"]
+    )
+    assert r.body["details"]["retryAfterSeconds"] == 1
 
 
 async def _watch_from_revision_1(

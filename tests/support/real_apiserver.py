@@ -43,6 +43,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +470,11 @@ class Response:
     status: int
     body: Any
     headers: Mapping[str, str]
+    """Repeated headers (``Warning``) are joined with ", ", as HTTP allows."""
+
+
+def _joined(headers: Message) -> dict[str, str]:
+    return {k: ", ".join(headers.get_all(k) or ()) for k in dict.fromkeys(headers.keys())}
 
 
 class RealApiServer:
@@ -715,10 +721,10 @@ class RealApiServer:
             req.add_header(k, v)
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:  # noqa: S310
-                status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
+                status, raw, hdrs = resp.status, resp.read(), _joined(resp.headers)
         except urllib.error.HTTPError as err:
             with err:
-                status, raw, hdrs = err.code, err.read(), dict(err.headers)
+                status, raw, hdrs = err.code, err.read(), _joined(err.headers)
         try:
             decoded: Any = json.loads(raw) if raw else None
         except ValueError:
