@@ -514,7 +514,8 @@ async def _auth_resources(request: web.Request) -> web.Response:
 
 async def _token_review(request: web.Request) -> web.Response:
     body = await _read_body(request)
-    if not isinstance(body, dict) or body.get("kind") != "TokenReview":
+    # Like kube-apiserver, a body without apiVersion/kind is decoded as the endpoint's kind.
+    if not isinstance(body, dict) or body.get("kind", "TokenReview") != "TokenReview":
         raise StatusError.bad_request("the body must be a TokenReview")
     spec = body.get("spec") or {}
     token = spec.get("token") or ""
