@@ -401,3 +401,96 @@ async def test_openapi_json_is_served_under_the_base_path(aiohttp_client: Any) -
     assert body == json.loads(json.dumps(openapi.document(BASE)))
     second = await client.get(f"{BASE}/openapi.json")
     assert await second.read() == await first.read()
+
+
+# --- the real app's answers against the document ----------------------------------------------
+
+API_ONE = "/api/{version}/upgrades/{namespace}/{name}"
+STEVE_ONE = "/v1/harvester/harvesterhci.io.upgrades/{namespace}/{name}"
+NS = "harvester-system"
+SUCCEEDED, IN_PROGRESS, MISSING = "hvst-upgrade-7xn6v", "hvst-upgrade-zjft7", "hvst-upgrade-none"
+ADMIN = {"Authorization": "Bearer sandbox-admin"}
+
+#: (method, URL, template, headers, body) — each answer is checked against the document.
+LIVE_REQUESTS: list[tuple[str, str, str, dict[str, str], Any]] = [
+    ("GET", "/healthz", "/healthz", {}, None),
+    ("GET", "/readyz", "/readyz", {}, None),
+    ("GET", "/openapi.json", "/openapi.json", {}, None),
+    ("GET", "/api/v1.0.5/upgrades", "/api/{version}/upgrades", ADMIN, None),
+    ("GET", f"/api/v1.0.4/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, None),
+    ("GET", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, None),
+    ("POST", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}?action=dismiss", API_ONE, ADMIN, None),
+    ("POST", f"/api/v1.0.5/upgrades/{NS}/{IN_PROGRESS}?action=dismiss", API_ONE, ADMIN, None),
+    ("POST", f"/api/v1.0.5/upgrades/{NS}/{IN_PROGRESS}?action=cancel", API_ONE, ADMIN, None),
+    ("POST", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}?action=delete", API_ONE, ADMIN, None),
+    ("POST", f"/api/v1.0.4/upgrades/{NS}/{SUCCEEDED}?action=dismiss", API_ONE, ADMIN, None),
+    ("PUT", f"/v1/harvester/harvesterhci.io.upgrades/{NS}/{SUCCEEDED}", STEVE_ONE, ADMIN, "v104"),
+    ("PUT", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, "v105"),
+    ("PUT", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, "text"),
+    (
+        "GET",
+        "/v1/harvester/harvesterhci.io.upgrades",
+        "/v1/harvester/harvesterhci.io.upgrades",
+        ADMIN,
+        None,
+    ),
+    (
+        "GET",
+        f"/k8s/clusters/local/v1/harvester/harvesterhci.io.upgrades/{NS}",
+        "/k8s/clusters/{cluster}/v1/harvester/harvesterhci.io.upgrades/{namespace}",
+        ADMIN,
+        None,
+    ),
+    ("GET", "/api/v9/upgrades", "/api/{version}/upgrades", ADMIN, None),
+    ("GET", "/api/v1.0.5/upgrades?labelSelector=a%20b", "/api/{version}/upgrades", ADMIN, None),
+    ("GET", "/api/v1.0.5/upgrades", "/api/{version}/upgrades", {}, None),
+    ("GET", f"/api/v1.0.5/upgrades/{NS}/Bad_Name", API_ONE, ADMIN, None),
+    ("GET", f"/api/v1.0.5/upgrades/{NS}/{MISSING}", API_ONE, ADMIN, None),
+]
+
+
+def response_for(template: str, method: str, status: int) -> tuple[str, dict[str, Any]]:
+    """The documented response (its JSON pointer and the object) for this answer."""
+    responses = DOC["paths"][template][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {template} answered {status}, not documented"
+    pointer = f"/paths/{escape(template)}/{method.lower()}/responses/{status}"
+    found = responses[str(status)]
+    if "$ref" in found:
+        pointer = found["$ref"].removeprefix("#")
+        found = DOC["components"]["responses"][pointer.rsplit("/", 1)[1]]
+    return pointer, found
+
+
+def header_object(header: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in header:
+        return DOC["components"]["headers"][header["$ref"].rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+    return header
+
+
+async def test_real_answers_match_the_document(emulator_stack: Any) -> None:
+    """The real app, in front of the emulator: every answer is documented, shape included."""
+    client = emulator_stack.client
+    bodies = {"v104": openapi.V104_DISMISS_BODY, "v105": openapi.V105_DISMISS_BODY}
+    statuses = set()
+    for method, url, template, headers, body in LIVE_REQUESTS:
+        kwargs: dict[str, Any] = {"headers": dict(headers)}
+        if body == "text":
+            kwargs["data"] = "hello"
+            kwargs["headers"]["Content-Type"] = "text/plain"
+        elif body is not None:
+            kwargs["json"] = bodies[body]
+        async with client.request(method, url, **kwargs) as answer:
+            pointer, documented = response_for(template, method, answer.status)
+            statuses.add(answer.status)
+            for name, header in documented.get("headers", {}).items():
+                if header_object(header).get("required"):
+                    assert name in answer.headers, (method, url, name)
+            assert "X-Request-ID" in answer.headers
+            assert answer.content_type in documented["content"], (method, url)
+            if answer.content_type != "application/json":
+                continue
+            payload = await answer.json()
+        schema = schema_validator(DOC, f"{pointer}/content/application~1json/schema")
+        problems = [e.message for e in schema.iter_errors(payload)]
+        assert problems == [], (method, url, answer.status)
+    assert statuses == {200, 400, 401, 404, 405, 409, 415}
