@@ -344,7 +344,11 @@ async def connect(
     """Open the upstream clients once (per app) and close them on the way out."""
     own_config = await load_configuration(options)
     own = await _api_client(own_config)
-    callers = own if impersonate else await _api_client(anonymous_copy(own_config))
+    try:
+        callers = own if impersonate else await _api_client(anonymous_copy(own_config))
+    except BaseException:
+        await own.close()
+        raise
     try:
         yield Upstream(
             gateway=UpgradeGateway(callers, options, observer),

@@ -379,8 +379,8 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     header = request.headers.get("Authorization", "")
     user: UserInfo | None
     if not header:
-        if request.path not in PUBLIC_PATHS:
-            raise _UNAUTHORIZED
+        # Anonymous requests are authenticated as system:anonymous and then authorised,
+        # like kube-apiserver with anonymous auth on (its default): 403, not 401.
         user = UserInfo(identities.ANONYMOUS, groups=(identities.ALL_UNAUTHENTICATED,))
     else:
         scheme, _, token = header.partition(" ")

@@ -63,8 +63,8 @@ async def test_missing_object_is_a_not_found_status(emu: Emu) -> None:
     }
 
 
-async def test_no_token_or_unknown_token_is_unauthorized(emu: Emu) -> None:
-    for token in (None, "wrong"):
+async def test_an_unknown_token_is_unauthorized(emu: Emu) -> None:
+    for token in ("wrong", "sandbox-admin-but-not-quite"):
         status, _, body = await emu.call("GET", BASE, token=token)
         assert status == 401
         assert body == {
@@ -76,6 +76,16 @@ async def test_no_token_or_unknown_token_is_unauthorized(emu: Emu) -> None:
             "reason": "Unauthorized",
             "code": 401,
         }
+
+
+async def test_no_token_is_anonymous_and_forbidden(emu: Emu) -> None:
+    """As kube-apiserver with anonymous auth on (the default, and the real server's answer)."""
+    status, _, body = await emu.call("GET", BASE, token=None)
+    assert status == 403
+    assert body["reason"] == "Forbidden"
+    assert 'User "system:anonymous" cannot list resource "upgrades"' in body["message"]
+    status, _, _ = await emu.call("GET", "/version", token=None)
+    assert status == 200
 
 
 async def test_list_carries_the_current_resource_version(emu: Emu) -> None:

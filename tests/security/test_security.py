@@ -479,3 +479,25 @@ async def test_serve_terminates_tls(tmp_path: Path, emulator_backend: Backend) -
                     pass
     finally:
         await stop(runner)
+
+
+@pytest.mark.real_apiserver
+async def test_passthrough_never_borrows_a_client_certificate_from_the_kubeconfig(
+    real_apiserver: Any, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[Any]]
+) -> None:
+    """Against a real API server, whose x509 authenticator runs before bearer tokens.
+
+    The BFF's kubeconfig here holds a system:masters client certificate. If passthrough
+    requests carried it, a viewer's dismiss would succeed as cluster admin.
+    """
+    real_apiserver.reset()
+    config = real_apiserver.kubeconfig(tmp_path / "masters.kubeconfig", client_cert=True)
+    client = await aiohttp_client(create_app(Settings(kubeconfig=str(config))))
+    assert (await client.get("/readyz")).status == 200, "the BFF's own identity serves probes"
+    viewer = await client.post(DISMISS, headers=bearer("sandbox-viewer"))
+    assert viewer.status == 403
+    assert (await client.post(DISMISS, headers=bearer("bogus"))).status == 401
+    assert (await client.post(DISMISS)).status == 401
+    live = real_apiserver.request("GET", real_apiserver.upgrades_path(SUCCEEDED)).body
+    assert "harvesterhci.io/read-message" not in live["metadata"]["labels"]
+    assert (await client.post(DISMISS, headers=bearer("sandbox-admin"))).status == 200

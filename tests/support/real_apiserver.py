@@ -86,7 +86,7 @@ DISABLED_ADMISSION = (
     "ValidatingAdmissionWebhook",
 )
 
-_KEPT_METADATA = ("name", "namespace", "labels", "annotations", "finalizers")
+_KEPT_METADATA = ("name", "generateName", "namespace", "labels", "annotations", "finalizers")
 
 
 class RealApiServerUnavailable(RuntimeError):
