@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -44,8 +46,16 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
+def _static_root() -> Traversable:
+    """The page's files: ``bff/static`` in an installed wheel, ``static/`` in a source tree."""
+    packaged = resources.files("bff").joinpath("static")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "static"
+
+
 def _static(name: str) -> bytes:
-    return resources.files("bff.static").joinpath(name).read_bytes()
+    return _static_root().joinpath(name).read_bytes()
 
 
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -62,6 +72,11 @@ def static_file(name: str) -> web.Response:
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+async def to_index(request: web.Request) -> web.Response:
+    """``{base}`` without the slash: send the browser to ``{base}/`` so relative URLs work."""
+    raise web.HTTPFound(f"{request.path}/")
 
 
 async def index(request: web.Request) -> web.Response:

@@ -20,6 +20,8 @@ def add_routes(app: web.Application, base_path: str = "") -> None:
     r.add_get(f"{b}/metrics", ops.metrics, allow_head=False)
     r.add_get(f"{b}/openapi.json", ops.openapi, allow_head=False)
     r.add_get(f"{b}/", ops.index, allow_head=False)
+    if b:
+        r.add_get(b, ops.to_index, allow_head=False)
     r.add_get(f"{b}/static/{{file}}", ops.static, allow_head=False)
 
     r.add_get(f"{b}{UPGRADES}", handlers.list_upgrades, allow_head=False)
