@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import statistics
 import tempfile
 import time
@@ -38,6 +39,10 @@ ADMIN = {"Authorization": "Bearer sandbox-admin"}
 UPGRADES = f"/apis/harvesterhci.io/v1beta1/namespaces/{NS}/upgrades"
 
 Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
+WARM = 25
+#: Requests per side in the heap-tracing pass (tracemalloc slows Python down, so the
+#: timing pass runs without it).
+MEMORY_REQUESTS = 200
 
 
 @dataclass
@@ -63,7 +68,12 @@ class Pair:
 
 
 async def _measure(
-    session: aiohttp.ClientSession, request: Request, total: int, concurrency: int
+    session: aiohttp.ClientSession,
+    request: Request,
+    total: int,
+    concurrency: int,
+    *,
+    trace_memory: bool = False,
 ) -> Side:
     latencies: list[float] = []
     errors = 0
@@ -80,12 +90,15 @@ async def _measure(
                 errors += 1
 
     gc.collect()
-    tracemalloc.start()
+    if trace_memory:
+        tracemalloc.start()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = 0
+    if trace_memory:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     latencies.sort()
     return Side(
         requests=len(latencies),
@@ -178,6 +191,19 @@ def _bff_put(bff: str, names: Iterator[str]) -> Request:
     return call
 
 
+async def _pair(direct: Request, through: Request) -> tuple[Request, Request]:
+    return direct, through
+
+
+async def _writes(
+    fresh: Callable[[], Awaitable[Iterator[str]]],
+    direct: Callable[[Iterator[str]], Request],
+    through: Callable[[Iterator[str]], Request],
+) -> tuple[Request, Request]:
+    """Each side gets its own fresh, unread upgrades: every measured request really writes."""
+    return direct(await fresh()), through(await fresh())
+
+
 def _status(fn: Callable[[aiohttp.ClientSession], object]) -> Request:
     async def call(session: aiohttp.ClientSession) -> int:
         async with fn(session) as response:  # type: ignore[attr-defined]
@@ -199,43 +225,44 @@ async def _run(total: int, concurrency: int) -> list[Pair]:
         try:
             async with aiohttp.ClientSession(headers=ADMIN) as session:
                 template = await (await session.get(f"{kube}{UPGRADES}/{SUCCEEDED}")).json()
-                batches = [
-                    await _fresh_upgrades(session, kube, template, total + 50) for _ in range(4)
-                ]
-                scenarios: list[tuple[str, Request, Request]] = [
-                    (
-                        "get one upgrade",
+                per_side = WARM + total + MEMORY_REQUESTS
+
+                async def fresh() -> Iterator[str]:
+                    return iter(await _fresh_upgrades(session, kube, template, per_side))
+
+                # Reads first, while the namespace holds only the three seeds.
+                scenarios: list[tuple[str, Callable[[], Awaitable[tuple[Request, Request]]]]] = [
+                    ("get one upgrade", lambda: _pair(
                         _status(lambda s: s.get(f"{kube}{UPGRADES}/{SUCCEEDED}")),
                         _status(lambda s: s.get(f"{bff}/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}")),
-                    ),
-                    (
-                        "list upgrades",
-                        _status(lambda s: s.get(f"{kube}{UPGRADES}?labelSelector=%21bench")),
-                        _status(
-                            lambda s: s.get(f"{bff}/api/v1.0.5/upgrades?labelSelector=%21bench")
-                        ),
-                    ),
-                    (
-                        # Direct: read, then the same conditional label patch the BFF sends.
-                        "dismiss, one write each",
-                        _direct_dismiss(kube, iter(batches[0])),
-                        _bff_dismiss(bff, iter(batches[1])),
-                    ),
-                    (
-                        # Direct: read, then PUT the whole object back with the label (status
-                        # included, or it would be wiped). BFF: PUT of the v1.0.4 body.
-                        "whole-object PUT, one write each",
-                        _direct_put(kube, iter(batches[2])),
-                        _bff_put(bff, iter(batches[3])),
-                    ),
-                ]
+                    )),
+                    ("list upgrades", lambda: _pair(
+                        _status(lambda s: s.get(f"{kube}{UPGRADES}")),
+                        _status(lambda s: s.get(f"{bff}/api/v1.0.5/upgrades")),
+                    )),
+                    # Direct: read, then the same conditional label patch the BFF sends.
+                    ("dismiss, one write each", lambda: _writes(
+                        fresh, lambda n: _direct_dismiss(kube, n), lambda n: _bff_dismiss(bff, n)
+                    )),
+                    # Direct: read, then PUT the whole object back with the label (status
+                    # included, or it would be wiped). BFF: PUT of the v1.0.4 body.
+                    ("whole-object PUT, one write each", lambda: _writes(
+                        fresh, lambda n: _direct_put(kube, n), lambda n: _bff_put(bff, n)
+                    )),
+                ]  # fmt: skip
                 pairs = []
-                for name, direct_request, bff_request in scenarios:
-                    # Warm both paths, then measure them back to back.
-                    await _measure(session, direct_request, 25, concurrency)
-                    await _measure(session, bff_request, 25, concurrency)
+                for name, build in scenarios:
+                    direct_request, bff_request = await build()
+                    # Warm both paths, time them back to back, then trace their heap.
+                    await _measure(session, direct_request, WARM, concurrency)
+                    await _measure(session, bff_request, WARM, concurrency)
                     direct = await _measure(session, direct_request, total, concurrency)
                     through = await _measure(session, bff_request, total, concurrency)
+                    for side, request in ((direct, direct_request), (through, bff_request)):
+                        traced = await _measure(
+                            session, request, MEMORY_REQUESTS, concurrency, trace_memory=True
+                        )
+                        side.heap_peak_kib = traced.heap_peak_kib
                     pairs.append(
                         Pair(
                             scenario=name,
@@ -273,6 +300,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.requests < 1 or args.concurrency < 1:
         print("harvester-upgrade-bff: error: --requests and --concurrency must be positive")
         return 2
+    # Per-request INFO lines would cost more than the work being measured.
+    logging.getLogger().setLevel(logging.WARNING)
     pairs = asyncio.run(_run(args.requests, args.concurrency))
     if args.json:
         print(json.dumps([asdict(p) for p in pairs], indent=2))
