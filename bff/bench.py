@@ -213,7 +213,7 @@ def _status(fn: Callable[[aiohttp.ClientSession], object]) -> Request:
     return call
 
 
-async def _run(total: int, concurrency: int) -> list[Pair]:
+async def _run(total: int, concurrency: int, memory_requests: int = MEMORY_REQUESTS) -> list[Pair]:
     emulator = web.AppRunner(create_emulator_app(), handle_signals=False)
     await emulator.setup()
     await web.TCPSite(emulator, "127.0.0.1", 0).start()
@@ -225,7 +225,7 @@ async def _run(total: int, concurrency: int) -> list[Pair]:
         try:
             async with aiohttp.ClientSession(headers=ADMIN) as session:
                 template = await (await session.get(f"{kube}{UPGRADES}/{SUCCEEDED}")).json()
-                per_side = WARM + total + MEMORY_REQUESTS
+                per_side = WARM + total + memory_requests
 
                 async def fresh() -> Iterator[str]:
                     return iter(await _fresh_upgrades(session, kube, template, per_side))
@@ -260,7 +260,7 @@ async def _run(total: int, concurrency: int) -> list[Pair]:
                     through = await _measure(session, bff_request, total, concurrency)
                     for side, request in ((direct, direct_request), (through, bff_request)):
                         traced = await _measure(
-                            session, request, MEMORY_REQUESTS, concurrency, trace_memory=True
+                            session, request, memory_requests, concurrency, trace_memory=True
                         )
                         side.heap_peak_kib = traced.heap_peak_kib
                     pairs.append(

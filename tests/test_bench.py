@@ -6,7 +6,7 @@ from bff.bench import _run, _table
 
 
 async def test_bench_measures_every_scenario_on_both_sides() -> None:
-    pairs = await _run(total=20, concurrency=4)
+    pairs = await _run(total=20, concurrency=4, memory_requests=10)
     assert [p.scenario for p in pairs] == [
         "get one upgrade",
         "list upgrades",
