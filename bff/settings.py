@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from bff.names import is_dns1123_label
+
 
 class AuthMode(enum.StrEnum):
     PASSTHROUGH = "passthrough"
@@ -104,7 +106,7 @@ def _base_path(text: str) -> str:
 
 
 def _namespace(text: str) -> str:
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text) or len(text) > 63:
+    if not is_dns1123_label(text):
         raise ValueError("must be a DNS-1123 label")
     return text
 
