@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,16 @@ seeded with three Upgrades, a simulated Harvester upgrade controller, and the
 BFF in front of them. Prints the URLs and the sandbox-admin and sandbox-viewer
 tokens. Stops on Ctrl-C or SIGTERM.
 """
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"harvester-upgrade-bff: error: invalid {name} value {raw!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,13 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--requests",
         type=int,
-        default=2000,
-        help="requests per measured scenario [default: 2000]",
+        default=_env_int("BFF_BENCH_REQUESTS", 2000),
+        help="requests per side of each scenario [env: BFF_BENCH_REQUESTS; default: 2000]",
     )
     bench.add_argument(
-        "--concurrency", type=int, default=16, help="requests in flight at once [default: 16]"
+        "--concurrency",
+        type=int,
+        default=_env_int("BFF_BENCH_CONCURRENCY", 16),
+        help="requests in flight at once [env: BFF_BENCH_CONCURRENCY; default: 16]",
     )
-    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument(
+        "--json",
+        action="store_true",
+        default=os.environ.get("BFF_BENCH_JSON") == "1",
+        help="print the report as JSON [env: BFF_BENCH_JSON=1]",
+    )
     return parser
 
 
