@@ -85,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--requests",
         type=int,
-        default=_env_int("BFF_BENCH_REQUESTS", 2000),
+        default=None,
         help="requests per side of each scenario [env: BFF_BENCH_REQUESTS; default: 2000]",
     )
     bench.add_argument(
         "--concurrency",
         type=int,
-        default=_env_int("BFF_BENCH_CONCURRENCY", 16),
+        default=None,
         help="requests in flight at once [env: BFF_BENCH_CONCURRENCY; default: 16]",
     )
     bench.add_argument(
@@ -121,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_sandbox(settings, args)
         from bff.bench import run_bench
 
+        if args.requests is None:
+            args.requests = _env_int("BFF_BENCH_REQUESTS", 2000)
+        if args.concurrency is None:
+            args.concurrency = _env_int("BFF_BENCH_CONCURRENCY", 16)
         return run_bench(args)
     except KeyboardInterrupt:
         return 130
