@@ -35,7 +35,8 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"harvester-upgrade-bff: error: invalid {name} value {raw!r}") from None
+        print(f"harvester-upgrade-bff: error: invalid {name} value {raw!r}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
