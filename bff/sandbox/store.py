@@ -818,7 +818,13 @@ class Store:
             if new_rv < 0:
                 raise ValueError
         except (TypeError, ValueError):
-            raise StatusError.bad_request(f"invalid resourceVersion: {new_rv_text!s}") from None
+            # etcd3's storage parses the version with strconv.ParseUint and the error
+            # surfaces unwrapped: kube-apiserver answers 500 with Go's own message.
+            raise StatusError(
+                500,
+                "InternalError",
+                f'strconv.ParseUint: parsing "{new_rv_text!s}": invalid syntax',
+            ) from None
         if new_rv == 0:
             # customResourceStrategy.AllowUnconditionalUpdate() is false.
             raise StatusError.invalid(
