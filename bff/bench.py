@@ -214,7 +214,7 @@ def _status(fn: Callable[[aiohttp.ClientSession], object]) -> Request:
 
 
 async def _run(total: int, concurrency: int, memory_requests: int = MEMORY_REQUESTS) -> list[Pair]:
-    emulator = web.AppRunner(create_emulator_app(), handle_signals=False)
+    emulator = web.AppRunner(create_emulator_app(), handle_signals=False, access_log=None)
     await emulator.setup()
     await web.TCPSite(emulator, "127.0.0.1", 0).start()
     kube = f"http://127.0.0.1:{emulator.addresses[0][1]}"

@@ -58,7 +58,7 @@ def sandbox_options(args: argparse.Namespace) -> tuple[int, float]:
 async def run(settings: Settings, kube_port: int, interval: float) -> None:
     stopping = server.stop_event_on_signals()
     with tempfile.TemporaryDirectory(prefix="bff-sandbox-") as tmp:
-        emulator = web.AppRunner(create_emulator_app(), handle_signals=False)
+        emulator = web.AppRunner(create_emulator_app(), handle_signals=False, access_log=None)
         await emulator.setup()
         await web.TCPSite(emulator, "127.0.0.1", kube_port).start()
         kube_url = f"http://127.0.0.1:{emulator.addresses[0][1]}"
