@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -92,64 +93,82 @@ async def get_upgrade(request: web.Request) -> web.Response:
     return web.json_response(resource(obj, family))
 
 
+@dataclass(frozen=True)
+class _Write:
+    """A write request, once its client, caller and target are known."""
+
+    action: Action
+    version: ClientVersion
+    family: Family
+    caller: Caller
+    namespace: str
+    name: str
+    run: Callable[[], Awaitable[Outcome]]
+
+
 async def put_upgrade(request: web.Request) -> web.Response:
-    version, family, caller = await _begin(request, Action.PUT)
-    namespace, name = _target(request)
+    async def plan() -> _Write:
+        version, family, caller = await _begin(request, Action.PUT)
+        namespace, name = _target(request)
 
-    async def run() -> Outcome:
-        body = await read_json(request, request.app[SETTINGS].max_body_bytes)
-        return await request.app[SERVICE].put(caller, namespace, name, body)
+        async def run() -> Outcome:
+            body = await read_json(request, request.app[SETTINGS].max_body_bytes)
+            return await request.app[SERVICE].put(caller, namespace, name, body)
 
-    return await _write(request, Action.PUT, version, family, caller, namespace, name, run)
+        return _Write(Action.PUT, version, family, caller, namespace, name, run)
+
+    return await _write(request, plan)
 
 
 async def post_action(request: web.Request) -> web.Response:
-    version, family, caller = await _begin(request, "action")
-    if not version.actions:
-        raise errors.MethodNotAllowed(
-            f"{version.name} clients have no actions; they PUT the object",
-            headers={"Allow": "GET, PUT"},
-        )
-    namespace, name = _target(request)
-    raw = request.query.get("action", "")
-    try:
+    async def plan() -> _Write:
+        version, family, caller = await _begin(request, "action")
+        if not version.actions:
+            raise errors.MethodNotAllowed(
+                f"{version.name} clients have no actions; they PUT the object",
+                headers={"Allow": "GET, PUT"},
+            )
+        namespace, name = _target(request)
+        raw = request.query.get("action", "")
+        if raw not in (Action.DISMISS, Action.CANCEL):
+            raise errors.BadRequest(
+                f"unknown action {raw[:40]!r}; actions are dismiss and cancel",
+                code="UnknownAction",
+            )
         action = Action(raw)
-    except ValueError:
-        action = None
-    if action not in (Action.DISMISS, Action.CANCEL):
-        raise errors.BadRequest(
-            f"unknown action {raw[:40]!r}; actions are dismiss and cancel", code="UnknownAction"
-        )
-    request[ACTION] = action
-    service = request.app[SERVICE]
-    run = {
-        Action.DISMISS: lambda: service.dismiss(caller, namespace, name),
-        Action.CANCEL: lambda: service.cancel(caller, namespace, name),
-    }[action]
-    return await _write(request, action, version, family, caller, namespace, name, run)
+        request[ACTION] = action
+        service = request.app[SERVICE]
+        if action is Action.DISMISS:
+            return _Write(action, version, family, caller, namespace, name,
+                          lambda: service.dismiss(caller, namespace, name))  # fmt: skip
+        return _Write(action, version, family, caller, namespace, name,
+                      lambda: service.cancel(caller, namespace, name))  # fmt: skip
+
+    return await _write(request, plan)
 
 
-async def _write(
-    request: web.Request,
-    action: Action,
-    version: ClientVersion,
-    family: Family,
-    caller: Caller,
-    namespace: str,
-    name: str,
-    run: Callable[[], Awaitable[Outcome]],
-) -> web.Response:
+async def _write(request: web.Request, plan: Callable[[], Awaitable[_Write]]) -> web.Response:
+    """Run a write and account for it: metrics, one audit line, Warning headers.
+
+    Refusals are audited too, including those before the caller or the target
+    is known (no credential, a bad name, an unknown action).
+    """
     metrics = request.app[METRICS]
+    match = request.match_info
     entry: dict[str, object] = {
-        "user": caller.audit_name,
-        "client_version": version.name,
-        "action": str(action),
-        "object": f"{namespace}/{name}",
+        "user": "-",
+        "client_version": match.get("version", STEVE.name)[:20],
+        "action": request.get(ACTION, "-"),
+        "object": f"{match.get('namespace', '-')[:63]}/{match.get('name', '-')[:253]}",
     }
     try:
-        outcome = await run()
+        write = await plan()
+        entry.update(user=write.caller.audit_name, client_version=write.version.name,
+                     action=str(write.action))  # fmt: skip
+        outcome = await write.run()
     except errors.BffError as exc:
         entry.update(
+            action=str(request.get(ACTION, entry["action"])),
             result="refused",
             code=exc.code,
             status=exc.status,
@@ -177,7 +196,7 @@ async def _write(
         status_wipe_prevented=outcome.status_wipe,
     )
     audit_log.info("write", extra={"audit": entry})
-    response = web.json_response(resource(outcome.obj, family))
+    response = web.json_response(resource(outcome.obj, write.family))
     response.headers["X-Upgrade-Bff-Changed"] = "true" if outcome.changed else "false"
     for category in sorted(outcome.ignored):
         response.headers.add("Warning", f'299 - "{WARNINGS[category]}"')

@@ -408,9 +408,11 @@ async def test_one_audit_line_per_write_and_refused_write(
     client = emulator_stack.client
     await client.post(DISMISS, headers=bearer("sandbox-admin"))
     await client.post(f"{API}/{IN_PROGRESS}?action=dismiss", headers=bearer("sandbox-admin"))
+    await client.put(f"/api/v1.0.4/upgrades/{NAMESPACE}/{SUCCEEDED}", json={})
+    await client.get(f"{API}/{SUCCEEDED}", headers=bearer("sandbox-admin"))  # a read: no line
     entries = [r.audit for r in caplog.records if r.name == "bff.audit"]  # type: ignore[attr-defined]
-    assert len(entries) == 2
-    done, refused = entries
+    assert len(entries) == 3
+    done, refused, anonymous = entries
     assert done["user"] == "passthrough"
     assert done["client_version"] == "v1.0.5"
     assert done["action"] == "dismiss"
@@ -421,6 +423,12 @@ async def test_one_audit_line_per_write_and_refused_write(
     assert refused["result"] == "refused"
     assert refused["code"] == "UpgradeInProgress"
     assert refused["status"] == 409
+    assert anonymous["result"] == "refused"
+    assert anonymous["user"] == "-"
+    assert anonymous["action"] == "put"
+    assert anonymous["client_version"] == "v1.0.4"
+    assert anonymous["object"] == f"{NAMESPACE}/{SUCCEEDED}"
+    assert anonymous["status"] == 401
 
 
 # --- TLS ---------------------------------------------------------------------------------
