@@ -84,6 +84,38 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         request_id.reset(token)
 
 
+CORS_METHODS = "GET, PUT, POST"
+CORS_HEADERS = "Authorization, Content-Type, X-API-CSRF, X-Request-ID"
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for the explicitly allowed origins only: echoed, never ``*``.
+
+    Same-origin use (the usual Ingress setup) needs none of this. A preflight
+    from any other origin gets no CORS headers, so the browser refuses it.
+    """
+    origin = request.headers.get("Origin", "").lower()
+    allowed = origin in request.app[SETTINGS].allowed_origins
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            raise errors.Forbidden("this origin may not call the API", code="OriginNotAllowed")
+        response: web.StreamResponse = web.Response(status=204)
+        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        response = await handler(request)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = (
+            "Warning, X-Upgrade-Bff-Changed, X-Request-ID"
+        )
+        response.headers.add("Vary", "Origin")
+    return response
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse impersonation headers outright, before any route runs."""
@@ -132,4 +164,4 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         ).inc()
 
 
-MIDDLEWARES = (request_context, metrics, guard, unexpected)
+MIDDLEWARES = (request_context, cors, metrics, guard, unexpected)

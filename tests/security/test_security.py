@@ -260,7 +260,19 @@ async def test_origin_must_be_own_or_allowed(
         DISMISS, headers={**headers, "Origin": "https://rancher.example.com"}
     )
     assert good.status == 200
-    assert "*" not in good.headers.get("Access-Control-Allow-Origin", "")
+    assert good.headers["Access-Control-Allow-Origin"] == "https://rancher.example.com"
+    assert good.headers["Access-Control-Allow-Credentials"] == "true"
+    preflight = await stack.client.options(
+        DISMISS,
+        headers={"Origin": "https://rancher.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status == 204
+    assert "X-API-CSRF" in preflight.headers["Access-Control-Allow-Headers"]
+    foreign = await stack.client.options(
+        DISMISS, headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "POST"}
+    )
+    assert foreign.status == 403
+    assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
 async def test_security_headers_on_every_answer(emulator_stack: Stack) -> None:
