@@ -84,7 +84,7 @@ async def backend(
     real = request.getfixturevalue("real_apiserver")
     real.reset()
     context = ssl.create_default_context(cafile=str(real.ca_file))
-    return Backend("real", real.url, context, str(real.ca_file), http)
+    return Backend("real", real.url, context, str(real.ca_file), http, real.authstub_url)
 
 
 @pytest.fixture
@@ -125,7 +125,8 @@ async def make_stack(
     controller_interval: float = 0,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    recorder = Recorder(backend.url, backend.ssl_context)
+    routes = {"/apis/authentication.k8s.io/": backend.auth_url} if backend.auth_url else {}
+    recorder = Recorder(backend.url, backend.ssl_context, routes=routes)
     proxy: TestServer = await aiohttp_server(recorder.app())
     kubeconfig = write_kubeconfig(
         tmp_path / f"bff-{id(recorder)}.kubeconfig",

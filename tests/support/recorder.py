@@ -45,6 +45,9 @@ class Recorded:
 class Recorder:
     target: str
     ssl_context: ssl.SSLContext | None = None
+    #: Path prefix -> another server, for APIs a real cluster serves on the same host
+    #: (the apiextensions test server has no TokenReview; its auth stub answers it).
+    routes: dict[str, str] = field(default_factory=dict)
     writes: list[Recorded] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     in_flight: int = 0
@@ -89,12 +92,18 @@ class Recorder:
         finally:
             self.in_flight -= 1
 
+    def _target_for(self, path: str) -> str:
+        for prefix, target in self.routes.items():
+            if path.startswith(prefix):
+                return target
+        return self.target
+
     async def _send(
         self, request: web.Request, raw: bytes, headers: CIMultiDict[str], entry: Recorded
     ) -> web.StreamResponse:
         async with self._client.request(
             request.method,
-            self.target.rstrip("/") + request.path_qs,
+            self._target_for(request.path).rstrip("/") + request.path_qs,
             headers=headers,
             data=raw or None,
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
