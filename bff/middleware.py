@@ -59,6 +59,18 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
     return error
 
 
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response, or the Steve-shaped error it raised (redirects pass through)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc))
+    except errors.BffError as exc:
+        return error_response(exc)
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id (a valid X-Request-ID or a new one), client address, security headers."""
@@ -67,14 +79,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = request_id.set(rid)
     request[CLIENT_ADDRESS] = client_address(request, request.app[SETTINGS].trusted_proxies)
     try:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = error_response(_from_http_exception(exc))
-        except errors.BffError as exc:
-            response = error_response(exc)
+        response = await answer(request, handler)
         response.headers["X-Request-ID"] = rid
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -105,7 +110,8 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
     else:
-        response = await handler(request)
+        # Errors too carry the CORS headers, or the browser hides them from the page.
+        response = await answer(request, handler)
     if allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"

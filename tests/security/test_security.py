@@ -275,6 +275,12 @@ async def test_origin_must_be_own_or_allowed(
     )
     assert foreign.status == 403
     assert "Access-Control-Allow-Origin" not in foreign.headers
+    refused = await stack.client.post(
+        f"{API}/{IN_PROGRESS}?action=dismiss",
+        headers={**headers, "Origin": "https://rancher.example.com"},
+    )
+    assert refused.status == 409
+    assert refused.headers["Access-Control-Allow-Origin"] == "https://rancher.example.com"
 
 
 async def test_security_headers_on_every_answer(emulator_stack: Stack) -> None:
