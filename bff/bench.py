@@ -280,17 +280,17 @@ async def _run(total: int, concurrency: int, memory_requests: int = MEMORY_REQUE
 
 def _table(pairs: list[Pair]) -> str:
     lines = [
-        f"{'scenario':<24} {'side':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'scenario':<34} {'side':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'heap KiB':>9} {'errors':>6}",
     ]
     for pair in pairs:
         for label, side in (("direct", pair.direct), ("bff", pair.bff)):
             lines.append(
-                f"{pair.scenario if label == 'direct' else '':<24} {label:<7} {side.rps:>9} "
+                f"{pair.scenario if label == 'direct' else '':<34} {label:<7} {side.rps:>9} "
                 f"{side.p50_ms:>8} {side.p99_ms:>8} {side.heap_peak_kib:>9} {side.errors:>6}"
             )
         lines.append(
-            f"{'':<24} {'ratio':<7} throughput x{pair.throughput_ratio}, "
+            f"{'':<34} {'ratio':<7} throughput x{pair.throughput_ratio}, "
             f"p50 latency x{pair.latency_ratio}"
         )
     return "\n".join(lines)
