@@ -229,3 +229,27 @@ async def test_shutdown_lets_in_flight_requests_finish(
         await stopping
     gateway_client = app[UPSTREAM].gateway._api
     assert gateway_client.rest_client.pool_manager.closed, "clients close after requests finish"
+
+
+async def test_every_route_mounts_under_a_base_path(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    base = "/harvester-upgrade-bff"
+    stack = await stack_factory(emulator_backend, base_path=base)
+    client = stack.client
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/"):
+        assert (await client.get(f"{base}{path}")).status == 200, path
+        assert (await client.get(path)).status == 404, path
+    listed = await (await client.get(f"{base}/api/v1.0.5/upgrades", headers=ADMIN)).json()
+    assert listed["links"]["self"] == f"{base}/api/v1.0.5/upgrades"
+    item = listed["data"][0]
+    name = item["metadata"]["name"]
+    assert item["links"]["self"] == f"{base}/api/v1.0.5/upgrades/{NAMESPACE}/{name}"
+    assert item["actions"]["dismiss"].startswith(f"{base}/api/v1.0.5/")
+    steve = await client.get(
+        f"{base}/v1/harvester/harvesterhci.io.upgrades/{NAMESPACE}/{SUCCEEDED}", headers=ADMIN
+    )
+    assert (await steve.json())["links"]["self"].startswith(f"{base}/v1/harvester/")
+    redirect = await client.get(base, allow_redirects=False)
+    assert redirect.status == 302
+    assert redirect.headers["Location"] == f"{base}/"
