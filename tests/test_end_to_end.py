@@ -118,3 +118,34 @@ async def test_straight_to_the_api_server_the_same_put_restarts_the_upgrade(
     assert completed["Completed"] == "Unknown"
     assert stack.controller.reinitialisations == before + 1
     assert "hvst-upgrade-7xn6v" in stack.controller.reinitialised
+
+
+async def test_a_concurrent_writer_causes_a_real_conflict_and_a_retry(stack: Stack) -> None:
+    """Someone else writes between the BFF's read and its patch, twice, on both servers.
+
+    The API server refuses the stale patch (409 from the resourceVersion in the merge
+    patch); the BFF re-reads, re-checks and patches again, and status is untouched.
+    """
+    backend = stack.backend
+    touches = 0
+
+    async def someone_else_writes() -> None:
+        nonlocal touches
+        if touches < 2:
+            touches += 1
+            await backend.merge_patch(
+                "hvst-upgrade-7xn6v", {"metadata": {"annotations": {"touched": str(touches)}}}
+            )
+
+    before = await backend.read("hvst-upgrade-7xn6v")
+    stack.recorder.before_patch = someone_else_writes
+    response = await stack.client.post(
+        f"/api/v1.0.5/upgrades/{NAMESPACE}/hvst-upgrade-7xn6v?action=dismiss",
+        headers={"Authorization": "Bearer sandbox-admin"},
+    )
+    assert response.status == 200
+    assert [w.status for w in stack.upstream_writes()] == [409, 409, 200]
+    after = await backend.read("hvst-upgrade-7xn6v")
+    assert after["metadata"]["labels"][READ] == "true"
+    assert after["metadata"]["annotations"]["touched"] == "2"
+    assert after["status"] == before["status"]

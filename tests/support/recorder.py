@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -48,6 +49,8 @@ class Recorder:
     #: Path prefix -> another server, for APIs a real cluster serves on the same host
     #: (the apiextensions test server has no TokenReview; its auth stub answers it).
     routes: dict[str, str] = field(default_factory=dict)
+    #: Awaited before each PATCH is forwarded: a test's concurrent writer goes here.
+    before_patch: Callable[[], Awaitable[None]] | None = None
     writes: list[Recorded] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     in_flight: int = 0
@@ -85,6 +88,8 @@ class Recorder:
         self.requests.append(entry)
         if request.method != "GET":
             self.writes.append(entry)
+        if request.method == "PATCH" and self.before_patch is not None:
+            await self.before_patch()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
