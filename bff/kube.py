@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -294,14 +294,6 @@ class ClusterProbe(_Calls):
         if PLURAL not in names:
             return f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}"
         return None
-
-
-@dataclass(frozen=True)
-class ReviewedUser:
-    username: str
-    uid: str
-    groups: tuple[str, ...]
-    extra: Mapping[str, tuple[str, ...]]
 
 
 class TokenReviewer(_Calls):

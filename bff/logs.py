@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from bff.keys import CLIENT_ADDRESS
 from bff.settings import LogFormat
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -84,8 +85,6 @@ def route_template(request: BaseRequest) -> str:
 
 
 def _client(request: BaseRequest) -> str:
-    from bff.keys import CLIENT_ADDRESS  # keys imports the app's modules; keep logs light
-
     return request.get(CLIENT_ADDRESS) or request.remote or "-"
 
 

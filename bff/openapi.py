@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bff import __version__
-from bff.api.handlers import STEVE_COLLECTION
+from bff.api.paths import (
+    RANCHER_PREFIX,
+    STATIC_FILES,
+    STEVE_COLLECTION,
+    UPGRADE,
+    UPGRADES,
+)
 from bff.api.versions import VERSIONS
 from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from bff.patches import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE, WARNINGS
@@ -23,17 +29,12 @@ from bff.upgrades import Action
 
 JSON = dict[str, object]
 
-#: The files of the page besides ``index.html``; ``bff.api.ops`` serves exactly these.
-STATIC_FILES = ("app.js", "app.css", "api.html", "api.js")
 ACTIONS = (str(Action.DISMISS), str(Action.CANCEL))
 
 # JSON Schema patterns are searches, not full matches: anchor them.
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
-UPGRADES = "/api/{version}/upgrades"
-UPGRADE = UPGRADES + "/{namespace}/{name}"
-RANCHER_PREFIX = "/k8s/clusters/{cluster}"
 
 API_TAG, STEVE_TAG, OPS_TAG = "upgrades", "steve-compat", "operations"
 

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bff import errors
 from bff.api.bodies import read_json
+from bff.api.paths import STEVE_COLLECTION
 from bff.api.versions import STEVE, VERSIONS, ClientVersion
 from bff.identity import Caller
 from bff.keys import ACTION, AUTH, CLIENT_VERSION, METRICS, SERVICE, SETTINGS
@@ -26,8 +27,6 @@ from bff.steve import Family, collection, resource
 from bff.upgrades import Action, Outcome
 
 audit_log = logging.getLogger("bff.audit")
-
-STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
 
 
 def _client_version(request: web.Request) -> ClientVersion:

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bff.api.paths import STATIC_FILES
 from bff.keys import METRICS, READINESS, SETTINGS
 from bff.middleware import PAGE_CSP
 from bff.openapi import document as openapi_document
@@ -85,6 +86,6 @@ async def index(request: web.Request) -> web.Response:
 
 async def static(request: web.Request) -> web.Response:
     name = request.match_info["file"]
-    if name not in {"app.js", "app.css", "api.html", "api.js"}:
+    if name not in STATIC_FILES:
         raise web.HTTPNotFound()
     return static_file(name)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bff.api import handlers, ops
-from bff.api.handlers import STEVE_COLLECTION
-
-UPGRADES = "/api/{version}/upgrades"
-UPGRADE = UPGRADES + "/{namespace}/{name}"
-RANCHER_PREFIX = "/k8s/clusters/{cluster}"
+from bff.api.paths import RANCHER_PREFIX, STEVE_COLLECTION, UPGRADE, UPGRADES
 
 
 def add_routes(app: web.Application, base_path: str = "") -> None:

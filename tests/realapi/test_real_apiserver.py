@@ -626,21 +626,6 @@ def test_unknown_field_is_pruned_with_a_warning(server: RealApiServer) -> None:
     assert r.headers["Warning"] == '299 - "unknown field \\"spec.foo\\""'
 
 
-async def test_not_found_is_a_404_status(admin: client.CustomObjectsApi) -> None:
-    with pytest.raises(ApiException) as exc:
-        await _get(admin, "nope")
-    assert _status(exc) == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": 'upgrades.harvesterhci.io "nope" not found',
-        "reason": "NotFound",
-        "details": {"name": "nope", "group": "harvesterhci.io", "kind": "upgrades"},
-        "code": 404,
-    }
-
-
 async def test_label_selector_filters_and_bad_selector_is_400(
     admin: client.CustomObjectsApi,
 ) -> None:

@@ -48,21 +48,6 @@ async def test_get_returns_the_seeded_object_with_server_fields(emu: Emu) -> Non
     }
 
 
-async def test_missing_object_is_a_not_found_status(emu: Emu) -> None:
-    status, _, body = await emu.call("GET", f"{BASE}/nope")
-    assert status == 404
-    assert body == {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": 'upgrades.harvesterhci.io "nope" not found',
-        "reason": "NotFound",
-        "details": {"name": "nope", "group": "harvesterhci.io", "kind": "upgrades"},
-        "code": 404,
-    }
-
-
 async def test_an_unknown_token_is_unauthorized(emu: Emu) -> None:
     for token in ("wrong", "sandbox-admin-but-not-quite"):
         status, _, body = await emu.call("GET", BASE, token=token)

@@ -1,0 +1,11 @@
+"""Route templates and the page's files, shared by the router and the API description."""
+
+from __future__ import annotations
+
+UPGRADES = "/api/{version}/upgrades"
+UPGRADE = UPGRADES + "/{namespace}/{name}"
+RANCHER_PREFIX = "/k8s/clusters/{cluster}"
+STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
+
+#: The files of the page besides ``index.html``; ``/static/{file}`` serves exactly these.
+STATIC_FILES = ("app.js", "app.css", "api.html", "api.js")
