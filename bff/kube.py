@@ -23,6 +23,7 @@ import copy
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,7 +38,7 @@ from kubernetes_asyncio.client import rest as k8s_rest
 from kubernetes_asyncio.config.config_exception import ConfigException
 from multidict import CIMultiDict
 
-from bff import errors
+from bff import errors, proxy
 from bff.identity import Caller, ImpersonatedCaller, TokenCaller
 from bff.patches import GROUP, PLURAL, VERSION, mark_read_patch
 
@@ -90,6 +91,11 @@ async def load_configuration(options: UpstreamOptions) -> Any:
             f"cannot load cluster configuration from {where}: {exc}"
         ) from exc
     configuration.connection_pool_maxsize = options.pool_size
+    if not configuration.proxy:  # a kubeconfig proxy-url wins, as with kubectl
+        configuration.proxy = proxy.for_server(configuration.host or "")
+    if configuration.proxy:
+        log.info("the Kubernetes API is reached through the proxy %s",
+                 proxy.redacted(configuration.proxy))  # fmt: skip
     return configuration
 
 
@@ -113,7 +119,34 @@ def anonymous_copy(configuration: Any) -> Any:
 
 
 class _RestClient(k8s_rest.RESTClientObject):
-    """Sends a tuple header value as repeated headers (``Impersonate-Group`` needs it)."""
+    """The library's REST client with a session that never consults the environment.
+
+    ``trust_env=False``: the proxy was resolved once at startup
+    (:func:`bff.proxy.for_server`) and is passed explicitly, so no request scans
+    ``os.environ`` or reads ``~/.netrc``. Also sends a tuple header value as
+    repeated headers (``Impersonate-Group`` needs it).
+    """
+
+    def __init__(self, configuration: Any) -> None:  # the library's, but trust_env=False
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if configuration.disable_strict_ssl_verification:
+            context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        self.server_hostname = configuration.tls_server_name
+        # Credentials in the proxy URL become Proxy-Authorization (aiohttp does that).
+        self.proxy = configuration.proxy
+        self.proxy_headers = configuration.proxy_headers
+        self.pool_manager = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=configuration.connection_pool_maxsize, ssl=context
+            ),
+            trust_env=False,
+            read_bufsize=2**21,  # watch events of large objects exceed the default
+        )
 
     async def request(self, method: str, url: str, query_params: Any = None,
                       headers: Any = None, *args: Any, **kwargs: Any) -> Any:  # fmt: skip

@@ -8,12 +8,12 @@ around. Nothing here ever formats a header, a cookie or a token.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 import time
 from typing import Any
 
+import orjson
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
@@ -32,11 +32,28 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+_second = -1
+_second_text = ""
+
+
+def _utc_second(created: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` in UTC, formatted once per second rather than once per line."""
+    global _second, _second_text
+    whole = int(created)
+    if whole != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = whole
+    return _second_text
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{_utc_second(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -46,26 +63,35 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return _dumps(entry)
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+    """``time level logger [request-id] message key=<JSON value> ...``, in UTC."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = {
-            k: v
+        line = (
+            f"{_utc_second(record.created)}.{int(record.msecs):03d}Z {record.levelname:<7} "
+            f"{record.name} [{getattr(record, 'request_id', '-')}] {record.getMessage()}"
+        )
+        extras = [
+            f"{k}={_dumps(v)}"
             for k, v in record.__dict__.items()
             if k not in _STANDARD and k != "request_id" and not k.startswith("_")
-        }
+        ]
         if extras:
-            line += " " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in extras.items())
+            line += " " + " ".join(extras)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 
 def configure(fmt: LogFormat, level: str, stream: Any = None) -> None:
+    # Neither format uses the caller's file and line, thread or process: skip collecting them.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt is LogFormat.JSON else TextFormatter())
     handler.addFilter(_RequestIdFilter())
@@ -92,15 +118,18 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request with the route template, never the raw path or query."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        route = route_template(request)
         self.logger.info(
             "%s %s %s",
             request.method,
-            route_template(request),
+            route,
             response.status,
             extra={
                 "request_id": response.headers.get("X-Request-ID", "-"),
                 "method": request.method,
-                "route": route_template(request),
+                "route": route,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
                 "client": _client(request),
