@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller-interval",
         type=float,
         default=None,
-        help="seconds between upgrade stages in the simulated controller; 0 stops advancing "
-        "[env: BFF_CONTROLLER_INTERVAL; default: 5]",
+        help="seconds between upgrade stages in the simulated controller; 0 (the default) "
+        "leaves unfinished upgrades where they are [env: BFF_CONTROLLER_INTERVAL; default: 0]",
     )
     add_arguments(sandbox, skip=("kubeconfig", "context", "tls_cert", "tls_key"))
 

@@ -203,7 +203,11 @@ def reduce_put(body: JSONObject, live: JSONObject) -> Reduction:
         ignored.add(Ignored.LABELS)
     if _mapping(body_meta.get("annotations")) != _mapping(live_meta.get("annotations")):
         ignored.add(Ignored.ANNOTATIONS)
-    if (body_meta.get("finalizers") or []) != (live_meta.get("finalizers") or []):
+    # A body without finalizers says nothing about them (the BFF never writes them), so
+    # only finalizers the body does carry, and that differ, are reported as ignored.
+    if "finalizers" in body_meta and (body_meta.get("finalizers") or []) != (
+        live_meta.get("finalizers") or []
+    ):
         ignored.add(Ignored.FINALIZERS)
     for key in (body_meta.keys() | live_meta.keys()) - _OWN_METADATA:
         if key in body_meta:

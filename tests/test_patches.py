@@ -54,7 +54,19 @@ def test_v104_body_asks_to_dismiss_and_would_have_wiped_status() -> None:
     assert reduction.dismiss
     assert reduction.status_wipe
     assert Ignored.STATUS in reduction.ignored
-    assert Ignored.FINALIZERS in reduction.ignored  # v1.0.4 strips them
+    # v1.0.4 leaves finalizers out of the body: that is not a change to report.
+    assert Ignored.FINALIZERS not in reduction.ignored
+
+
+def test_finalizers_are_reported_only_when_the_body_carries_different_ones() -> None:
+    without = copy.deepcopy(LIVE)
+    del without["metadata"]["finalizers"]
+    assert Ignored.FINALIZERS not in reduce_put(without, LIVE).ignored
+    same = copy.deepcopy(LIVE)
+    assert Ignored.FINALIZERS not in reduce_put(same, LIVE).ignored
+    other = copy.deepcopy(LIVE)
+    other["metadata"]["finalizers"] = ["example.com/other"]
+    assert Ignored.FINALIZERS in reduce_put(other, LIVE).ignored
 
 
 def test_v105_body_with_current_status_is_not_a_status_wipe() -> None:

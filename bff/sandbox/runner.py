@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import tempfile
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -28,7 +30,9 @@ from bff.settings import Settings, SettingsError
 log = logging.getLogger(__name__)
 
 DEFAULT_KUBE_PORT = 6443
-DEFAULT_CONTROLLER_INTERVAL = 5.0
+#: The controller does not advance upgrades unless asked to, so the in-progress seed
+#: stays in progress (and its Dismiss refused) for as long as a newcomer looks at it.
+DEFAULT_CONTROLLER_INTERVAL = 0.0
 
 
 def _float_env(name: str, default: float) -> float:
@@ -55,49 +59,83 @@ def sandbox_options(args: argparse.Namespace) -> tuple[int, float]:
     return kube_port, interval
 
 
-async def run(settings: Settings, kube_port: int, interval: float) -> None:
-    stopping = server.stop_event_on_signals()
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox: where each part listens, and the parts a caller may inspect."""
+
+    bff_url: str
+    kube_url: str
+    controller: SimulatedController
+    emulator: web.Application
+    bff: web.Application
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, kube_port: int = 0, interval: float = DEFAULT_CONTROLLER_INTERVAL
+) -> AsyncIterator[Sandbox]:
+    """Start the emulator, the simulated controller and the BFF; stop them on exit."""
     with tempfile.TemporaryDirectory(prefix="bff-sandbox-") as tmp:
-        emulator = web.AppRunner(create_emulator_app(), handle_signals=False, access_log=None)
+        emulator_app = create_emulator_app()
+        emulator = web.AppRunner(emulator_app, handle_signals=False, access_log=None)
         await emulator.setup()
-        await web.TCPSite(emulator, "127.0.0.1", kube_port).start()
-        kube_url = f"http://127.0.0.1:{emulator.addresses[0][1]}"
-        bff_config = write_kubeconfig(Path(tmp, "bff.kubeconfig"), kube_url, token="sandbox-bff")
-        controller_config = write_kubeconfig(
-            Path(tmp, "controller.kubeconfig"), kube_url, token="sandbox-controller"
-        )
-        controller = SimulatedController(
-            kubeconfig=str(controller_config), namespace=settings.namespace, interval=interval
-        )
-        await controller.start()
-        bff_settings = replace(settings, kubeconfig=str(bff_config))
-        runner, bff_url = await server.start(create_app(bff_settings), bff_settings)
-        print(_banner(bff_url, kube_url, interval), flush=True)
         try:
-            await stopping.wait()
-            log.info("stopping the sandbox")
+            await web.TCPSite(emulator, "127.0.0.1", kube_port).start()
+            kube_url = f"http://127.0.0.1:{emulator.addresses[0][1]}"
+            bff_config = write_kubeconfig(
+                Path(tmp, "bff.kubeconfig"), kube_url, token="sandbox-bff"
+            )
+            controller_config = write_kubeconfig(
+                Path(tmp, "controller.kubeconfig"), kube_url, token="sandbox-controller"
+            )
+            controller = SimulatedController(
+                kubeconfig=str(controller_config), namespace=settings.namespace, interval=interval
+            )
+            await controller.start()
+            try:
+                bff_settings = replace(settings, kubeconfig=str(bff_config))
+                bff_app = create_app(bff_settings)
+                runner, bff_url = await server.start(bff_app, bff_settings)
+                try:
+                    yield Sandbox(bff_url, kube_url, controller, emulator_app, bff_app)
+                finally:
+                    await server.stop(runner)
+            finally:
+                await controller.stop()
         finally:
-            await server.stop(runner)
-            await controller.stop()
             await emulator.cleanup()
 
 
+async def run(settings: Settings, kube_port: int, interval: float) -> None:
+    stopping = server.stop_event_on_signals()
+    async with running(settings, kube_port, interval) as sandbox:
+        print(_banner(sandbox.bff_url, sandbox.kube_url, interval), flush=True)
+        await stopping.wait()
+        log.info("stopping the sandbox")
+
+
 def _banner(bff_url: str, kube_url: str, interval: float) -> str:
-    advancing = f"every {interval:g}s" if interval > 0 else "off"
+    if interval > 0:
+        advancing = f"advancing unfinished upgrades one stage every {interval:g}s"
+    else:
+        advancing = "advancing off (--controller-interval 5 to watch upgrades progress)"
     return f"""
 harvester-upgrade-bff sandbox is running.
 
   BFF (the page and the API)  {bff_url}/
   Kubernetes API emulator     {kube_url}
-  Simulated controller        watching harvester-system; advancing upgrades {advancing}
+  Simulated controller        watching harvester-system; {advancing}
 
   Tokens   sandbox-admin   every verb
            sandbox-viewer  get, list and watch only
 
   Try:
-    curl -H 'Authorization: Bearer sandbox-admin' {bff_url}/api/v1.0.5/upgrades
+    curl -H 'Authorization: Bearer sandbox-viewer' {bff_url}/api/v1.0.5/upgrades
+    # dismissing the upgrade that is still in progress is refused (409), nothing is written:
     curl -X POST -H 'Authorization: Bearer sandbox-admin' \\
-      '{bff_url}/api/v1.0.5/upgrades/harvester-system/hvst-upgrade-7xn6v?action=dismiss'
+      '{bff_url}/api/v1.0.5/upgrades/harvester-system/hvst-upgrade-zjft7?action=dismiss'
+
+  The bug and the fix, step by step: harvester-upgrade-bff demo
 
 Stop with Ctrl-C.
 """
