@@ -1,4 +1,4 @@
-"""The command line: ``serve``, ``sandbox`` and ``bench``."""
+"""The command line: ``serve``, ``sandbox``, ``demo`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ Run everything on this machine, with no cluster: a Kubernetes API emulator
 seeded with three Upgrades, a simulated Harvester upgrade controller, and the
 BFF in front of them. Prints the URLs and the sandbox-admin and sandbox-viewer
 tokens. Stops on Ctrl-C or SIGTERM.
+"""
+
+
+DEMO_HELP = """\
+Start the sandbox in this process (on free loopback ports) and show, step by step:
+the finished upgrade's status; extension v1.0.4's dismiss body PUT straight to the
+cluster wiping it, and the simulated controller re-initialising the upgrade; the same
+body through the BFF leaving status intact; the v1.0.5 dismiss action; a dismiss
+refused mid-upgrade. Each step checks what it claims: the exit status is 0 only if
+every check held, 1 otherwise. Colour on a terminal only; NO_COLOR turns it off.
 """
 
 
@@ -77,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(sandbox, skip=("kubeconfig", "context", "tls_cert", "tls_key"))
 
+    commands.add_parser(
+        "demo",
+        help="show the bug and the fix step by step on an in-process sandbox; exit 0 if all held",
+        description=DEMO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
     bench = commands.add_parser(
         "bench",
         help="measure the BFF against direct API calls, side by side",
@@ -116,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "demo":
+            from bff.demo import main as run_demo
+
+            return run_demo(settings)
         if args.command == "sandbox":
             from bff.sandbox.runner import run_sandbox
 
