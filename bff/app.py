@@ -15,7 +15,7 @@ from bff import kube
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.health import Readiness
-from bff.keys import AUTH, METRICS, READINESS, SERVICE, SETTINGS, UPSTREAM
+from bff.keys import AUTH, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
 from bff.settings import AuthMode, Settings
@@ -33,13 +33,13 @@ def upstream_options(settings: Settings) -> kube.UpstreamOptions:
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    """Open the clients; hand each part of the app only what it calls (never the clients)."""
     settings = app[SETTINGS]
     metrics = app[METRICS]
     impersonate = settings.auth_mode is AuthMode.IMPERSONATE
     async with kube.connect(
         upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
     ) as upstream:
-        app[UPSTREAM] = upstream
         app[SERVICE] = UpgradeService(upstream.gateway, max_attempts=settings.conflict_retries)
         app[AUTH] = Authenticator(
             settings.auth_mode,

@@ -117,6 +117,16 @@ class UpstreamConflict(Conflict):
     """
 
 
+class UpstreamRequestRefused(BffError):
+    """The transport refused to send a request its allowlist does not name.
+
+    Never a client's doing: it means code tried to send something the BFF must
+    not send. Nothing went upstream; the client gets a plain 500.
+    """
+
+    default_code = "UpstreamRequestRefused"
+
+
 def truncate(message: str, limit: int = MAX_UPSTREAM_MESSAGE) -> str:
     """Shorten an upstream message so a client never gets a wall of text."""
     message = " ".join(message.split())

@@ -6,14 +6,12 @@ from aiohttp import web
 
 from bff.auth import Authenticator
 from bff.health import Readiness
-from bff.kube import Upstream
 from bff.metrics import Metrics
 from bff.settings import Settings
 from bff.upgrades import UpgradeService
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
-UPSTREAM = web.AppKey("upstream", Upstream)
 SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)

@@ -2,9 +2,13 @@
 
 It offers reads, and exactly one write: :meth:`UpgradeGateway.mark_read`, a
 JSON merge patch that adds ``harvesterhci.io/read-message: "true"`` under a
-``resourceVersion`` precondition. There is no method here that could send a
-PUT, a POST to an Upgrade, a DELETE, a JSON patch or a strategic merge patch,
-so no caller can make one by mistake.
+``resourceVersion`` precondition.
+
+That promise is kept by the transport, not by convention: every request of
+every client built here passes :class:`_RestClient`, which refuses, before a
+byte is sent, anything :data:`ALLOWED` does not list (GET, the one label
+patch, and the review POSTs). Code that reached past the gateway to the
+generated client would still be refused there.
 
 Credentials are per request and never borrowed:
 
@@ -23,9 +27,10 @@ import copy
 import json
 import logging
 import os
+import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +45,8 @@ from multidict import CIMultiDict
 
 from bff import errors, proxy
 from bff.identity import Caller, ImpersonatedCaller, TokenCaller
-from bff.patches import GROUP, PLURAL, VERSION, mark_read_patch
+from bff.model import GROUP, PLURAL, VERSION
+from bff.patches import mark_read_patch
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +124,144 @@ def anonymous_copy(configuration: Any) -> Any:
     return anon
 
 
-class _RestClient(k8s_rest.RESTClientObject):
-    """The library's REST client with a session that never consults the environment.
+# --- the transport: what may leave the BFF at all ---------------------------------------
 
-    ``trust_env=False``: the proxy was resolved once at startup
-    (:func:`bff.proxy.for_server`) and is passed explicitly, so no request scans
-    ``os.environ`` or reads ``~/.netrc``. Also sends a tuple header value as
-    repeated headers (``Impersonate-Group`` needs it).
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = f"{_DNS_LABEL}(\\.{_DNS_LABEL})*"
+UPGRADE_PATH = re.compile(
+    rf"/apis/{re.escape(GROUP)}/{VERSION}/namespaces/{_DNS_LABEL}/{PLURAL}/{_DNS_SUBDOMAIN}"
+)
+
+
+def _is_mark_read_patch(body: object) -> bool:
+    """Exactly :func:`bff.patches.mark_read_patch` for some resourceVersion, nothing more."""
+    if not isinstance(body, dict):
+        return False
+    meta = body.get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return isinstance(version, str) and bool(version) and body == mark_read_patch(version)
+
+
+def _is_review(api_version: str, kind: str) -> Callable[[object], bool]:
+    def check(body: object) -> bool:
+        return (
+            isinstance(body, dict)
+            and body.get("apiVersion") == api_version
+            and body.get("kind") == kind
+            and set(body) <= {"apiVersion", "kind", "metadata", "spec"}
+        )
+
+    return check
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """One kind of request the transport lets through to the API server.
+
+    A request goes out only if one entry matches it: same method, a path that
+    fully matches ``path`` (after the cluster URL), and then either no body at
+    all (``body is None``) or exactly ``content_type`` and a body ``body``
+    accepts. ``query`` says whether query parameters may come along.
     """
 
-    def __init__(self, configuration: Any) -> None:  # the library's, but trust_env=False
+    name: str
+    method: str
+    path: re.Pattern[str]
+    body: Callable[[object], bool] | None = None
+    content_type: str | None = None
+    query: bool = False
+
+
+#: Everything the product may send upstream. Reads are free; the only change to
+#: an Upgrade is the one label merge patch; reviews are questions the API server
+#: answers without storing anything.
+ALLOWED: tuple[Allowed, ...] = (
+    Allowed("read (get, list, watch, discovery)", "GET", re.compile(r"/.*"), query=True),
+    Allowed(
+        "the read-message label patch of one Upgrade",
+        "PATCH",
+        UPGRADE_PATH,
+        body=_is_mark_read_patch,
+        content_type=MERGE_PATCH,
+    ),
+    Allowed(
+        "TokenReview",
+        "POST",
+        re.compile(r"/apis/authentication\.k8s\.io/v1/tokenreviews"),
+        body=_is_review("authentication.k8s.io/v1", "TokenReview"),
+        content_type="application/json",
+    ),
+    Allowed(
+        "SubjectAccessReview",
+        "POST",
+        re.compile(r"/apis/authorization\.k8s\.io/v1/subjectaccessreviews"),
+        body=_is_review("authorization.k8s.io/v1", "SubjectAccessReview"),
+        content_type="application/json",
+    ),
+    Allowed(
+        "SelfSubjectAccessReview",
+        "POST",
+        re.compile(r"/apis/authorization\.k8s\.io/v1/selfsubjectaccessreviews"),
+        body=_is_review("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        content_type="application/json",
+    ),
+)
+
+
+def check_request(
+    allowed: Sequence[Allowed],
+    base_url: str,
+    method: str,
+    url: str,
+    *,
+    query: object,
+    headers: Mapping[str, object] | None,
+    body: object,
+    post_params: object,
+) -> Allowed:
+    """The entry of ``allowed`` this request matches; :class:`errors.UpstreamRequestRefused`
+    if none does. Pure: it looks at the request, it sends nothing."""
+    method = method.upper()
+    base = base_url.rstrip("/")
+    if not url.startswith(base + "/") or any(c in url[len(base) :] for c in "?#"):
+        raise errors.UpstreamRequestRefused(f"{method} to a URL outside the cluster's API")
+    path = url[len(base) :]
+    # Without a Content-Type the client library sends application/json.
+    content_type = "application/json"
+    for key, value in (headers or {}).items():
+        if key.lower() == "content-type":
+            content_type = str(value)
+    has_body = body is not None or bool(post_params)
+    for entry in allowed:
+        if entry.method != method or not entry.path.fullmatch(path):
+            continue
+        if query and not entry.query:
+            continue
+        if entry.body is None:
+            if not has_body:
+                return entry
+            continue
+        if post_params or content_type != entry.content_type or not entry.body(body):
+            continue
+        return entry
+    raise errors.UpstreamRequestRefused(f"{method} {path[:200]} is not a request the BFF makes")
+
+
+class _RestClient(k8s_rest.RESTClientObject):
+    """The one door to the API server: every request of every client passes here.
+
+    It refuses, before a byte is sent, anything that :data:`ALLOWED` (plus the
+    ``extra`` entries a caller names explicitly) does not list.
+
+    Its session never consults the environment (``trust_env=False``): the proxy
+    was resolved once at startup (:func:`bff.proxy.for_server`) and is passed
+    explicitly, so no request scans ``os.environ`` or reads ``~/.netrc``. It
+    also sends a tuple header value as repeated headers (``Impersonate-Group``
+    needs it).
+    """
+
+    def __init__(self, configuration: Any, extra: Sequence[Allowed] = ()) -> None:
+        # The library's constructor, but trust_env=False.
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
         if configuration.cert_file:
             context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
@@ -147,22 +281,38 @@ class _RestClient(k8s_rest.RESTClientObject):
             trust_env=False,
             read_bufsize=2**21,  # watch events of large objects exceed the default
         )
+        self._base_url: str = configuration.host
+        self.allowed: tuple[Allowed, ...] = (*ALLOWED, *extra)
 
     async def request(self, method: str, url: str, query_params: Any = None,
-                      headers: Any = None, *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+                      headers: Any = None, body: Any = None, post_params: Any = None,
+                      *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        check_request(
+            self.allowed,
+            self._base_url,
+            method,
+            url,
+            query=query_params,
+            headers=headers,
+            body=body,
+            post_params=post_params,
+        )
         if headers:
             expanded: CIMultiDict[str] = CIMultiDict()
             for key, value in headers.items():
                 for item in value if isinstance(value, tuple) else (value,):
                     expanded.add(key, str(item))
             headers = expanded
-        return await super().request(method, url, query_params, headers, *args, **kwargs)
+        return await super().request(
+            method, url, query_params, headers, body, post_params, *args, **kwargs
+        )
 
 
-async def _api_client(configuration: Any) -> Any:
+async def api_client(configuration: Any, extra: Sequence[Allowed] = ()) -> Any:
+    """A Kubernetes API client whose every request passes the allowlist."""
     api = k8s.ApiClient(configuration)
-    await api.rest_client.close()  # replaced by the header-expanding one below
-    api.rest_client = _RestClient(configuration)
+    await api.rest_client.close()  # replaced by the guarded one below
+    api.rest_client = _RestClient(configuration, extra)
     api.user_agent = "harvester-upgrade-bff"
     return api
 
@@ -364,13 +514,23 @@ class Upstream:
 
 @asynccontextmanager
 async def connect(
-    options: UpstreamOptions, *, impersonate: bool, observer: Observer = _noop
+    options: UpstreamOptions,
+    *,
+    impersonate: bool,
+    observer: Observer = _noop,
+    extra_allowed: Sequence[Allowed] = (),
 ) -> AsyncIterator[Upstream]:
-    """Open the upstream clients once (per app) and close them on the way out."""
+    """Open the upstream clients once (per app) and close them on the way out.
+
+    ``extra_allowed`` names requests beyond :data:`ALLOWED` that these clients
+    may send; the product passes none.
+    """
     own_config = await load_configuration(options)
-    own = await _api_client(own_config)
+    own = await api_client(own_config, extra_allowed)
     try:
-        callers = own if impersonate else await _api_client(anonymous_copy(own_config))
+        callers = (
+            own if impersonate else await api_client(anonymous_copy(own_config), extra_allowed)
+        )
     except BaseException:
         await own.close()
         raise

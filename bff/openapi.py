@@ -24,7 +24,8 @@ from bff.api.paths import (
 )
 from bff.api.versions import VERSIONS
 from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from bff.patches import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE, WARNINGS
+from bff.model import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
+from bff.patches import WARNINGS
 from bff.upgrades import Action
 
 JSON = dict[str, object]
@@ -149,8 +150,14 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
     ),
     500: (
         "InternalError",
-        "An unexpected failure inside the BFF; the details are in its log, never in the answer.",
-        {"InternalError": "internal error; see the BFF's log"},
+        "An unexpected failure inside the BFF; the details are in its log, never in the answer. "
+        "UpstreamRequestRefused: the BFF's own transport refused to send a request it must "
+        "never make; nothing was sent.",
+        {
+            "InternalError": "internal error; see the BFF's log",
+            "UpstreamRequestRefused": "PUT /apis/harvesterhci.io/v1beta1/namespaces/"
+            "harvester-system/upgrades/hvst-upgrade-7xn6v is not a request the BFF makes",
+        },
     ),
     502: (
         "BadGateway",

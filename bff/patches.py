@@ -21,19 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bff.errors import BadRequest, Conflict
-
-GROUP = "harvesterhci.io"
-VERSION = "v1beta1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "Upgrade"
-PLURAL = "upgrades"
-STEVE_TYPE = "harvesterhci.io.upgrade"
-
-READ_MESSAGE = "harvesterhci.io/read-message"
-UPGRADE_STATE = "harvesterhci.io/upgradeState"
-#: Dismissing is only allowed once Harvester has finished; mid-upgrade it would
-#: make Harvester delete the upgrade's logs.
-FINISHED_STATES = frozenset({"Succeeded", "Failed"})
+from bff.model import API_VERSION, FINISHED_STATES, KIND, READ_MESSAGE, UPGRADE_STATE
 
 JSONObject = Mapping[str, object]
 

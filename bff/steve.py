@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bff.patches import STEVE_TYPE, JSONObject, metadata
+from bff.model import STEVE_TYPE
+from bff.patches import JSONObject, metadata
 
 
 @dataclass(frozen=True)

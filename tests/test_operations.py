@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bff import logs
 from bff.app import create_app
-from bff.keys import READINESS, UPSTREAM
+from bff.keys import READINESS
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
@@ -213,22 +213,34 @@ async def test_shutdown_lets_in_flight_requests_finish(
     settings = Settings(kubeconfig=str(config), port=0, shutdown_timeout=5)
     app = create_app(settings)
     runner, bff = await start(app, settings)
-    emulator_app[EMULATOR_FAULTS].add(Fault("GET", f"/upgrades/{SUCCEEDED}", delay=1.0))
+    arrived = asyncio.Event()
+    # The upstream GET arrives (and says so), then takes a second to answer.
+    emulator_app[EMULATOR_FAULTS].add(
+        Fault("GET", f"/upgrades/{SUCCEEDED}", delay=1.0, action=lambda store: arrived.set())
+    )
     async with aiohttp.ClientSession() as session:
         slow = asyncio.ensure_future(
             session.get(f"{bff}/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}", headers=ADMIN)
         )
-        await asyncio.sleep(0.3)  # the request is now waiting on the slow upstream
+        await asyncio.wait_for(arrived.wait(), 10)
         stopping = asyncio.ensure_future(stop(runner))
-        await asyncio.sleep(0.1)
-        assert app[READINESS].shutting_down, "readiness goes false first"
+        for _ in range(200):
+            if await app[READINESS].problem() == "shutting down":
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("readiness did not turn false while a request was in flight")
         assert not stopping.done(), "stop waits for the request in flight"
         response = await slow
         assert response.status == 200
         assert (await response.json())["metadata"]["name"] == SUCCEEDED
         await stopping
-    gateway_client = app[UPSTREAM].gateway._api
-    assert gateway_client.rest_client.pool_manager.closed, "clients close after requests finish"
+    # The BFF's clients closed their connections to the API server after the request finished.
+    for _ in range(100):
+        if not emulator.runner.server.connections:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.05)
+    assert emulator.runner.server.connections == [], "clients close after requests finish"  # type: ignore[union-attr]
 
 
 async def test_every_route_mounts_under_a_base_path(

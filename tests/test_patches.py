@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bff import errors
+from bff.model import READ_MESSAGE
 from bff.patches import (
-    READ_MESSAGE,
     Ignored,
     check_body,
     mark_read_patch,

@@ -21,8 +21,9 @@ from bff.api.versions import STEVE, VERSIONS, ClientVersion
 from bff.identity import Caller
 from bff.keys import ACTION, AUTH, CLIENT_VERSION, METRICS, SERVICE, SETTINGS
 from bff.labels import SelectorError, parse_selector
+from bff.model import READ_MESSAGE
 from bff.names import check_name, check_namespace
-from bff.patches import READ_MESSAGE, WARNINGS
+from bff.patches import WARNINGS
 from bff.steve import Family, collection, resource
 from bff.upgrades import Action, Outcome
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bff.patches import READ_MESSAGE, WARNINGS, Ignored, mark_read_patch
+from bff.model import READ_MESSAGE
+from bff.patches import WARNINGS, Ignored, mark_read_patch
 from bff.sandbox.mergepatch import apply_merge_patch
 from tests.conftest import Stack
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED

@@ -1,0 +1,362 @@
+"""bff.kube: the transport allowlist, the gateway's surface, and error translation.
+
+Every request below goes through the real kubernetes-asyncio client object the
+BFF builds (``kube.api_client``). Refused requests are sent at a server that
+records whatever reaches it, to show that nothing did; allowed ones are sent at
+the emulator (or, for the access reviews it does not serve, at the recorder) to
+show that they arrive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio import client as k8s
+
+from bff import errors, kube
+from bff.identity import ImpersonatedCaller, TokenCaller
+from bff.model import GROUP, PLURAL, READ_MESSAGE, VERSION
+from bff.patches import mark_read_patch
+from bff.sandbox.emulator import create_emulator_app
+from bff.sandbox.kubeconfig import write_kubeconfig
+from tests.support.backends import FAILED, NAMESPACE, SUCCEEDED
+
+UPGRADES = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+ONE = f"{UPGRADES}/{SUCCEEDED}"
+MERGE = "application/merge-patch+json"
+JSON = "application/json"
+PATCH_BODY = mark_read_patch("123")
+
+
+@dataclass
+class Arrivals:
+    """A server that answers any request with 200 and its own body (or ``{}``); it remembers all."""
+
+    server: TestServer
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+    headers: list[list[tuple[str, str]]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def arrivals(aiohttp_server: Callable[..., Any]) -> Arrivals:
+    app = web.Application()
+    holder: list[Arrivals] = []
+
+    async def record(request: web.Request) -> web.Response:
+        text = await request.text()
+        holder[0].seen.append((request.method, request.path_qs, text))
+        holder[0].headers.append(list(request.headers.items()))
+        return web.Response(text=text or "{}", content_type="application/json")
+
+    app.router.add_route("*", "/{tail:.*}", record)
+    recorded = Arrivals(await aiohttp_server(app))
+    holder.append(recorded)
+    return recorded
+
+
+async def _client(url: str, extra: tuple[kube.Allowed, ...] = ()) -> Any:
+    configuration = k8s.Configuration(host=url)
+    configuration.api_key = {"BearerToken": "sandbox-admin"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    return await kube.api_client(configuration, extra)
+
+
+@pytest.fixture
+async def guarded(arrivals: Arrivals) -> AsyncIterator[Any]:
+    api = await _client(arrivals.url)
+    yield api
+    await api.close()
+
+
+# (what, method, path, content type, body, query)
+REFUSED: list[tuple[str, str, str, str | None, object, dict[str, str] | None]] = [
+    ("PUT of an Upgrade", "PUT", ONE, JSON, {"metadata": {"name": SUCCEEDED}}, None),
+    ("DELETE of an Upgrade", "DELETE", ONE, JSON, None, None),
+    ("DELETE of the collection", "DELETE", UPGRADES, JSON, None, None),
+    ("POST (create) of an Upgrade", "POST", UPGRADES, JSON, {"kind": "Upgrade"}, None),
+    ("POST to an Upgrade", "POST", ONE, JSON, PATCH_BODY, None),
+    ("HEAD", "HEAD", ONE, JSON, None, None),
+    ("OPTIONS", "OPTIONS", ONE, JSON, None, None),
+    ("GET with a body", "GET", ONE, JSON, {"a": 1}, None),
+    ("JSON patch", "PATCH", ONE, "application/json-patch+json", PATCH_BODY, None),
+    ("JSON-patch operations", "PATCH", ONE, "application/json-patch+json",
+     [{"op": "add", "path": f"/metadata/labels/{READ_MESSAGE}", "value": "true"}], None),
+    ("strategic merge patch", "PATCH", ONE, "application/strategic-merge-patch+json",
+     PATCH_BODY, None),
+    ("server-side apply", "PATCH", ONE, "application/apply-patch+yaml", PATCH_BODY, None),
+    ("patch as application/json", "PATCH", ONE, JSON, PATCH_BODY, None),
+    ("merge patch with a charset", "PATCH", ONE, f"{MERGE}; charset=utf-8", PATCH_BODY, None),
+    ("merge patch of the collection", "PATCH", UPGRADES, MERGE, PATCH_BODY, None),
+    ("merge patch of the status subresource", "PATCH", f"{ONE}/status", MERGE, PATCH_BODY, None),
+    ("merge patch of another resource", "PATCH",
+     f"/api/v1/namespaces/{NAMESPACE}/configmaps/x", MERGE, PATCH_BODY, None),
+    ("merge patch of an Upgrade in another group", "PATCH",
+     f"/apis/example.com/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{SUCCEEDED}", MERGE,
+     PATCH_BODY, None),
+    ("merge patch of a path that is not a name", "PATCH", f"{UPGRADES}/..", MERGE,
+     PATCH_BODY, None),
+    ("merge patch with a query (dry run)", "PATCH", ONE, MERGE, PATCH_BODY, {"dryRun": "All"}),
+    ("merge patch without a body", "PATCH", ONE, MERGE, None, None),
+    ("merge patch of another label", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {"other": "x"}, "resourceVersion": "1"}}, None),
+    ("merge patch with a second label", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: "true", "other": "x"}, "resourceVersion": "1"}},
+     None),
+    ("merge patch setting read-message false", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: "false"}, "resourceVersion": "1"}}, None),
+    ("merge patch removing read-message", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: None}, "resourceVersion": "1"}}, None),
+    ("merge patch without a resourceVersion", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: "true"}}}, None),
+    ("merge patch with an empty resourceVersion", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: "true"}, "resourceVersion": ""}}, None),
+    ("merge patch with a numeric resourceVersion", "PATCH", ONE, MERGE,
+     {"metadata": {"labels": {READ_MESSAGE: "true"}, "resourceVersion": 1}}, None),
+    ("merge patch touching status", "PATCH", ONE, MERGE, {**PATCH_BODY, "status": {}}, None),
+    ("merge patch touching spec", "PATCH", ONE, MERGE, {**PATCH_BODY, "spec": {}}, None),
+    ("merge patch touching annotations", "PATCH", ONE, MERGE,
+     {"metadata": {**PATCH_BODY["metadata"], "annotations": {"a": "b"}}}, None),  # type: ignore[dict-item]
+    ("merge patch touching finalizers", "PATCH", ONE, MERGE,
+     {"metadata": {**PATCH_BODY["metadata"], "finalizers": None}}, None),  # type: ignore[dict-item]
+    ("merge patch as a string", "PATCH", ONE, MERGE, '{"metadata":{}}', None),
+    ("merge patch as bytes", "PATCH", ONE, MERGE, b"{}", None),
+    ("TokenReview of the wrong kind", "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+     JSON, {"apiVersion": "v1", "kind": "ConfigMap"}, None),
+    ("TokenReview with extra fields", "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+     JSON, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": {}},
+     None),
+    ("TokenReview as a merge patch", "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+     MERGE, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}, None),
+    ("SubjectAccessReview to the TokenReview path", "POST",
+     "/apis/authentication.k8s.io/v1/tokenreviews", JSON,
+     {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview"}, None),
+    ("POST of a ConfigMap", "POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", JSON,
+     {"apiVersion": "v1", "kind": "ConfigMap"}, None),
+    ("POST of a LocalSubjectAccessReview", "POST",
+     f"/apis/authorization.k8s.io/v1/namespaces/{NAMESPACE}/localsubjectaccessreviews", JSON,
+     {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview"}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body", "query"),
+    [pytest.param(*case[1:], id=case[0]) for case in REFUSED],
+)
+async def test_the_transport_refuses_before_sending(
+    guarded: Any,
+    arrivals: Arrivals,
+    method: str,
+    path: str,
+    content_type: str | None,
+    body: object,
+    query: dict[str, str] | None,
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    with pytest.raises(errors.UpstreamRequestRefused) as refused:
+        await guarded.rest_client.request(
+            method, arrivals.url + path, query_params=query, headers=headers, body=body
+        )
+    assert refused.value.status == 500
+    assert refused.value.code == "UpstreamRequestRefused"
+    assert arrivals.seen == [], "nothing reached the server"
+
+
+async def test_a_request_to_another_host_is_refused(guarded: Any, arrivals: Arrivals) -> None:
+    for url in ("http://elsewhere.invalid/api/v1/pods", arrivals.url + "x/apis", "/apis"):
+        with pytest.raises(errors.UpstreamRequestRefused):
+            await guarded.rest_client.request("GET", url)
+    assert arrivals.seen == []
+
+
+async def test_the_generated_client_cannot_write_past_the_allowlist(
+    guarded: Any, arrivals: Arrivals
+) -> None:
+    """What code reaching past the gateway to the generated API would get: refusals."""
+    objects = k8s.CustomObjectsApi(guarded)
+    core = k8s.CoreV1Api(guarded)
+    attempts = [
+        objects.replace_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, {"metadata": {"name": SUCCEEDED}}
+        ),
+        objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {}),
+        objects.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED),
+        objects.delete_collection_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL),
+        # A dict body without a content type is sent as a JSON patch by this client.
+        objects.patch_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, PATCH_BODY
+        ),
+        objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, PATCH_BODY, _content_type=MERGE
+        ),
+        objects.replace_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, {}
+        ),
+        core.create_namespaced_config_map(NAMESPACE, k8s.V1ConfigMap(data={"a": "b"})),
+        core.delete_namespace(NAMESPACE),
+    ]
+    for attempt in attempts:
+        with pytest.raises(errors.UpstreamRequestRefused):
+            await attempt
+    assert arrivals.seen == []
+
+
+async def test_the_review_posts_pass(guarded: Any, arrivals: Arrivals) -> None:
+    """The emulator serves no access reviews, so these go to the recording server."""
+    authorization = k8s.AuthorizationV1Api(guarded)
+    await authorization.create_subject_access_review(
+        k8s.V1SubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SubjectAccessReview",
+            spec=k8s.V1SubjectAccessReviewSpec(user="u", non_resource_attributes=None),
+        )
+    )
+    await authorization.create_self_subject_access_review(
+        k8s.V1SelfSubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SelfSubjectAccessReview",
+            spec=k8s.V1SelfSubjectAccessReviewSpec(),
+        )
+    )
+    await k8s.AuthenticationV1Api(guarded).create_token_review(
+        k8s.V1TokenReview(
+            api_version="authentication.k8s.io/v1",
+            kind="TokenReview",
+            spec=k8s.V1TokenReviewSpec(token="t"),
+        )
+    )
+    assert [(m, p) for m, p, _ in arrivals.seen] == [
+        ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"),
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+        ("POST", "/apis/authentication.k8s.io/v1/tokenreviews"),
+    ]
+
+
+async def test_an_explicit_extra_entry_lets_exactly_its_request_through(
+    arrivals: Arrivals,
+) -> None:
+    create = kube.Allowed(
+        "create an Upgrade",
+        "POST",
+        re.compile(re.escape(UPGRADES)),
+        body=lambda body: isinstance(body, dict) and body.get("kind") == "Upgrade",
+        content_type=JSON,
+    )
+    api = await _client(arrivals.url, extra=(create,))
+    try:
+        objects = k8s.CustomObjectsApi(api)
+        await objects.create_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, {"kind": "Upgrade"}
+        )
+        with pytest.raises(errors.UpstreamRequestRefused):
+            await objects.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, {"kind": "ConfigMap"}
+            )
+        with pytest.raises(errors.UpstreamRequestRefused):
+            await objects.delete_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED
+            )
+    finally:
+        await api.close()
+    assert [(m, p) for m, p, _ in arrivals.seen] == [("POST", UPGRADES)]
+    assert kube.ALLOWED[:5] == kube.ALLOWED, "the product's own list has five entries"
+    assert [a.method for a in kube.ALLOWED] == ["GET", "PATCH", "POST", "POST", "POST"]
+
+
+@dataclass
+class Connected:
+    emulator_url: str
+    upstream: kube.Upstream
+
+
+@pytest.fixture
+async def connected(aiohttp_server: Callable[..., Any], tmp_path: Path) -> AsyncIterator[Connected]:
+    emulator: TestServer = await aiohttp_server(create_emulator_app())
+    url = str(emulator.make_url("")).rstrip("/")
+    config = write_kubeconfig(tmp_path / "k", url, token="sandbox-bff")
+    options = kube.UpstreamOptions(kubeconfig=str(config))
+    async with kube.connect(options, impersonate=True) as upstream:
+        yield Connected(url, upstream)
+
+
+ADMIN = TokenCaller("sandbox-admin")
+
+
+async def test_the_allowed_requests_pass_against_the_emulator(connected: Connected) -> None:
+    """GET, list, watch, discovery, TokenReview and the one patch all reach the emulator."""
+    upstream = connected.upstream
+    listed = await upstream.gateway.list(ADMIN, NAMESPACE, "harvesterhci.io/upgradeState")
+    assert {item["metadata"]["name"] for item in listed["items"]} >= {SUCCEEDED, FAILED}
+    live = await upstream.gateway.get(ADMIN, NAMESPACE, SUCCEEDED)
+    patched = await upstream.gateway.mark_read(
+        ADMIN, NAMESPACE, SUCCEEDED, live["metadata"]["resourceVersion"]
+    )
+    assert patched["metadata"]["labels"][READ_MESSAGE] == "true"
+    assert patched["status"] == live["status"]
+    assert await upstream.probe.problem() is None
+    reviewed = await upstream.reviewer.review("sandbox-viewer")
+    assert reviewed is not None
+    assert reviewed.username
+    # A watch is a GET with a query: it passes the same client too.
+    api = await _client(connected.emulator_url)
+    try:
+        watch = await api.rest_client.request(
+            "GET",
+            connected.emulator_url + UPGRADES,
+            query_params={"watch": "true", "timeoutSeconds": "1"},
+            headers={"Authorization": "Bearer sandbox-admin"},
+            _preload_content=False,
+        )
+        try:
+            assert b'"ADDED"' in await watch.content.readline()
+        finally:
+            watch.release()
+    finally:
+        await api.close()
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def test_the_gateways_public_surface() -> None:
+    """Adding a method to the gateway is a decision this test makes visible."""
+    assert _public(kube.UpgradeGateway) == {"get", "list", "mark_read"}
+    assert _public(kube.ClusterProbe) == {"problem"}
+    assert _public(kube.TokenReviewer) == {"review"}
+    assert set(kube.Upstream.__dataclass_fields__) == {"gateway", "probe", "reviewer"}
+
+
+async def test_impersonation_sends_every_field_of_the_caller(
+    arrivals: Arrivals, tmp_path: Path
+) -> None:
+    config = write_kubeconfig(tmp_path / "k", arrivals.url, token="sandbox-bff")
+    caller = ImpersonatedCaller(
+        username="alice",
+        uid="u-1",
+        groups=("g1", "g2"),
+        extra={"scopes.example.com/x y": ("a", "b")},
+    )
+    async with kube.connect(kube.UpstreamOptions(kubeconfig=str(config)), impersonate=True) as up:
+        await up.gateway.get(caller, NAMESPACE, SUCCEEDED)
+    (headers,) = arrivals.headers
+    impersonation = [(k.lower(), v) for k, v in headers if k.lower().startswith("impersonate-")]
+    assert impersonation == [
+        ("impersonate-user", "alice"),
+        ("impersonate-uid", "u-1"),
+        ("impersonate-group", "g1"),
+        ("impersonate-group", "g2"),
+        ("impersonate-extra-scopes.example.com%2fx%20y", "a"),
+        ("impersonate-extra-scopes.example.com%2fx%20y", "b"),
+    ]
+    assert ("Authorization", "Bearer sandbox-bff") in headers
