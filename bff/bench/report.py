@@ -1,0 +1,61 @@
+"""The bench's table: one line per scenario and side, then the ratios against the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = [
+    ("read.throughput_ratio", "GET: BFF / forwarder throughput", ">= 2"),
+    ("read.upstream_calls_per_request", "GET: upstream calls per request", "0"),
+    ("write.throughput_ratio", "real dismiss: BFF / guarded forwarder", ">= 0.9"),
+    ("write.p99_ratio", "real dismiss: p99 BFF / guarded forwarder", "<= 1.5"),
+    ("write.upstream_calls_per_request", "real dismiss: upstream calls per request", "1"),
+    ("write.idempotent_upstream_calls_per_request", "idempotent dismiss: upstream calls", "0"),
+    ("list1000.cpu_ratio", "LIST of 1,000: BFF / forwarder CPU", "<= 2"),
+    ("rss_mb.idle", "RSS idle, MB", ""),
+    ("rss_mb.cached_1000", "RSS with 1,000 Upgrades, MB", "<= 90"),
+    ("ceiling.read_ratio", "GET: BFF / fixed-bytes aiohttp handler", ""),
+]
+
+
+def _get(figures: dict[str, Any], dotted: str) -> Any:
+    value: Any = figures
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"{'scenario':<20} {'side':<10} {'req/s (min-max)':>24} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU us/req target/upstream/load':>32} {'up/req':>7} {'errors':>6}",
+    ]
+    for name, sides in figures["scenarios"].items():
+        for index, (side, s) in enumerate(sides.items()):
+            cpu = s["cpu_us_per_request"]
+            cpu_text = "/".join(f"{cpu[k]:.0f}" for k in ("target", "upstream", "load") if k in cpu)
+            up = s["upstream_calls_per_request"]
+            rps = f"{s['rps']:.0f} ({s['rps_min']:.0f}-{s['rps_max']:.0f})"
+            lines.append(
+                f"{name if index == 0 else '':<20} {side:<10} {rps:>24} {s['p50_ms']:>8.2f} "
+                f"{s['p99_ms']:>8.2f} {cpu_text:>32} {'-' if up is None else f'{up:.2f}':>7} "
+                f"{s['errors']:>6}"
+            )
+            if s.get("reused_paths"):
+                lines.append(f"{'':<31} {s['reused_paths']} requests met an already-dismissed "
+                             "object (fresh objects ran out)")  # fmt: skip
+    if figures.get("mode") == "emulator":
+        lines.append("")
+        lines.append(f"{'figure':<48} {'value':>8}  target")
+        for key, label, target in TARGETS:
+            value = _get(figures, key)
+            shown = "-" if value is None else f"{value:g}"
+            lines.append(f"{label:<48} {shown:>8}  {target}")
+    else:
+        lines.append("")
+        for name, ratios in figures["read"].items():
+            lines.append(f"{name}: BFF / direct throughput {ratios['throughput_ratio']:g}, "
+                         f"p99 {ratios['p99_ratio']:g}")  # fmt: skip
+    return "\n".join(lines)
