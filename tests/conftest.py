@@ -1,7 +1,7 @@
 """Shared fixtures: the API servers the suite talks to, and the BFF in front of them.
 
 * ``emulator``: the sandbox's Kubernetes API emulator on a loopback port.
-* ``real_apiserver``: a real kube apiextensions-apiserver on etcd, started once
+* ``real_apiserver``: a real kube-apiserver on etcd, started once
   per session (tests using it are marked ``real_apiserver``; they skip with one
   line when Go is missing, and fail instead when BFF_REQUIRE_REAL_APISERVER=1).
 * ``backend``: either of the two, parametrised, reset to the three seed objects.
@@ -46,8 +46,21 @@ def real_apiserver() -> Iterator[Any]:
         if REQUIRE_REAL:
             pytest.fail(f"real API server required but unavailable: {exc}")
         pytest.skip(f"real API server unavailable: {exc}")
+    rss = server.rss_bytes() or 0
+    _REAL_SERVER_STATS.append(
+        f"real kube-apiserver: /readyz 200 {server.ready_seconds:.1f}s after exec, seeded "
+        f"{server.startup_seconds:.1f}s after start, RSS {rss / 2**20:.0f} MiB"
+    )
     yield server
     server.stop()
+
+
+_REAL_SERVER_STATS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _REAL_SERVER_STATS:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -84,7 +97,7 @@ async def backend(
     real = request.getfixturevalue("real_apiserver")
     real.reset()
     context = ssl.create_default_context(cafile=str(real.ca_file))
-    return Backend("real", real.url, context, str(real.ca_file), http, real.authstub_url)
+    return Backend("real", real.url, context, str(real.ca_file), http)
 
 
 @pytest.fixture
@@ -125,8 +138,7 @@ async def make_stack(
     controller_interval: float = 0,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    routes = {"/apis/authentication.k8s.io/": backend.auth_url} if backend.auth_url else {}
-    recorder = Recorder(backend.url, backend.ssl_context, routes=routes)
+    recorder = Recorder(backend.url, backend.ssl_context)
     proxy: TestServer = await aiohttp_server(recorder.app())
     kubeconfig = write_kubeconfig(
         tmp_path / f"bff-{id(recorder)}.kubeconfig",

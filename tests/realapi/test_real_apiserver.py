@@ -17,7 +17,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,17 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.rest import ApiException
 
 from tests.support.real_apiserver import (
+    BFF_SERVICE_ACCOUNT,
+    CONTROLLER_SERVICE_ACCOUNT,
     FIXTURES,
     GROUP,
+    KUBERNETES_VERSION,
     NAMESPACE,
     PLURAL,
+    TOKENS,
     VERSION,
     RealApiServer,
-    RealApiServerUnavailable,
+    service_account_user,
     unavailable_reason,
 )
 
@@ -50,18 +54,9 @@ SUCCEEDED = "hvst-upgrade-7xn6v"
 SEED_NAMES = {"hvst-upgrade-7xn6v", "hvst-upgrade-fl4k2", "hvst-upgrade-zjft7"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RealApiServer]:
-    try:
-        srv = RealApiServer().start()
-    except RealApiServerUnavailable as exc:
-        if REQUIRED:
-            pytest.fail(f"real API server required but unavailable: {exc}")
-        pytest.skip(f"real API server unavailable: {exc}")
-    try:
-        yield srv
-    finally:
-        srv.stop()
+@pytest.fixture
+def server(real_apiserver: RealApiServer) -> RealApiServer:
+    return real_apiserver
 
 
 @pytest.fixture(autouse=True)
@@ -135,12 +130,21 @@ async def test_crd_is_served_in_discovery(admin: client.CustomObjectsApi) -> Non
     assert not any(r.name == f"{PLURAL}/status" for r in resources.resources)
 
 
-def test_root_discovery_is_absent_but_readyz_passes(server: RealApiServer) -> None:
-    # Standalone apiextensions-apiserver has no aggregator, so no /apis root
-    # and no core /api. Clients must address the group version directly.
-    assert server.request("GET", "/apis").status == 404
-    assert server.request("GET", "/api").status == 404
+def test_discovery_and_readyz_are_a_full_servers(server: RealApiServer) -> None:
+    # kube-apiserver serves root discovery and the core group, so stock kubectl
+    # works without --raw.
+    groups = server.request("GET", "/apis").body["groups"]
+    assert GROUP in {g["name"] for g in groups}
+    assert "v1" in server.request("GET", "/api").body["versions"]
     assert server.request("GET", "/readyz").status == 200
+    assert server.request("GET", "/version").body["gitVersion"] == KUBERNETES_VERSION
+
+
+def test_namespace_and_service_accounts_exist(server: RealApiServer) -> None:
+    assert server.request("GET", f"/api/v1/namespaces/{NAMESPACE}").status == 200
+    for namespace, name in (BFF_SERVICE_ACCOUNT, CONTROLLER_SERVICE_ACCOUNT):
+        r = server.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+        assert r.status == 200, (name, r.body)
 
 
 async def test_seeds_are_present_with_status(admin: client.CustomObjectsApi) -> None:
@@ -218,7 +222,6 @@ async def test_unknown_token_is_401(server: RealApiServer, tmp_path: Path) -> No
     [
         ("sandbox-admin", 200),
         ("sandbox-viewer", 200),
-        ("sandbox-bff", 200),
         ("sandbox-controller", 200),
         ("sandbox-nobody", 403),
         (None, 403),  # anonymous: system:anonymous has no rights on upgrades
@@ -243,6 +246,47 @@ def test_token_table_for_put(server: RealApiServer, token: str, expected: int) -
     current = server.request("GET", server.upgrades_path(SUCCEEDED)).body
     r = server.request("PUT", server.upgrades_path(SUCCEEDED), current, token=token)
     assert r.status == expected
+
+
+def test_static_tokens_are_the_users_they_say(server: RealApiServer) -> None:
+    for token, who in TOKENS.items():
+        user = server.review_token(token)["user"]
+        assert user["username"] == who.username
+        assert user["groups"] == [*who.groups, "system:authenticated"]
+        assert user.get("uid", "") == who.uid
+    assert "authenticated" not in server.review_token("not-a-token")
+
+
+def test_rights_come_from_rbac_objects_not_from_the_token(server: RealApiServer) -> None:
+    """Deleting the viewer's binding takes its reads away; applying it back restores them."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "harness:upgrade-viewer"},
+    }
+    saved = server.request("GET", server.object_path(binding)).body
+    assert saved["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sandbox-viewer"}
+    ]
+    server.delete(binding)
+    try:
+        assert server.request("GET", server.upgrades_path(), token="sandbox-viewer").status == 403
+    finally:
+        server.apply({k: saved[k] for k in ("apiVersion", "kind", "roleRef", "subjects")}
+                     | {"metadata": {"name": saved["metadata"]["name"]}})  # fmt: skip
+    assert server.request("GET", server.upgrades_path(), token="sandbox-viewer").status == 200
+
+
+def test_a_token_request_token_authenticates_as_the_service_account(
+    server: RealApiServer,
+) -> None:
+    namespace, name = CONTROLLER_SERVICE_ACCOUNT
+    token = server.create_token(namespace, name, seconds=600)
+    user = server.review_token(token)["user"]
+    assert user["username"] == service_account_user(namespace, name)
+    assert "system:serviceaccounts:harvester-system" in user["groups"]
+    # Same name, so the same RBAC bindings as the static controller token.
+    assert server.request("GET", server.upgrades_path(), token=token).status == 200
 
 
 async def test_masters_cert_can_impersonate_viewer(server: RealApiServer, tmp_path: Path) -> None:
@@ -271,6 +315,7 @@ def test_bff_service_account_may_impersonate_but_viewer_may_not(server: RealApiS
         "PATCH", path, patch, content_type=MERGE, token="sandbox-bff", headers=as_viewer
     )
     assert r.status == 403  # the impersonated viewer's rights apply
+    assert 'User "sandbox-viewer" cannot patch resource "upgrades"' in r.body["message"]
 
     r = server.request(
         "GET", path, token="sandbox-viewer", headers={"Impersonate-User": "sandbox-admin"}
@@ -285,18 +330,38 @@ def test_bff_service_account_may_impersonate_but_viewer_may_not(server: RealApiS
     )
 
 
-def test_tokenreview_is_not_served(server: RealApiServer) -> None:
-    # apiextensions-apiserver has no authentication.k8s.io group: a BFF in
-    # impersonate mode cannot run its TokenReview against this server.
-    review = {
+TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+
+
+def _token_review(token: str) -> dict[str, Any]:
+    return {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenReview",
-        "spec": {"token": "sandbox-viewer"},
+        "spec": {"token": token},
     }
-    r = server.request(
-        "POST", "/apis/authentication.k8s.io/v1/tokenreviews", review, token="sandbox-bff"
+
+
+def test_the_bff_may_create_token_reviews_and_the_viewer_may_not(server: RealApiServer) -> None:
+    # deploy/'s impersonate overlay grants the BFF's service account this.
+    r = server.request("POST", TOKENREVIEWS, _token_review("sandbox-viewer"), token="sandbox-bff")
+    assert r.status == 201
+    assert r.body["status"]["authenticated"] is True
+    assert r.body["status"]["user"]["username"] == "sandbox-viewer"
+    r = server.request("POST", TOKENREVIEWS, _token_review("sandbox-admin"), token="sandbox-viewer")
+    assert r.status == 403
+    assert r.body["message"] == (
+        'tokenreviews.authentication.k8s.io is forbidden: User "sandbox-viewer" cannot create '
+        'resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope'
     )
-    assert r.status == 404
+
+
+def test_a_token_review_of_an_unknown_token_is_unauthenticated_not_an_error(
+    server: RealApiServer,
+) -> None:
+    r = server.request("POST", TOKENREVIEWS, _token_review("bogus"), token="sandbox-bff")
+    assert r.status == 201
+    # authenticated is false, so omitted; the user is empty.
+    assert r.body["status"] == {"user": {}, "error": "invalid bearer token"}
 
 
 # ---------------------------------------------------------------------------

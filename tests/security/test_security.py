@@ -140,9 +140,8 @@ async def test_impersonation_carries_every_group(
     stack = await stack_factory(backend, auth_mode=AuthMode.IMPERSONATE)
     assert (await stack.client.post(DISMISS, headers=bearer("sandbox-admin"))).status == 200
     # Ask the same TokenReview endpoint the BFF used who sandbox-admin is.
-    review_server = backend.auth_url or backend.url
     async with backend.session.post(
-        f"{review_server}/apis/authentication.k8s.io/v1/tokenreviews",
+        f"{backend.url}/apis/authentication.k8s.io/v1/tokenreviews",
         json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
               "spec": {"token": "sandbox-admin"}},
         headers=bearer("sandbox-bff"),

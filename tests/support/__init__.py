@@ -1,6 +1,6 @@
 """Test-suite infrastructure that is not itself a test.
 
-``real_apiserver`` runs a real Kubernetes API server (the upstream
-apiextensions-apiserver on etcd) serving the Upgrade CRD; ``authstub`` is the
-tiny "core" server it delegates token and access reviews to.
+``real_apiserver`` runs a real kube-apiserver on etcd serving the Upgrade CRD,
+with static tokens and real RBAC objects; ``backends`` gives it and the sandbox
+emulator one face; ``recorder`` is the recording proxy in front of either.
 """

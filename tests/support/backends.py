@@ -27,8 +27,6 @@ class Backend:
     ssl_context: ssl.SSLContext | None
     ca_file: str | None
     session: aiohttp.ClientSession
-    #: Where TokenReviews go when the server itself has none (the real test server).
-    auth_url: str | None = None
 
     def path(self, name: str | None = None, namespace: str = NAMESPACE) -> str:
         base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"

@@ -1,22 +1,31 @@
-"""A real Kubernetes API server serving the Upgrade CRD, for tests.
+"""A real kube-apiserver serving the Upgrade CRD, for tests: the emulator's referee.
 
-The sandbox emulator is our own model of the API server; this is its referee.
-It runs upstream ``k8s.io/apiextensions-apiserver`` (built once with
-``go install`` and cached) on a private etcd, both on loopback, creates the
-``upgrades.harvesterhci.io`` CRD and seeds ``harvester-system`` with the three
-fixture objects.
+It runs upstream ``kube-apiserver`` (``k8s.io/kubernetes`` at
+:data:`KUBERNETES_VERSION`, built once with Go and cached per version under the
+user cache directory) on a private etcd, both on free loopback ports, with a
+throwaway PKI. At start it creates the ``harvester-system`` namespace, the
+``upgrades.harvesterhci.io`` CRD, the service accounts and RBAC objects below,
+and seeds the three fixture Upgrades; :meth:`RealApiServer.reset` puts the
+seeds back between tests.
 
 Who is who:
 
-* a client certificate signed by the throwaway CA is checked by the server
-  itself; the harness admin certificate has ``O=system:masters`` and may do
-  anything, including impersonation;
-* bearer tokens and all non-masters authorisation are delegated to
-  :mod:`tests.support.authstub` through TokenReview and SubjectAccessReview,
-  with the caches off, so tokens get real 401 and 403 answers.
+* the harness itself uses a client certificate in ``system:masters``
+  (``harness-admin``);
+* bearer tokens come from ``--token-auth-file`` (:data:`IDENTITIES`, the same
+  tokens and users as the sandbox emulator);
+* what they may do comes from real RBAC objects applied through the API, never
+  from a table: :func:`harness_rbac` for the viewer and Harvester's upgrade
+  controller, and the RBAC objects of ``deploy/`` (base and impersonate overlay)
+  for the BFF's service account, so every test that runs the BFF here runs it
+  with exactly what ``deploy/`` grants;
+* service-account tokens work too (``--service-account-*`` flags):
+  :meth:`RealApiServer.create_token` is a TokenRequest.
 
-The server has no core ``/api`` group: no namespaces, no RBAC objects, no
-TokenReview endpoint of its own. Address the custom resource paths directly.
+The admission chain is kube-apiserver's default, MutatingAdmissionWebhook
+included: :meth:`RealApiServer.apply` applies a MutatingWebhookConfiguration,
+:meth:`RealApiServer.issue_certificate` makes a serving certificate for a
+loopback HTTPS hook and :attr:`RealApiServer.ca_bundle` is its ``caBundle``.
 
 Everything here is synchronous (subprocesses plus ``urllib``) so it can run
 from a session fixture regardless of the test's event loop.
@@ -28,8 +37,10 @@ import base64
 import contextlib
 import datetime as dt
 import fcntl
+import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,8 +51,9 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -49,12 +61,12 @@ from typing import Any
 
 import yaml
 
-from tests.support.authstub import AuthStub
-
-MODULE = "k8s.io/apiextensions-apiserver"
-# v0.36.3 builds with Go 1.26 and runs with the flags below.
-PINNED_VERSION = "v0.36.3"
-BINARY_NAME = "apiextensions-apiserver"
+KUBERNETES_VERSION = "v1.36.3"
+MODULE = "k8s.io/kubernetes"
+PACKAGE = "k8s.io/kubernetes/cmd/kube-apiserver"
+BINARY_NAME = "kube-apiserver"
+# Where Go's own installer puts it, for machines that have not put it on PATH.
+GO_FALLBACK = "/usr/local/go/bin/go"
 
 NAMESPACE = "harvester-system"
 GROUP = "harvesterhci.io"
@@ -64,29 +76,27 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 
 ADMIN_CN = "harness-admin"
 MASTERS = "system:masters"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
+DEPLOY = REPO_ROOT / "deploy"
+# The kustomization whose RBAC the BFF's service account gets: the overlay
+# includes the base, so this is the most the BFF is ever granted.
+DEPLOY_RBAC_FROM = DEPLOY / "overlays" / "impersonate"
 
 # Bounded waits, in seconds.
-BUILD_TIMEOUT = 30 * 60
+BUILD_TIMEOUT = 60 * 60
 ETCD_TIMEOUT = 30.0
-HEALTHZ_TIMEOUT = 60.0
+READY_TIMEOUT = 90.0
 CRD_TIMEOUT = 30.0
+RBAC_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
 
-# Admission plugins that need informers against the core API, which the stub
-# does not serve. Names as registered by v0.36 (see ``--help``).
-DISABLED_ADMISSION = (
-    "NamespaceLifecycle",
-    "MutatingAdmissionPolicy",
-    "MutatingAdmissionWebhook",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionWebhook",
-)
-
 _KEPT_METADATA = ("name", "generateName", "namespace", "labels", "annotations", "finalizers")
+RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 
 
 class RealApiServerUnavailable(RuntimeError):
@@ -98,12 +108,155 @@ class RealApiServerError(RuntimeError):
 
 
 # --------------------------------------------------------------------------
-# Prerequisites
+# Identities (static tokens). Same tokens and users as bff.sandbox.identities.
 
 
-def cache_dir(version: str = PINNED_VERSION) -> Path:
+def service_account_user(namespace: str, name: str) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+BFF_SERVICE_ACCOUNT = ("harvester-system", "harvester-upgrade-bff")
+# Harvester's chart runs its controllers as the ServiceAccount "harvester" in the
+# release namespace (deploy/charts/harvester/templates/serviceaccount.yaml and the
+# webhook's HARVESTER_CONTROLLER_USER_NAME default in deployment.yaml).
+CONTROLLER_SERVICE_ACCOUNT = ("harvester-system", "harvester")
+
+
+@dataclass(frozen=True)
+class Identity:
+    token: str
+    username: str
+    uid: str
+    groups: tuple[str, ...]
+
+
+def _sa_identity(token: str, account: tuple[str, str], uid: str) -> Identity:
+    namespace, name = account
+    return Identity(
+        token,
+        service_account_user(namespace, name),
+        uid,
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
+    )
+
+
+IDENTITIES: tuple[Identity, ...] = (
+    Identity("sandbox-admin", "sandbox-admin", "", (MASTERS,)),
+    Identity("sandbox-viewer", "sandbox-viewer", "", ()),
+    _sa_identity("sandbox-bff", BFF_SERVICE_ACCOUNT, "5b0c4a8e-2a76-4d3b-9a62-6f1f3c1a0b01"),
+    _sa_identity(
+        "sandbox-controller", CONTROLLER_SERVICE_ACCOUNT, "8d1e3f7a-4b2c-4e9d-8f60-2c7b9e5d1a02"
+    ),
+    Identity("sandbox-nobody", "sandbox-nobody", "", ()),
+)
+TOKENS: dict[str, Identity] = {i.token: i for i in IDENTITIES}
+
+
+def token_file_text(identities: Iterable[Identity] = IDENTITIES) -> str:
+    """``--token-auth-file`` CSV: token,user,uid,"group1,group2"."""
+    lines = []
+    for i in identities:
+        line = f"{i.token},{i.username},{i.uid}"
+        if i.groups:
+            line += ',"' + ",".join(i.groups) + '"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# RBAC objects
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "test-harness"}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def harness_rbac() -> list[dict[str, Any]]:
+    """The viewer's and the upgrade controller's rights, as real RBAC objects."""
+    ctl_ns, ctl_name = CONTROLLER_SERVICE_ACCOUNT
+    rbac = "rbac.authorization.k8s.io/v1"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(ctl_name, ctl_ns)},
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": _meta("harness:upgrade-viewer"),
+            "rules": [{"apiGroups": [GROUP], "resources": [PLURAL],
+                       "verbs": ["get", "list", "watch"]}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta("harness:upgrade-viewer"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "harness:upgrade-viewer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "sandbox-viewer"}],
+        },
+        {
+            # What Harvester's controller does to Upgrades: reads, whole-object
+            # updates (status included) and patches.
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": _meta("harness:harvester-upgrade-controller"),
+            "rules": [{"apiGroups": [GROUP], "resources": [PLURAL],
+                       "verbs": ["get", "list", "watch", "update", "patch"]}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta("harness:harvester-upgrade-controller"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "harness:harvester-upgrade-controller"},
+            "subjects": [{"kind": "ServiceAccount", "name": ctl_name, "namespace": ctl_ns}],
+        },
+    ]  # fmt: skip
+
+
+def kustomization_objects(directory: Path) -> list[dict[str, Any]]:
+    """Every object a kustomization's ``resources`` name, following nested kustomizations.
+
+    ``deploy/`` uses no kustomize transformers on these objects (its overlay
+    only patches the Deployment), so this is what ``kubectl kustomize`` renders
+    for them; tests/test_deploy.py holds the full loader.
+    """
+    spec = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
+    objects: list[dict[str, Any]] = []
+    for entry in spec.get("resources") or ():
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            objects.extend(kustomization_objects(path))
+        else:
+            objects.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return objects
+
+
+def deploy_rbac(directory: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
+    """``deploy/``'s ServiceAccount and RBAC objects, in an order the API accepts."""
+    objects = kustomization_objects(directory)
+    order = ("ServiceAccount", *RBAC_KINDS)
+    return sorted(
+        (o for o in objects if o.get("kind") in order), key=lambda o: order.index(o["kind"])
+    )
+
+
+# --------------------------------------------------------------------------
+# Building kube-apiserver
+
+
+def cache_dir(version: str = KUBERNETES_VERSION) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "harvester-upgrade-bff" / BINARY_NAME / version
+
+
+def find_go() -> str | None:
+    found = shutil.which("go")
+    if found:
+        return found
+    return GO_FALLBACK if os.access(GO_FALLBACK, os.X_OK) else None
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -116,7 +269,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive file lock, so parallel test workers build only once."""
+    """An exclusive file lock, so parallel test processes build only once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -126,47 +279,124 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_binary(version: str = PINNED_VERSION) -> Path:
-    """The apiextensions-apiserver binary, built with ``go install`` on first use."""
+def wrapper_go_mod(kubernetes_go_mod: str, version: str) -> str:
+    """A go.mod that builds ``k8s.io/kubernetes@version`` from outside its repository.
+
+    k8s.io/kubernetes replaces each of its staging modules (``k8s.io/api``,
+    ``k8s.io/apiserver``, ...) with ``./staging/src/...``, which only resolves
+    inside its own checkout, so ``go install ...@version`` refuses it. The
+    wrapper requires it and replaces every staging module with its published
+    ``v0.<minor>.<patch>`` release instead. The list comes from that go.mod.
+    """
+    staging = re.findall(
+        r"^\s*(?:replace\s+)?(k8s\.io/\S+)\s+=>\s+\./staging/", kubernetes_go_mod, re.M
+    )
+    if not staging:
+        raise RealApiServerError(f"{MODULE}@{version}'s go.mod has no ./staging replaces")
+    go_line = re.search(r"^go\s+(\S+)", kubernetes_go_mod, re.M)
+    if not version.startswith("v1."):
+        raise RealApiServerError(f"unexpected Kubernetes version {version!r}")
+    staging_version = "v0." + version.removeprefix("v1.")
+    lines = [
+        "module harvester-upgrade-bff/kube-apiserver-build",
+        "",
+        f"go {go_line.group(1) if go_line else '1.26'}",
+        "",
+        f"require {MODULE} {version}",
+        "",
+    ]
+    lines += [f"replace {m} => {m} {staging_version}" for m in sorted(set(staging))]
+    return "\n".join(lines) + "\n"
+
+
+def _ldflags(version: str) -> str:
+    major, minor = version.removeprefix("v").split(".")[:2]
+    pkg = "k8s.io/component-base/version"
+    return " ".join(
+        [
+            "-s",
+            "-w",
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    )
+
+
+def build_binary(version: str, output: Path, log: Path, go: str) -> float:
+    """Build kube-apiserver ``version`` into ``output`` with a wrapper module; seconds taken."""
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="kube-apiserver-build-"))
+    # The wrapper module is not a VCS checkout and not part of any workspace.
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-buildvcs=false"}
+    deadline = time.monotonic() + BUILD_TIMEOUT
+
+    def run(*argv: str, capture: bool = False) -> str:
+        with open(log, "a") as out:
+            out.write(f"$ {' '.join(argv)}\n")
+            out.flush()
+            remaining = max(1.0, deadline - time.monotonic())
+            try:
+                proc = subprocess.run(
+                    argv,
+                    cwd=work,
+                    env=env,
+                    stdout=subprocess.PIPE if capture else out,
+                    stderr=out,
+                    text=True,
+                    timeout=remaining,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise RealApiServerError(
+                    f"building kube-apiserver took over {BUILD_TIMEOUT}s:\n" + _tail(log)
+                ) from exc
+        if proc.returncode != 0:
+            raise RealApiServerError(
+                f"{' '.join(argv[:3])} failed (exit {proc.returncode}); log {log}:\n" + _tail(log)
+            )
+        return proc.stdout if capture else ""
+
+    try:
+        info = json.loads(run(go, "mod", "download", "-json", f"{MODULE}@{version}", capture=True))
+        (work / "go.mod").write_text(wrapper_go_mod(Path(info["GoMod"]).read_text(), version))
+        (work / "tools.go").write_text(
+            f'//go:build tools\n\npackage tools\n\nimport _ "{PACKAGE}"\n'
+        )
+        run(go, "mod", "tidy")
+        scratch = output.with_name(f".{output.name}.{os.getpid()}")
+        run(go, "build", "-trimpath", "-ldflags", _ldflags(version), "-o", str(scratch), PACKAGE)
+        # Rename into place, so an interrupted build never leaves a half-written
+        # binary where the next run would trust it.
+        os.replace(scratch, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.monotonic() - began
+    with open(log, "a") as out:
+        out.write(f"built {output} in {seconds:.0f}s\n")
+    return seconds
+
+
+def ensure_binary(version: str = KUBERNETES_VERSION) -> Path:
+    """The kube-apiserver binary, built on first use and cached per version."""
     target_dir = cache_dir(version)
     binary = target_dir / BINARY_NAME
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
-    go = shutil.which("go")
+    go = find_go()
     if go is None:
         raise RealApiServerUnavailable(
-            f"Go is not installed, so {MODULE}@{version} cannot be built"
+            f"Go is not installed, so kube-apiserver {version} cannot be built"
         )
     with _locked(target_dir / ".lock"):
         if binary.is_file() and os.access(binary, os.X_OK):
             return binary
-        # Build into a scratch GOBIN and rename, so an interrupted build never
-        # leaves a half-written binary where the next run would trust it.
-        scratch = Path(tempfile.mkdtemp(prefix=".gobin-", dir=target_dir))
         log = target_dir / "build.log"
-        env = {**os.environ, "GOBIN": str(scratch)}
-        try:
-            with open(log, "w") as out:
-                proc = subprocess.run(
-                    [go, "install", f"{MODULE}@{version}"],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    timeout=BUILD_TIMEOUT,
-                    check=False,
-                    cwd=target_dir,
-                )
-            if proc.returncode != 0:
-                raise RealApiServerError(
-                    f"go install {MODULE}@{version} failed (exit {proc.returncode}):\n" + _tail(log)
-                )
-            os.replace(scratch / BINARY_NAME, binary)
-        except subprocess.TimeoutExpired as exc:
-            raise RealApiServerError(
-                f"go install {MODULE}@{version} took over {BUILD_TIMEOUT}s:\n" + _tail(log)
-            ) from exc
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        log.write_text("")
+        print(f"building kube-apiserver {version} (log: {log}) ...", file=sys.stderr, flush=True)
+        seconds = build_binary(version, binary, log, go)
+        print(f"built kube-apiserver {version} in {seconds:.0f}s", file=sys.stderr, flush=True)
     return binary
 
 
@@ -203,7 +433,7 @@ def ensure_etcd() -> Path:
     return Path(found)
 
 
-def unavailable_reason(version: str = PINNED_VERSION) -> str | None:
+def unavailable_reason(version: str = KUBERNETES_VERSION) -> str | None:
     """Why :class:`RealApiServer` cannot start here, without building anything.
 
     ``None`` means the prerequisites are present or can be obtained (a cached
@@ -211,8 +441,8 @@ def unavailable_reason(version: str = PINNED_VERSION) -> str | None:
     whole test module with one line.
     """
     binary = cache_dir(version) / BINARY_NAME
-    if not binary.is_file() and shutil.which("go") is None:
-        return f"Go is not installed, so {MODULE}@{version} cannot be built"
+    if not binary.is_file() and find_go() is None:
+        return f"Go is not installed, so kube-apiserver {version} cannot be built"
     has_etcd = shutil.which("etcd") or Path("/usr/bin/etcd").exists()
     if not has_etcd and (os.geteuid() != 0 or shutil.which("apt-get") is None):
         return "etcd is not installed (Debian: apt-get install etcd-server)"
@@ -231,10 +461,93 @@ class Pki:
     serving_key: Path
     admin_cert: Path
     admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+
+
+_NOT_BEFORE = dt.timedelta(minutes=5)
+_LIFETIME = dt.timedelta(days=2)
+
+
+def _write_key(path: Path, key: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_certificate(
+    ca_cert: Path,
+    ca_key: Path,
+    cert_path: Path,
+    key_path: Path,
+    *,
+    common_name: str,
+    organization: str | None = None,
+    hosts: Iterable[str] = (),
+    server: bool = True,
+) -> tuple[Path, Path]:
+    """A leaf certificate signed by the CA: for serving ``hosts``, or a client one."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    now = dt.datetime.now(dt.UTC)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _NOT_BEFORE)
+        .not_valid_after(now + _LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
+        )
+    )
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    _write_key(key_path, key)
+    _write_cert(cert_path, builder.sign(signer, hashes.SHA256()))
+    return cert_path, key_path
 
 
 def make_pki(directory: Path) -> Pki:
-    """A CA, a serving cert for 127.0.0.1/localhost and a system:masters client cert."""
+    """A CA, a serving cert, a system:masters client cert and a service-account key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(
         ca_cert=directory / "ca.crt",
@@ -243,49 +556,11 @@ def make_pki(directory: Path) -> Pki:
         serving_key=directory / "serving.key",
         admin_cert=directory / "admin.crt",
         admin_key=directory / "admin.key",
+        sa_key=directory / "sa.key",
+        sa_pub=directory / "sa.pub",
     )
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        if shutil.which("openssl") is None:
-            raise RealApiServerUnavailable(
-                "neither the cryptography package nor openssl is available for test certificates"
-            ) from None
-        _make_pki_openssl(pki)
-    else:
-        _make_pki_cryptography(pki)
-    return pki
-
-
-def _make_pki_cryptography(pki: Pki) -> None:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     now = dt.datetime.now(dt.UTC)
-    not_before = now - dt.timedelta(minutes=5)
-    not_after = now + dt.timedelta(days=2)
-
-    def key() -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def write_key(path: Path, k: ec.EllipticCurvePrivateKey) -> None:
-        path.write_bytes(
-            k.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-
-    def write_cert(path: Path, cert: x509.Certificate) -> None:
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-    ca_key = key()
+    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harness-ca")])
     ca_cert = (
         x509.CertificateBuilder()
@@ -293,8 +568,8 @@ def _make_pki_cryptography(pki: Pki) -> None:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
+        .not_valid_before(now - _NOT_BEFORE)
+        .not_valid_after(now + _LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -313,93 +588,41 @@ def _make_pki_cryptography(pki: Pki) -> None:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
-    write_key(pki.ca_key, ca_key)
-    write_cert(pki.ca_cert, ca_cert)
-
-    def leaf(
-        subject: x509.Name, usage: x509.ObjectIdentifier, san: x509.SubjectAlternativeName | None
-    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        k = key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(k.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-        )
-        if san is not None:
-            builder = builder.add_extension(san, critical=False)
-        return k, builder.sign(ca_key, hashes.SHA256())
-
-    serving_key, serving_cert = leaf(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    _write_key(pki.ca_key, ca_key)
+    _write_cert(pki.ca_cert, ca_cert)
+    issue_certificate(
+        pki.ca_cert,
+        pki.ca_key,
+        pki.serving_cert,
+        pki.serving_key,
+        common_name="kube-apiserver",
+        # The first address of the service range is the "kubernetes" Service.
+        hosts=(
+            "localhost",
+            "127.0.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            str(next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts())),
         ),
     )
-    write_key(pki.serving_key, serving_key)
-    write_cert(pki.serving_cert, serving_cert)
-
-    admin_key, admin_cert = leaf(
-        x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, MASTERS),
-                x509.NameAttribute(NameOID.COMMON_NAME, ADMIN_CN),
-            ]
-        ),
-        ExtendedKeyUsageOID.CLIENT_AUTH,
-        None,
+    issue_certificate(
+        pki.ca_cert,
+        pki.ca_key,
+        pki.admin_cert,
+        pki.admin_key,
+        common_name=ADMIN_CN,
+        organization=MASTERS,
+        server=False,
     )
-    write_key(pki.admin_key, admin_key)
-    write_cert(pki.admin_cert, admin_cert)
-
-
-def _make_pki_openssl(pki: Pki) -> None:
-    d = pki.ca_cert.parent
-
-    def run(*args: str) -> None:
-        result = subprocess.run(
-            ["openssl", *args], capture_output=True, text=True, timeout=60, check=False
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(pki.sa_key, sa_key)
+    pki.sa_pub.write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        if result.returncode != 0:
-            raise RealApiServerError(f"openssl {args[0]} failed: {result.stderr.strip()}")
-
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    run(
-        "req", "-x509", *ec, "-keyout", str(pki.ca_key), "-out", str(pki.ca_cert),
-        "-days", "2", "-subj", "/CN=harness-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,digitalSignature,keyCertSign,cRLSign",
-    )  # fmt: skip
-    for name, subj, ext in (
-        (
-            "serving",
-            "/CN=localhost",
-            "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        ),
-        (
-            "admin",
-            f"/O={MASTERS}/CN={ADMIN_CN}",
-            "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        ),
-    ):
-        key, csr, crt, extfile = (d / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
-        extfile.write_text(ext)
-        run("req", "-new", *ec, "-keyout", str(key), "-out", str(csr), "-subj", subj)
-        run(
-            "x509", "-req", "-in", str(csr), "-CA", str(pki.ca_cert), "-CAkey", str(pki.ca_key),
-            "-CAcreateserial", "-days", "2", "-sha256", "-extfile", str(extfile), "-out", str(crt),
-        )  # fmt: skip
-        key.chmod(0o600)
+    )
+    return pki
 
 
 # --------------------------------------------------------------------------
@@ -453,6 +676,14 @@ class _Process:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def rss_bytes(self) -> int | None:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        return int(match.group(1)) * 1024 if match else None
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -478,9 +709,11 @@ def _joined(headers: Message) -> dict[str, str]:
 
 
 class RealApiServer:
-    """etcd plus apiextensions-apiserver, serving the Upgrade CRD with seeds.
+    """etcd plus kube-apiserver, serving the Upgrade CRD with seeds and RBAC.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    ``bff_rbac=False`` leaves ``deploy/``'s objects out, for a test that
+    applies them itself.
     """
 
     def __init__(
@@ -488,22 +721,29 @@ class RealApiServer:
         *,
         fixtures: Path = FIXTURES,
         namespace: str = NAMESPACE,
+        bff_rbac: bool = True,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.fixtures = fixtures
         self.namespace = namespace
+        self.bff_rbac = bff_rbac
         self.extra_args = extra_args
         self._tmp: Path | None = None
         self._etcd_data: Path | None = None
         self._etcd: _Process | None = None
         self._apiserver: _Process | None = None
-        self._stub: AuthStub | None = None
         self._pki: Pki | None = None
         self._ssl: ssl.SSLContext | None = None
         self._ssl_plain: ssl.SSLContext | None = None
+        self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
+        # name -> (uid, resourceVersion) of each seed as created, so reset()
+        # leaves untouched seeds alone.
+        self._seeded: dict[str, tuple[str, str]] = {}
         self.url = ""
         self.etcd_url = ""
-        self.authstub_url = ""
+        #: Seconds from starting kube-apiserver to its /readyz answering 200.
+        self.ready_seconds: float | None = None
+        #: Seconds from start() to seeded and ready for tests (PKI, etcd, CRD, RBAC, seeds).
         self.startup_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -538,26 +778,20 @@ class RealApiServer:
             self._ssl = ssl.create_default_context(cafile=str(self._pki.ca_cert))
             self._ssl.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
             self._ssl_plain = ssl.create_default_context(cafile=str(self._pki.ca_cert))
-            self._stub = AuthStub(str(self._tmp / "authstub.log")).start()
-            self.authstub_url = self._stub.url
             self._start_etcd(etcd)
             self._start_apiserver(binary)
-            self._create_crd()
+            self._bootstrap()
             self.startup_seconds = time.monotonic() - began
-            self.reset()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Kill both processes and the stub, and remove the temp dir. Idempotent."""
+        """Stop both processes and remove the temp dirs. Idempotent."""
         for proc in (self._apiserver, self._etcd):
             if proc is not None:
                 proc.stop()
         self._apiserver = self._etcd = None
-        if self._stub is not None:
-            self._stub.stop()
-            self._stub = None
         keep = os.environ.get("BFF_REAL_APISERVER_KEEP") == "1"
         if self._etcd_data is not None and not keep:
             shutil.rmtree(self._etcd_data, ignore_errors=True)
@@ -568,6 +802,8 @@ class RealApiServer:
             else:
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        self._resources.clear()
+        self._seeded.clear()
 
     def _fail(self, message: str) -> RealApiServerError:
         parts = [message]
@@ -619,51 +855,66 @@ class RealApiServer:
         except (OSError, ValueError):
             return False
 
-    def _start_apiserver(self, binary: Path) -> None:
+    def apiserver_argv(self, binary: Path, port: int) -> list[str]:
         assert self._tmp is not None
         assert self._pki is not None
-        assert self._stub is not None
-        core = self._tmp / "core.kubeconfig"
-        core.write_text(self._stub.kubeconfig_text())
-        port = free_port()
-        self.url = f"https://127.0.0.1:{port}"
-        argv = [
+        tokens = self._tmp / "tokens.csv"
+        tokens.write_text(token_file_text())
+        tokens.chmod(0o600)
+        return [
             str(binary),
             f"--etcd-servers={self.etcd_url}",
             "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
             f"--secure-port={port}",
             f"--tls-cert-file={self._pki.serving_cert}",
             f"--tls-private-key-file={self._pki.serving_key}",
             f"--cert-dir={self._tmp / 'certs'}",
             f"--client-ca-file={self._pki.ca_cert}",
-            f"--kubeconfig={core}",
-            f"--authentication-kubeconfig={core}",
-            f"--authorization-kubeconfig={core}",
-            "--authentication-skip-lookup",
-            "--authentication-token-webhook-cache-ttl=0s",
-            "--authorization-webhook-cache-authorized-ttl=0s",
-            "--authorization-webhook-cache-unauthorized-ttl=0s",
-            "--enable-priority-and-fairness=false",
-            "--disable-admission-plugins=" + ",".join(DISABLED_ADMISSION),
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={self._pki.sa_pub}",
+            f"--service-account-signing-key-file={self._pki.sa_key}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            # Nothing registers as an endpoint of the "kubernetes" Service here.
+            "--endpoint-reconciler-type=none",
             "--profiling=false",
             *self.extra_args,
         ]
-        self._apiserver = _Process("apiserver", argv, self._tmp / "apiserver.log")
-        deadline = time.monotonic() + HEALTHZ_TIMEOUT
+
+    def _start_apiserver(self, binary: Path) -> None:
+        assert self._tmp is not None
+        port = free_port()
+        self.url = f"https://127.0.0.1:{port}"
+        began = time.monotonic()
+        self._apiserver = _Process(
+            "kube-apiserver", self.apiserver_argv(binary, port), self._tmp / "kube-apiserver.log"
+        )
+        deadline = began + READY_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
             if not self._apiserver.running():
-                raise self._fail(f"apiserver exited with {self._apiserver.proc.returncode}")
+                raise self._fail(f"kube-apiserver exited with {self._apiserver.proc.returncode}")
             try:
-                r = self.request("GET", "/healthz", timeout=2)
+                r = self.request("GET", "/readyz", timeout=2)
             except OSError as exc:
                 last = str(exc)
             else:
                 if r.status == 200:
+                    self.ready_seconds = time.monotonic() - began
                     return
-                last = f"HTTP {r.status}: {str(r.body)[:200]}"
-            time.sleep(0.2)
-        raise self._fail(f"apiserver /healthz did not pass within {HEALTHZ_TIMEOUT}s ({last})")
+                last = f"HTTP {r.status}: {str(r.body)[-300:]}"
+            time.sleep(0.1)
+        raise self._fail(f"kube-apiserver /readyz did not pass within {READY_TIMEOUT}s ({last})")
+
+    def _bootstrap(self) -> None:
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
+        self._create_crd()
+        self.apply(*harness_rbac())
+        if self.bff_rbac:
+            self.apply(*deploy_rbac())
+        self.reset()
 
     def _create_crd(self) -> None:
         crd = yaml.safe_load((self.fixtures / f"{CRD_NAME}.crd.yaml").read_text())
@@ -700,7 +951,7 @@ class RealApiServer:
         anonymous: bool = False,
         timeout: float = 10,
     ) -> Response:
-        """One request, by default as the system:masters admin.
+        """One request, by default as the system:masters admin certificate.
 
         With ``token`` the request carries that bearer token and *no* client
         certificate (the server would prefer the certificate); with
@@ -710,7 +961,12 @@ class RealApiServer:
         assert self._ssl is not None, "server not started"
         assert self._ssl_plain is not None, "server not started"
         ctx = self._ssl_plain if token is not None or anonymous else self._ssl
-        data = None if body is None else json.dumps(body).encode()
+        if body is None:
+            data = None
+        elif isinstance(body, (bytes, str)):
+            data = body.encode() if isinstance(body, str) else body
+        else:
+            data = json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
         req.add_header("Accept", "application/json")
         if data is not None:
@@ -735,6 +991,160 @@ class RealApiServer:
         base = f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}"
         return base if name is None else f"{base}/{name}"
 
+    # -- any object, as the admin ---------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(collection path prefix, namespaced) for a kind, from discovery."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            r = self.request("GET", base)
+            if r.status != 200:
+                raise self._fail(f"discovery of {api_version} answered {r.status}: {r.body}")
+            for res in r.body.get("resources", []):
+                if "/" not in res["name"]:
+                    self._resources[(api_version, res["kind"])] = (
+                        f"{base}/{{ns}}{res['name']}",
+                        bool(res["namespaced"]),
+                    )
+            if key not in self._resources:
+                raise RealApiServerError(f"{api_version} serves no kind {kind}")
+        return self._resources[key]
+
+    def object_path(self, obj: Mapping[str, Any]) -> str:
+        """The URL path of ``obj`` (``apiVersion``, ``kind``, ``metadata.name``/``namespace``)."""
+        template, namespaced = self._resource(obj["apiVersion"], obj["kind"])
+        meta = obj.get("metadata") or {}
+        ns = f"namespaces/{meta.get('namespace') or self.namespace}/" if namespaced else ""
+        return template.format(ns=ns) + f"/{meta['name']}"
+
+    def apply(self, *objects: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Server-side apply each object as the admin (create or update); the results.
+
+        For example a MutatingWebhookConfiguration whose ``clientConfig`` has a
+        loopback ``url`` and ``caBundle`` :attr:`ca_bundle`. RBAC objects are
+        waited on until the authorizer has them.
+        """
+        results = []
+        for obj in objects:
+            path = self.object_path(obj) + "?fieldManager=test-harness&force=true"
+            r = self.request(
+                "PATCH", path, json.dumps(obj), content_type="application/apply-patch+yaml"
+            )
+            if r.status not in (200, 201):
+                what = f"{obj['kind']} {obj['metadata']['name']}"
+                raise RealApiServerError(f"applying {what} answered {r.status}: {r.body}")
+            results.append(r.body)
+        if any(o["kind"] in RBAC_KINDS for o in objects):
+            self.wait_for_rbac()
+        return results
+
+    def delete(self, *objects: Mapping[str, Any]) -> None:
+        """Delete each object as the admin; a missing one is fine."""
+        for obj in objects:
+            r = self.request("DELETE", self.object_path(obj))
+            if r.status not in (200, 202, 404):
+                what = f"{obj['kind']} {obj['metadata']['name']}"
+                raise RealApiServerError(f"deleting {what} answered {r.status}: {r.body}")
+        if any(o["kind"] in RBAC_KINDS for o in objects):
+            self.wait_for_rbac()
+
+    def wait_for_rbac(self) -> None:
+        """Wait until the RBAC authorizer's informers have every change made so far.
+
+        A marker ClusterRole and binding are written after the changes, and a
+        SubjectAccessReview is repeated until it sees the marker's new rule. The
+        authorizer watches each RBAC kind separately, so this orders them only
+        as far as its informers keep pace with each other (they are fed by the
+        same etcd and catch up within milliseconds of one another).
+        """
+        marker = f"harness-rbac-marker-{time.monotonic_ns()}"
+        name = "harness:rbac-marker"
+        rbac = "rbac.authorization.k8s.io"
+        role = {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(name),
+            "rules": [{"nonResourceURLs": [f"/{marker}"], "verbs": ["get"]}],
+        }
+        binding = {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+                   "metadata": _meta(name),
+                   "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
+                   "subjects": [{"apiGroup": rbac, "kind": "User", "name": name}]}  # fmt: skip
+        for obj in (role, binding):
+            path = self.object_path(obj) + "?fieldManager=test-harness&force=true"
+            self.request(
+                "PATCH", path, json.dumps(obj), content_type="application/apply-patch+yaml"
+            )
+        deadline = time.monotonic() + RBAC_TIMEOUT
+        while not self.allowed(name, (), non_resource=(f"/{marker}", "get")):
+            if time.monotonic() > deadline:
+                raise self._fail(f"RBAC changes not in effect after {RBAC_TIMEOUT}s")
+            time.sleep(0.02)
+
+    def allowed(
+        self,
+        user: str,
+        groups: Iterable[str],
+        *,
+        verb: str = "get",
+        group: str = GROUP,
+        resource: str = PLURAL,
+        subresource: str = "",
+        namespace: str | None = None,
+        name: str = "",
+        non_resource: tuple[str, str] | None = None,
+    ) -> bool:
+        """The server's SubjectAccessReview answer for ``user`` in ``groups``."""
+        spec: dict[str, Any] = {"user": user, "groups": list(groups)}
+        if non_resource is not None:
+            spec["nonResourceAttributes"] = {"path": non_resource[0], "verb": non_resource[1]}
+        else:
+            spec["resourceAttributes"] = {
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+                "namespace": self.namespace if namespace is None else namespace,
+                "name": name,
+            }
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": spec}  # fmt: skip
+        r = self.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+        if r.status != 201:
+            raise RealApiServerError(f"SubjectAccessReview answered {r.status}: {r.body}")
+        return bool(r.body["status"].get("allowed"))
+
+    def create_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        seconds: int = 3600,
+        audiences: Iterable[str] = (),
+    ) -> str:
+        """A token for a ServiceAccount, from the TokenRequest API (as the admin)."""
+        spec: dict[str, Any] = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
+        r = self.request("POST", path, body)
+        if r.status != 201:
+            raise RealApiServerError(
+                f"TokenRequest for {namespace}/{service_account} answered {r.status}: {r.body}"
+            )
+        return str(r.body["status"]["token"])
+
+    def review_token(self, token: str) -> dict[str, Any]:
+        """The server's TokenReview ``status`` for ``token`` (asked as the admin)."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                  "spec": {"token": token}}  # fmt: skip
+        r = self.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", review)
+        if r.status != 201:
+            raise RealApiServerError(f"TokenReview answered {r.status}: {r.body}")
+        return dict(r.body["status"])
+
     # -- seeds -----------------------------------------------------------------
 
     def seed_objects(self) -> list[dict[str, Any]]:
@@ -752,36 +1162,55 @@ class RealApiServer:
         return seeds
 
     def reset(self) -> None:
-        """Make the namespace hold exactly the seed objects again."""
-        deadline = time.monotonic() + CRD_TIMEOUT
-        while True:
-            r = self.request("GET", self.upgrades_path())
-            if r.status != 200:
-                raise self._fail(f"listing upgrades answered {r.status}: {r.body}")
-            items = r.body["items"]
-            if not items:
-                break
-            if time.monotonic() > deadline:
-                names = [i["metadata"]["name"] for i in items]
-                raise self._fail(f"upgrades {names} still present after {CRD_TIMEOUT}s")
-            for item in items:
-                name = item["metadata"]["name"]
-                if item["metadata"].get("finalizers"):
-                    self.request(
-                        "PATCH",
-                        self.upgrades_path(name),
-                        {"metadata": {"finalizers": None}},
-                        content_type="application/merge-patch+json",
-                    )
-                d = self.request("DELETE", self.upgrades_path(name))
-                if d.status not in (200, 202, 404):
-                    raise self._fail(f"deleting {name} answered {d.status}: {d.body}")
-        for seed in self.seed_objects():
-            r = self.request("POST", self.upgrades_path(), seed)
-            if r.status != 201:
-                raise self._fail(
-                    f"creating {seed['metadata']['name']} answered {r.status}: {r.body}"
+        """Make the namespace hold exactly the seed objects again, and no webhooks.
+
+        Seeds nobody changed since they were created are kept as they are (same
+        uid and resourceVersion); everything else is deleted and the missing
+        seeds are created again.
+        """
+        for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+            path = f"/apis/admissionregistration.k8s.io/v1/{kind}"
+            r = self.request("GET", path)
+            for item in (r.body or {}).get("items", []):
+                self.request("DELETE", f"{path}/{item['metadata']['name']}")
+        r = self.request("GET", self.upgrades_path())
+        if r.status != 200:
+            raise self._fail(f"listing upgrades answered {r.status}: {r.body}")
+        kept = set()
+        for item in r.body["items"]:
+            meta = item["metadata"]
+            name = meta["name"]
+            if self._seeded.get(name) == (meta["uid"], meta["resourceVersion"]):
+                kept.add(name)
+                continue
+            if meta.get("finalizers"):
+                self.request(
+                    "PATCH",
+                    self.upgrades_path(name),
+                    {"metadata": {"finalizers": None}},
+                    content_type="application/merge-patch+json",
                 )
+            d = self.request("DELETE", self.upgrades_path(name))
+            if d.status not in (200, 202, 404):
+                raise self._fail(f"deleting {name} answered {d.status}: {d.body}")
+        deadline = time.monotonic() + CRD_TIMEOUT
+        for seed in self.seed_objects():
+            name = seed["metadata"]["name"]
+            if name in kept:
+                continue
+            while True:
+                r = self.request("POST", self.upgrades_path(), seed)
+                # A deletion can still be settling: wait for the name to be free.
+                if r.status == 409 and r.body.get("reason") == "AlreadyExists":
+                    if time.monotonic() > deadline:
+                        raise self._fail(f"{name} still exists after {CRD_TIMEOUT}s")
+                    time.sleep(0.05)
+                    continue
+                break
+            if r.status != 201:
+                raise self._fail(f"creating {name} answered {r.status}: {r.body}")
+            meta = r.body["metadata"]
+            self._seeded[name] = (meta["uid"], meta["resourceVersion"])
 
     # -- etcd ------------------------------------------------------------------
 
@@ -803,12 +1232,33 @@ class RealApiServer:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             return json.load(resp)
 
-    # -- client configuration -------------------------------------------------
+    # -- certificates and client configuration -----------------------------------
 
     @property
     def ca_file(self) -> Path:
         assert self._pki is not None, "server not started"
         return self._pki.ca_cert
+
+    @property
+    def ca_bundle(self) -> str:
+        """The harness CA, base64-encoded PEM: a webhook ``clientConfig.caBundle``."""
+        return base64.b64encode(self.ca_file.read_bytes()).decode()
+
+    def issue_certificate(
+        self, directory: str | os.PathLike[str], *, name: str = "hook",
+        hosts: Iterable[str] = ("127.0.0.1", "localhost"),
+    ) -> tuple[Path, Path]:  # fmt: skip
+        """A serving certificate for ``hosts`` signed by the harness CA: (cert, key) paths.
+
+        kube-apiserver trusts it when the webhook's ``caBundle`` is :attr:`ca_bundle`.
+        """
+        assert self._pki is not None, "server not started"
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        return issue_certificate(
+            self._pki.ca_cert, self._pki.ca_key, out / f"{name}.crt", out / f"{name}.key",
+            common_name=name, hosts=hosts,
+        )  # fmt: skip
 
     @property
     def admin_cert_file(self) -> Path:
@@ -824,12 +1274,21 @@ class RealApiServer:
     def log_dir(self) -> Path | None:
         return self._tmp
 
+    @property
+    def apiserver_log(self) -> Path | None:
+        return None if self._apiserver is None else self._apiserver.log
+
+    def rss_bytes(self) -> int | None:
+        """kube-apiserver's resident set size now."""
+        return None if self._apiserver is None else self._apiserver.rss_bytes()
+
     def kubeconfig(
         self, path: str | os.PathLike[str], *, token: str | None = None, client_cert: bool = False
     ) -> Path:
         """Write a kubeconfig for this server with the token *or* the masters cert.
 
         With neither, the kubeconfig has no credentials (anonymous requests).
+        Stock kubectl and kubernetes-asyncio both use it unchanged.
         """
         if token is not None and client_cert:
             raise ValueError("choose a token or the client certificate, not both")

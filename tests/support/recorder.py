@@ -46,9 +46,6 @@ class Recorded:
 class Recorder:
     target: str
     ssl_context: ssl.SSLContext | None = None
-    #: Path prefix -> another server, for APIs a real cluster serves on the same host
-    #: (the apiextensions test server has no TokenReview; its auth stub answers it).
-    routes: dict[str, str] = field(default_factory=dict)
     #: Awaited before each PATCH is forwarded: a test's concurrent writer goes here.
     before_patch: Callable[[], Awaitable[None]] | None = None
     writes: list[Recorded] = field(default_factory=list)
@@ -97,18 +94,12 @@ class Recorder:
         finally:
             self.in_flight -= 1
 
-    def _target_for(self, path: str) -> str:
-        for prefix, target in self.routes.items():
-            if path.startswith(prefix):
-                return target
-        return self.target
-
     async def _send(
         self, request: web.Request, raw: bytes, headers: CIMultiDict[str], entry: Recorded
     ) -> web.StreamResponse:
         async with self._client.request(
             request.method,
-            self._target_for(request.path).rstrip("/") + request.path_qs,
+            self.target.rstrip("/") + request.path_qs,
             headers=headers,
             data=raw or None,
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
