@@ -29,7 +29,7 @@ from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
-from tests.support.backends import NAMESPACE, Backend
+from tests.support.backends import NAMESPACE, Backend, EmulatorBackend
 from tests.support.recorder import Recorder
 
 REQUIRE_REAL = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1"
@@ -79,9 +79,8 @@ async def _emulator_backend(
     aiohttp_server: Callable[..., Any], http: aiohttp.ClientSession
 ) -> Backend:
     server: TestServer = await aiohttp_server(create_emulator_app())
-    backend = Backend("emulator", str(server.make_url("")).rstrip("/"), None, None, http)
-    backend.app = server.app  # type: ignore[attr-defined]
-    return backend
+    url = str(server.make_url("")).rstrip("/")
+    return EmulatorBackend("emulator", url, None, None, http, app=server.app)
 
 
 @pytest.fixture(

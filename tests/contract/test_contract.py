@@ -20,7 +20,7 @@ import yaml
 
 from bff.model import READ_MESSAGE
 from bff.patches import WARNINGS, Ignored, mark_read_patch
-from bff.sandbox.mergepatch import apply_merge_patch
+from bff.sandbox.patching import apply_merge_patch
 from tests.conftest import Stack
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED
 

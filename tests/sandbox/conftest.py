@@ -12,18 +12,19 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client
 
 from bff.sandbox.emulator import create_emulator_app
-from tests.sandbox.emuclient import Emu
+from tests.support.backends import EmulatorBackend
 
 
 @pytest.fixture
-async def emu(aiohttp_server: Callable[..., Any]) -> AsyncIterator[Emu]:
+async def emu(aiohttp_server: Callable[..., Any]) -> AsyncIterator[EmulatorBackend]:
     server: TestServer = await aiohttp_server(create_emulator_app(bookmark_interval=0.2))
+    url = str(server.make_url("")).rstrip("/")
     async with aiohttp.ClientSession() as session:
-        yield Emu(server, session)
+        yield EmulatorBackend("emulator", url, None, None, session, app=server.app)
 
 
 @pytest.fixture
-async def kube(emu: Emu) -> AsyncIterator[client.CustomObjectsApi]:
+async def kube(emu: EmulatorBackend) -> AsyncIterator[client.CustomObjectsApi]:
     """The real kubernetes-asyncio client, as sandbox-admin."""
     configuration = client.Configuration(host=emu.url)
     configuration.api_key = {"BearerToken": "sandbox-admin"}

@@ -16,12 +16,12 @@ from kubernetes_asyncio import client
 from bff.sandbox.controller import STAGES, SimulatedController, advance, initialise
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
 from bff.sandbox.store import Store
-from tests.sandbox.emuclient import BASE, IN_PROGRESS, MERGE, NS, SUCCEEDED, Emu
+from tests.support.backends import BASE, IN_PROGRESS, MERGE, NS, SUCCEEDED, EmulatorBackend
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def configuration(emu: Emu) -> client.Configuration:
+def configuration(emu: EmulatorBackend) -> client.Configuration:
     cfg = client.Configuration(host=emu.url)
     cfg.api_key = {"BearerToken": "sandbox-controller"}
     cfg.api_key_prefix = {"BearerToken": "Bearer"}
@@ -29,7 +29,7 @@ def configuration(emu: Emu) -> client.Configuration:
 
 
 @pytest.fixture
-async def controller(emu: Emu) -> AsyncIterator[SimulatedController]:
+async def controller(emu: EmulatorBackend) -> AsyncIterator[SimulatedController]:
     async with SimulatedController(configuration=configuration(emu), interval=0) as ctl:
         yield ctl
 
@@ -43,11 +43,11 @@ def conditions(obj: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_the_bug_a_v104_put_makes_the_upgrade_start_over(
-    emu: Emu, controller: SimulatedController
+    emu: EmulatorBackend, controller: SimulatedController
 ) -> None:
     body = json.loads((FIXTURES / "clients" / "v1.0.4-dismiss-put-body.json").read_text())
     body["metadata"]["resourceVersion"] = emu.live(SUCCEEDED)["metadata"]["resourceVersion"]
-    status, _, written = await emu.call("PUT", f"{BASE}/{SUCCEEDED}", body)
+    status, _, written = await emu.request("PUT", f"{BASE}/{SUCCEEDED}", body)
     assert status == 200
     assert "status" not in written
     await controller.wait_synced(written["metadata"]["resourceVersion"])
@@ -63,12 +63,14 @@ async def test_the_bug_a_v104_put_makes_the_upgrade_start_over(
 
 
 async def test_a_label_only_merge_patch_leaves_status_alone(
-    emu: Emu, controller: SimulatedController
+    emu: EmulatorBackend, controller: SimulatedController
 ) -> None:
     live = emu.live(SUCCEEDED)
     patch = {"metadata": {"labels": {"harvesterhci.io/read-message": "true"},
                           "resourceVersion": live["metadata"]["resourceVersion"]}}  # fmt: skip
-    status, _, written = await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", patch, content_type=MERGE)
+    status, _, written = await emu.request(
+        "PATCH", f"{BASE}/{SUCCEEDED}", patch, content_type=MERGE
+    )
     assert status == 200
     await controller.wait_synced(written["metadata"]["resourceVersion"])
     assert controller.reinitialisations == 0
@@ -77,14 +79,16 @@ async def test_a_label_only_merge_patch_leaves_status_alone(
     assert after["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
 
 
-async def test_interval_zero_never_advances(emu: Emu, controller: SimulatedController) -> None:
+async def test_interval_zero_never_advances(
+    emu: EmulatorBackend, controller: SimulatedController
+) -> None:
     before = emu.store.resource_version
     await asyncio.sleep(0.3)
     assert emu.store.resource_version == before
     assert labels(emu.live(IN_PROGRESS))["harvesterhci.io/upgradeState"] == "UpgradingNodes"
 
 
-async def test_a_new_upgrade_advances_through_every_stage(emu: Emu) -> None:
+async def test_a_new_upgrade_advances_through_every_stage(emu: EmulatorBackend) -> None:
     body = {
         "apiVersion": "harvesterhci.io/v1beta1",
         "kind": "Upgrade",
@@ -92,7 +96,7 @@ async def test_a_new_upgrade_advances_through_every_stage(emu: Emu) -> None:
         "spec": {"version": "v1.5.1"},
     }
     async with SimulatedController(configuration=configuration(emu), interval=0.02) as ctl:
-        status, _, created = await emu.call("POST", BASE, body)
+        status, _, created = await emu.request("POST", BASE, body)
         assert status == 201
         name = created["metadata"]["name"]
         states: list[str] = []
@@ -112,14 +116,14 @@ async def test_a_new_upgrade_advances_through_every_stage(emu: Emu) -> None:
     assert conditions(done)["Completed"] == "True"
 
 
-async def test_a_conflict_is_counted_and_the_next_event_wins(emu: Emu) -> None:
+async def test_a_conflict_is_counted_and_the_next_event_wins(emu: EmulatorBackend) -> None:
     # The controller's first write loses the race: someone bumps the object right before.
-    emu.server.app[EMULATOR_FAULTS].add(
+    emu.app[EMULATOR_FAULTS].add(
         Fault("PUT", path_suffix=f"/{SUCCEEDED}", action=lambda s: s.bump(NS, SUCCEEDED))
     )
     async with SimulatedController(configuration=configuration(emu), interval=0) as ctl:
         patch = {"status": None}
-        status, _, _written = await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", patch,
+        status, _, _written = await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", patch,
                                             content_type=MERGE)  # fmt: skip
         assert status == 200
         for _ in range(100):
@@ -131,11 +135,11 @@ async def test_a_conflict_is_counted_and_the_next_event_wins(emu: Emu) -> None:
     assert conditions(emu.live(SUCCEEDED))["Completed"] == "Unknown"
 
 
-async def test_relists_after_410(emu: Emu) -> None:
+async def test_relists_after_410(emu: EmulatorBackend) -> None:
     async with SimulatedController(configuration=configuration(emu), interval=0,
                                    watch_timeout=1) as ctl:  # fmt: skip
         emu.store.compact()
-        _status, _, written = await emu.call(
+        _status, _, written = await emu.request(
             "PATCH", f"{BASE}/{SUCCEEDED}", {"status": None}, content_type=MERGE
         )
         await ctl.wait_synced(written["metadata"]["resourceVersion"])

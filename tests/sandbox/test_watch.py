@@ -13,10 +13,17 @@ import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.sandbox.emuclient import BASE, FAILED, MERGE, NS, SUCCEEDED, Emu
+from tests.support.backends import (
+    BASE,
+    FAILED,
+    MERGE,
+    NS,
+    SUCCEEDED,
+    EmulatorBackend,
+)
 
 
-async def read_events(emu: Emu, query: str, count: int) -> list[dict[str, Any]]:
+async def read_events(emu: EmulatorBackend, query: str, count: int) -> list[dict[str, Any]]:
     """Open a watch and read ``count`` events (or until the server ends the stream)."""
     events: list[dict[str, Any]] = []
     headers = {"Authorization": "Bearer sandbox-admin"}
@@ -30,18 +37,18 @@ async def read_events(emu: Emu, query: str, count: int) -> list[dict[str, Any]]:
     return events
 
 
-async def test_watch_from_nothing_starts_with_added_events(emu: Emu) -> None:
+async def test_watch_from_nothing_starts_with_added_events(emu: EmulatorBackend) -> None:
     events = await read_events(emu, "timeoutSeconds=1", 10)
     assert [e["type"] for e in events] == ["ADDED"] * 3
 
 
-async def test_watch_from_a_version_sends_later_changes(emu: Emu) -> None:
+async def test_watch_from_a_version_sends_later_changes(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
     task = asyncio.create_task(read_events(emu, f"resourceVersion={rv}", 2))
     await asyncio.sleep(0.1)
-    await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
+    await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
-    await emu.call("PATCH", f"{BASE}/{FAILED}", {"metadata": {"labels": {"a": "c"}}},
+    await emu.request("PATCH", f"{BASE}/{FAILED}", {"metadata": {"labels": {"a": "c"}}},
                    content_type=MERGE)  # fmt: skip
     events = await task
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
@@ -51,28 +58,28 @@ async def test_watch_from_a_version_sends_later_changes(emu: Emu) -> None:
     assert events[1]["object"]["metadata"]["resourceVersion"] == str(rv + 2)
 
 
-async def test_selector_watch_sees_objects_enter_and_leave(emu: Emu) -> None:
+async def test_selector_watch_sees_objects_enter_and_leave(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
     task = asyncio.create_task(read_events(emu, f"resourceVersion={rv}&labelSelector=a%3Db", 2))
     await asyncio.sleep(0.1)
     path = f"{BASE}/{SUCCEEDED}"
-    await emu.call("PATCH", path, {"metadata": {"labels": {"a": "b"}}}, content_type=MERGE)
-    await emu.call("PATCH", path, {"metadata": {"labels": {"a": "x"}}}, content_type=MERGE)
+    await emu.request("PATCH", path, {"metadata": {"labels": {"a": "b"}}}, content_type=MERGE)
+    await emu.request("PATCH", path, {"metadata": {"labels": {"a": "x"}}}, content_type=MERGE)
     events = await task
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
     assert events[1]["object"]["metadata"]["labels"]["a"] == "b"
     assert events[1]["object"]["metadata"]["resourceVersion"] == str(rv + 2)
 
 
-async def test_finalizers_defer_deletion_until_the_last_one_goes(emu: Emu) -> None:
+async def test_finalizers_defer_deletion_until_the_last_one_goes(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
-    status, _, obj = await emu.call("DELETE", f"{BASE}/{SUCCEEDED}")
+    status, _, obj = await emu.request("DELETE", f"{BASE}/{SUCCEEDED}")
     assert status == 200
     assert obj["metadata"]["deletionTimestamp"]
     assert obj["metadata"]["deletionGracePeriodSeconds"] == 0
     assert obj["metadata"]["generation"] == 2
     assert emu.store.get(NS, SUCCEEDED) is not None
-    status, _, _body = await emu.call(
+    status, _, _body = await emu.request(
         "PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"finalizers": None}}, content_type=MERGE
     )
     assert status == 200
@@ -81,22 +88,22 @@ async def test_finalizers_defer_deletion_until_the_last_one_goes(emu: Emu) -> No
     assert [e["type"] for e in events] == ["MODIFIED", "DELETED"]
 
 
-async def test_delete_without_finalizers_answers_a_success_status(emu: Emu) -> None:
-    await emu.call("PATCH", f"{BASE}/{FAILED}", {"metadata": {"finalizers": None}},
+async def test_delete_without_finalizers_answers_a_success_status(emu: EmulatorBackend) -> None:
+    await emu.request("PATCH", f"{BASE}/{FAILED}", {"metadata": {"finalizers": None}},
                    content_type=MERGE)  # fmt: skip
     uid = emu.live(FAILED)["metadata"]["uid"]
-    status, _, body = await emu.call("DELETE", f"{BASE}/{FAILED}")
+    status, _, body = await emu.request("DELETE", f"{BASE}/{FAILED}")
     assert status == 200
     assert body["status"] == "Success"
     assert body["details"] == {"name": FAILED, "group": "harvesterhci.io", "kind": "upgrades",
                                "uid": uid}  # fmt: skip
-    status, _, body = await emu.call("DELETE", f"{BASE}/{FAILED}")
+    status, _, body = await emu.request("DELETE", f"{BASE}/{FAILED}")
     assert status == 404
 
 
-async def test_too_old_resource_version_is_a_410_error_event(emu: Emu) -> None:
+async def test_too_old_resource_version_is_a_410_error_event(emu: EmulatorBackend) -> None:
     old = emu.store.resource_version
-    await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
+    await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     emu.store.compact()
     events = await read_events(emu, f"resourceVersion={old}", 5)
@@ -116,7 +123,7 @@ async def test_too_old_resource_version_is_a_410_error_event(emu: Emu) -> None:
     ]
 
 
-async def test_bookmarks_and_timeout(emu: Emu) -> None:
+async def test_bookmarks_and_timeout(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
     events = await read_events(
         emu, f"resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1", 10
@@ -126,7 +133,9 @@ async def test_bookmarks_and_timeout(emu: Emu) -> None:
     assert events[0]["object"]["metadata"]["resourceVersion"] == str(rv)
 
 
-async def test_kubernetes_asyncio_watch(emu: Emu, kube: client.CustomObjectsApi) -> None:
+async def test_kubernetes_asyncio_watch(
+    emu: EmulatorBackend, kube: client.CustomObjectsApi
+) -> None:
     rv = str(emu.store.resource_version)
     seen: list[tuple[str, str]] = []
 
@@ -141,17 +150,17 @@ async def test_kubernetes_asyncio_watch(emu: Emu, kube: client.CustomObjectsApi)
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.1)
-    await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
+    await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     await asyncio.wait_for(task, 5)
     assert seen == [("MODIFIED", SUCCEEDED)]
 
 
 async def test_kubernetes_asyncio_raises_410_for_an_expired_watch(
-    emu: Emu, kube: client.CustomObjectsApi
+    emu: EmulatorBackend, kube: client.CustomObjectsApi
 ) -> None:
     old = str(emu.store.resource_version)
-    await emu.call("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
+    await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     emu.store.compact()
 
@@ -169,7 +178,7 @@ async def test_kubernetes_asyncio_raises_410_for_an_expired_watch(
     assert "too old resource version" in str(info.value.reason)
 
 
-async def test_open_watches_end_when_the_server_stops(emu: Emu) -> None:
+async def test_open_watches_end_when_the_server_stops(emu: EmulatorBackend) -> None:
     headers = {"Authorization": "Bearer sandbox-admin"}
     async with emu.session.get(f"{emu.url}{BASE}?watch=1", headers=headers) as resp:
         for _ in range(3):

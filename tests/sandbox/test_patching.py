@@ -1,4 +1,5 @@
-"""bff.sandbox.mergepatch: RFC 7396 merge patch, by the RFC's own examples and by properties."""
+"""bff.sandbox.patching: RFC 7396 merge patch, by the RFC's own examples and by properties,
+and RFC 6902 JSON patch through the emulator, failures worded as the API server words them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bff.sandbox.mergepatch import apply_merge_patch, create_merge_patch
+from bff.sandbox.patching import apply_merge_patch, create_merge_patch
+from tests.support.backends import BASE, JSON_PATCH, SUCCEEDED, EmulatorBackend
 
 # RFC 7396 appendix A, verbatim.
 RFC_EXAMPLES = [
@@ -80,3 +82,30 @@ def test_applying_a_patch_twice_is_idempotent(
 @given(_OBJECTS)
 def test_empty_patch_changes_nothing(target: dict[str, Any]) -> None:
     assert apply_merge_patch(target, {}) == target
+
+
+READ = "harvesterhci.io/read-message"
+
+
+async def test_json_patch_applies_operations(emu: EmulatorBackend) -> None:
+    ops = [
+        {"op": "test", "path": "/metadata/labels/harvesterhci.io~1upgradeState",
+         "value": "Succeeded"},
+        {"op": "add", "path": "/metadata/labels/harvesterhci.io~1read-message", "value": "true"},
+    ]  # fmt: skip
+    status, _, obj = await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", ops, content_type=JSON_PATCH)
+    assert status == 200
+    assert obj["metadata"]["labels"][READ] == "true"
+
+
+async def test_failed_json_patch_test_is_unprocessable(emu: EmulatorBackend) -> None:
+    ops = [{"op": "test", "path": "/spec/version", "value": "v9"}]
+    status, _, body = await emu.request(
+        "PATCH", f"{BASE}/{SUCCEEDED}", ops, content_type=JSON_PATCH
+    )
+    assert status == 422
+    assert body["message"] == "the server rejected our request due to an error in our request"
+    assert body["details"]["causes"] == [
+        {"reason": "UnexpectedServerResponse",
+         "message": "testing value /spec/version failed: test failed"}
+    ]  # fmt: skip
