@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between upgrade stages in the simulated controller; 0 (the default) "
         "leaves unfinished upgrades where they are [env: BFF_CONTROLLER_INTERVAL; default: 0]",
     )
+    sandbox.add_argument(
+        "--write-kubeconfig",
+        metavar="PATH",
+        default=None,
+        help="also write a kubeconfig for the emulator's sandbox-admin user (with the CA the "
+        "emulator makes at start) to PATH, for kubectl; it is valid while this sandbox runs "
+        "[env: BFF_WRITE_KUBECONFIG; default: one in the sandbox's temporary directory]",
+    )
     add_arguments(sandbox, skip=("kubeconfig", "context", "tls_cert", "tls_key"))
 
     commands.add_parser(
@@ -134,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings_args(args: argparse.Namespace) -> dict[str, object]:
     if args.command == "bench":  # the bench's flags are its own; the BFF it starts reads none
         return {}
-    skip = {"command", "kube_port", "controller_interval"}
+    skip = {"command", "kube_port", "controller_interval", "write_kubeconfig"}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 

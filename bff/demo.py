@@ -364,7 +364,9 @@ async def run_demo(settings: Settings, out: TextIO, colour: bool) -> int:
     with ControllerLog().attached() as log:
         async with (
             running(settings, kube_port=0, interval=0) as sandbox,
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=sandbox.client_ssl)
+            ) as session,
         ):
             printer.line("harvester-upgrade-bff demo: the bug and the fix, step by step")
             printer.dim(f"sandbox: BFF {sandbox.bff_url}, API emulator {sandbox.kube_url}")

@@ -44,7 +44,7 @@ def test_sandbox_starts_prints_urls_and_tokens_and_stops_cleanly() -> None:
                 break
         text = "".join(banner)
         assert f"http://127.0.0.1:{port}/" in text
-        assert f"http://127.0.0.1:{kube_port}" in text
+        assert f"https://127.0.0.1:{kube_port}" in text
         assert "sandbox-admin" in text
         assert "sandbox-viewer" in text
         # By default the controller leaves the in-progress upgrade where it is.
