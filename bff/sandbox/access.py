@@ -8,54 +8,79 @@ who, and the rules, live in :mod:`bff.sandbox.identities`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from bff.sandbox import identities
-from bff.sandbox.httpio import Handler, read_body
+from bff.sandbox import identities, protobuf
+from bff.sandbox.httpio import Handler, media_type, read_body
 from bff.sandbox.identities import Attributes, ImpersonationError, UserInfo
 from bff.sandbox.keys import USER
-from bff.sandbox.resource import GROUP, JSON, PLURAL, VERSION
-from bff.sandbox.status import StatusError
+from bff.sandbox.resource import JSON
+from bff.sandbox.status import StatusError, invalid
+from bff.sandbox.store import now_rfc3339
 
-__all__ = ["attributes", "authenticate", "forbidden", "token_review"]
+__all__ = [
+    "attributes",
+    "authenticate",
+    "forbidden",
+    "self_subject_access_review",
+    "self_subject_review",
+    "token_review",
+]
 
 
-RESOURCE_PREFIX = f"/apis/{GROUP}/{VERSION}/"
+_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 
 
 def attributes(request: web.Request, user: UserInfo) -> Attributes:
-    """What the request asks for, as kube-apiserver's RequestInfo resolver would say."""
+    """What the request asks for, as kube-apiserver's RequestInfo resolver says it.
+
+    ``/apis/<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<subresource>]]`` and
+    ``/api/<version>/...`` are resource requests; every other path is a non-resource one,
+    whose verb is the lower-cased method.
+    """
     path = request.path
     method = request.method
-    if path == "/apis/authentication.k8s.io/v1/tokenreviews":
-        return Attributes(user, method.lower() if method != "POST" else "create",
-                          api_group="authentication.k8s.io", api_version="v1",
-                          resource="tokenreviews")  # fmt: skip
-    if path.startswith(RESOURCE_PREFIX):
-        parts = path[len(RESOURCE_PREFIX) :].split("/")
-        namespace = ""
-        if len(parts) >= 2 and parts[0] == "namespaces":
-            namespace, parts = parts[1], parts[2:]
-        if parts and parts[0] == PLURAL and len(parts) <= 2:
-            name = parts[1] if len(parts) == 2 else ""
-            verb = {
-                "GET": "get",
-                "HEAD": "get",
-                "POST": "create",
-                "PUT": "update",
-                "PATCH": "patch",
-                "DELETE": "delete",
-            }.get(method, method.lower())
-            watch = request.query.getone("watch", None)
-            if verb == "get" and watch is not None and watch.lower() not in ("false", "0"):
-                verb = "watch"
-            elif verb == "get" and not name:
-                verb = "list"
-            elif verb == "delete" and not name:
-                verb = "deletecollection"
-            return Attributes(user, verb, api_group=GROUP, api_version=VERSION,
-                              resource=PLURAL, namespace=namespace, name=name)  # fmt: skip
-    return Attributes(user, method.lower(), resource_request=False, path=path)
+    parts = [p for p in path.split("/") if p]
+    group = ""
+    if parts[:1] == ["apis"] and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    elif parts[:1] == ["api"] and len(parts) >= 3:
+        version, rest = parts[1], parts[2:]
+    else:
+        return Attributes(user, method.lower(), resource_request=False, path=path)
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    verb = _VERBS.get(method, method.lower())
+    watch = request.query.getone("watch", None)
+    if verb == "get" and watch is not None and watch.lower() not in ("false", "0"):
+        verb = "watch"
+    elif verb == "get" and not name:
+        verb = "list"
+    elif verb == "delete" and not name:
+        verb = "deletecollection"
+    return Attributes(
+        user,
+        verb,
+        api_group=group,
+        api_version=version,
+        resource=resource,
+        subresource=subresource,
+        namespace=namespace,
+        name=name,
+    )
 
 
 def forbidden(attrs: Attributes) -> StatusError:
@@ -105,10 +130,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def token_review(request: web.Request) -> web.Response:
-    body = await read_body(request)
-    # Like kube-apiserver, a body without apiVersion/kind is decoded as the endpoint's kind.
-    if not isinstance(body, dict) or body.get("kind", "TokenReview") != "TokenReview":
-        raise StatusError.bad_request("the body must be a TokenReview")
+    body = await read_review(request, "TokenReview")
     spec = body.get("spec") or {}
     token = spec.get("token") or ""
     if not token:
@@ -129,3 +151,77 @@ async def token_review(request: web.Request) -> web.Response:
         },
         status=201,
     )
+
+
+async def self_subject_review(request: web.Request) -> web.Response:
+    """``authentication.k8s.io/v1`` SelfSubjectReview: who the request is (``auth whoami``)."""
+    await read_review(request, "SelfSubjectReview")
+    return web.json_response(
+        {
+            "kind": "SelfSubjectReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": now_rfc3339()},
+            "status": {"userInfo": request[USER].as_token_review_user()},
+        },
+        status=201,
+    )
+
+
+async def self_subject_access_review(request: web.Request) -> web.Response:
+    """``authorization.k8s.io/v1`` SelfSubjectAccessReview (``auth can-i``): the RBAC
+    decision for the request's own user on the attributes in the spec."""
+    body = await read_review(request, "SelfSubjectAccessReview")
+    spec = body.get("spec") or {}
+    resource = spec.get("resourceAttributes")
+    non_resource = spec.get("nonResourceAttributes")
+    user = request[USER]
+    if isinstance(resource, dict):
+        attrs = Attributes(
+            user,
+            str(resource.get("verb") or ""),
+            api_group=str(resource.get("group") or ""),
+            api_version=str(resource.get("version") or ""),
+            resource=str(resource.get("resource") or ""),
+            subresource=str(resource.get("subresource") or ""),
+            namespace=str(resource.get("namespace") or ""),
+            name=str(resource.get("name") or ""),
+        )
+    elif isinstance(non_resource, dict):
+        attrs = Attributes(
+            user,
+            str(non_resource.get("verb") or ""),
+            resource_request=False,
+            path=str(non_resource.get("path") or ""),
+        )
+    else:
+        error = invalid(
+            "spec.resourceAttributes",
+            None,
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )
+        raise StatusError.invalid("", [error], group="authorization.k8s.io", kind="")
+    return web.json_response(
+        {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {},
+            "spec": spec,
+            "status": {"allowed": identities.authorize(attrs)},
+        },
+        status=201,
+    )
+
+
+async def read_review(request: web.Request, kind: str) -> JSON:
+    """A review body, JSON, YAML or (as kubectl sends them) protobuf; like kube-apiserver,
+    one without apiVersion/kind is taken as ``kind``."""
+    if media_type(request) == protobuf.MEDIA_TYPE:
+        try:
+            body: Any = protobuf.decode_review(await request.read())
+        except protobuf.ProtobufError as exc:
+            raise StatusError.bad_request(f"failed to decode the protobuf body: {exc}") from None
+    else:
+        body = await read_body(request)
+    if not isinstance(body, dict) or body.get("kind", kind) != kind:
+        raise StatusError.bad_request(f"the body must be a {kind}")
+    return body

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.sandbox.resource import API_VERSION, GROUP, JSON, KIND, PLURAL, VERSION
+from bff.sandbox.resource import GROUP, JSON, KIND, PLURAL, SINGULAR, VERSION
 
-__all__ = ["KUBE_VERSION"]
+__all__ = ["GROUPS", "KUBE_VERSION", "add_routes"]
 
 KUBE_VERSION = {
     "major": "1",
@@ -35,74 +35,102 @@ def group_document(name: str, version: str) -> JSON:
     return {"name": name, "versions": [gv], "preferredVersion": gv}
 
 
+def _review(plural: str, kind: str) -> JSON:
+    return {
+        "name": plural,
+        "singularName": plural.removesuffix("s"),
+        "namespaced": False,
+        "kind": kind,
+        "verbs": ["create"],
+    }
+
+
+#: Every group the emulator serves, one version each, and its resources.
+GROUPS: dict[str, tuple[str, list[JSON]]] = {
+    "authentication.k8s.io": (
+        "v1",
+        [_review("selfsubjectreviews", "SelfSubjectReview"),
+         _review("tokenreviews", "TokenReview")],
+    ),
+    "authorization.k8s.io": (
+        "v1",
+        [_review("selfsubjectaccessreviews", "SelfSubjectAccessReview")],
+    ),
+    GROUP: (
+        VERSION,
+        [
+            {
+                "name": PLURAL,
+                "singularName": SINGULAR,
+                "namespaced": True,
+                "kind": KIND,
+                "verbs": ["delete", "deletecollection", "get", "list", "patch", "create",
+                          "update", "watch"],
+                "storageVersionHash": "5cx8pHt9LWU=",
+            }
+        ],
+    ),
+}  # fmt: skip
+
+
+async def legacy_versions(request: web.Request) -> web.Response:
+    """``/api``: the core group's versions. The emulator serves no core resources."""
+    host = request.host
+    return web.json_response(
+        {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+        }
+    )
+
+
+async def legacy_resources(request: web.Request) -> web.Response:
+    return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+
+
 async def apis(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [
-                group_document("authentication.k8s.io", "v1"),
-                group_document(GROUP, VERSION),
-            ],
+            "groups": [group_document(name, v) for name, (v, _) in GROUPS.items()],
         }
     )
 
 
 async def api_group(request: web.Request) -> web.Response:
+    name = request.match_info["group"]
+    if name not in GROUPS:
+        raise web.HTTPNotFound
+    version = GROUPS[name][0]
     return web.json_response(
-        {"kind": "APIGroup", "apiVersion": "v1", **group_document(GROUP, VERSION)}
+        {"kind": "APIGroup", "apiVersion": "v1", **group_document(name, version)}
     )
 
 
 async def api_resources(request: web.Request) -> web.Response:
+    name, version = request.match_info["group"], request.match_info["version"]
+    if name not in GROUPS or GROUPS[name][0] != version:
+        raise web.HTTPNotFound
     return web.json_response(
         {
             "kind": "APIResourceList",
             "apiVersion": "v1",
-            "groupVersion": API_VERSION,
-            "resources": [
-                {
-                    "name": PLURAL,
-                    "singularName": "upgrade",
-                    "namespaced": True,
-                    "kind": KIND,
-                    "verbs": [
-                        "delete",
-                        "deletecollection",
-                        "get",
-                        "list",
-                        "patch",
-                        "create",
-                        "update",
-                        "watch",
-                    ],
-                    "storageVersionHash": "5cx8pHt9LWU=",
-                }
-            ],
+            "groupVersion": f"{name}/{version}",
+            "resources": GROUPS[name][1],
         }
     )
 
 
-async def auth_group(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"kind": "APIGroup", "apiVersion": "v1", **group_document("authentication.k8s.io", "v1")}
-    )
-
-
-async def auth_resources(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": "authentication.k8s.io/v1",
-            "resources": [
-                {
-                    "name": "tokenreviews",
-                    "singularName": "tokenreview",
-                    "namespaced": False,
-                    "kind": "TokenReview",
-                    "verbs": ["create"],
-                }
-            ],
-        }
-    )
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Health, version and every discovery document."""
+    router.add_get("/healthz", healthz)
+    router.add_get("/livez", healthz)
+    router.add_get("/readyz", healthz)
+    router.add_get("/version", version_info)
+    router.add_get("/api", legacy_versions)
+    router.add_get("/api/v1", legacy_resources)
+    router.add_get("/apis", apis)
+    router.add_get("/apis/{group}", api_group)
+    router.add_get("/apis/{group}/{version}", api_resources)

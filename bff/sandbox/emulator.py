@@ -71,16 +71,13 @@ def create_emulator_app(
     app.on_shutdown.append(close_watches)
 
     router = app.router
-    router.add_get("/healthz", discovery.healthz)
-    router.add_get("/livez", discovery.healthz)
-    router.add_get("/readyz", discovery.healthz)
-    router.add_get("/version", discovery.version_info)
-    router.add_get("/apis", discovery.apis)
-    router.add_get(f"/apis/{GROUP}", discovery.api_group)
-    router.add_get(f"/apis/{GROUP}/{VERSION}", discovery.api_resources)
-    router.add_get("/apis/authentication.k8s.io", discovery.auth_group)
-    router.add_get("/apis/authentication.k8s.io/v1", discovery.auth_resources)
+    discovery.add_routes(router)
     router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", access.token_review)
+    router.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", access.self_subject_review)
+    router.add_post(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        access.self_subject_access_review,
+    )
 
     collection = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}"
     router.add_get(f"/apis/{GROUP}/{VERSION}/{PLURAL}", crud.list_all)

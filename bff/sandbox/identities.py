@@ -154,6 +154,10 @@ RULES: tuple[Rule, ...] = (
          non_resource_urls=frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})),
     Rule(verbs=frozenset({"get"}), groups=frozenset({ALL_AUTHENTICATED}),
          non_resource_urls=frozenset({"/api", "/api/*", "/apis", "/apis/*", "/openapi/*"})),
+    # system:basic-user: everyone signed in may ask who they are and what they may do.
+    _rule("create", "authorization.k8s.io", "selfsubjectaccessreviews selfsubjectrulesreviews",
+          groups=(ALL_AUTHENTICATED,)),
+    _rule("create", "authentication.k8s.io", "selfsubjectreviews", groups=(ALL_AUTHENTICATED,)),
     _rule("get list watch", "harvesterhci.io", "upgrades", users=("sandbox-viewer",)),
     _rule("get list watch patch", "harvesterhci.io", "upgrades", users=(BFF_SERVICE_ACCOUNT,)),
     _rule("create", "authentication.k8s.io", "tokenreviews", users=(BFF_SERVICE_ACCOUNT,)),

@@ -1,8 +1,13 @@
-"""The one resource the emulator serves: ``upgrades.harvesterhci.io/v1beta1``, namespaced."""
+"""The one resource the emulator serves: ``upgrades.harvesterhci.io/v1beta1``, namespaced.
+
+The names are the product's own (:mod:`bff.model`); this adds what only a server needs.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from bff.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 __all__ = [
     "API_VERSION",
@@ -17,12 +22,7 @@ __all__ = [
     "VERSION",
 ]
 
-GROUP = "harvesterhci.io"
-VERSION = "v1beta1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "Upgrade"
-LIST_KIND = "UpgradeList"
-PLURAL = "upgrades"
+LIST_KIND = f"{KIND}List"
 SINGULAR = "upgrade"
 QUALIFIED_RESOURCE = f"{PLURAL}.{GROUP}"
 QUALIFIED_KIND = f"{KIND}.{GROUP}"

@@ -7,6 +7,7 @@ import pytest
 
 from bff.sandbox.emulator import EMULATOR_JOURNAL
 from bff.sandbox.identities import BFF_SERVICE_ACCOUNT
+from tests.sandbox.test_protobuf import CAN_I, WHOAMI
 from tests.support.backends import (
     BASE,
     MERGE,
@@ -169,3 +170,81 @@ async def test_bff_identity_is_a_service_account(emu: EmulatorBackend) -> None:
     user = body["status"]["user"]
     assert user["username"] == BFF_SERVICE_ACCOUNT
     assert "system:serviceaccounts:harvester-system" in user["groups"]
+
+
+SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
+@pytest.mark.parametrize(
+    ("token", "verb", "allowed"),
+    [("sandbox-admin", "patch", True), ("sandbox-viewer", "patch", False),
+     ("sandbox-viewer", "list", True), ("sandbox-nobody", "get", False)],
+)  # fmt: skip
+async def test_self_subject_access_review(
+    emu: EmulatorBackend, token: str, verb: str, allowed: bool
+) -> None:
+    attributes = {"namespace": NS, "verb": verb, "group": "harvesterhci.io", "resource": "upgrades"}
+    body = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "spec": {"resourceAttributes": attributes}}  # fmt: skip
+    status, _, answer = await emu.request("POST", SSAR, body, token=token)
+    assert status == 201, answer
+    assert answer == {**body, "metadata": {}, "status": {"allowed": allowed}}
+
+
+async def test_self_subject_access_review_from_kubectl_protobuf(emu: EmulatorBackend) -> None:
+    status, _, answer = await emu.request(
+        "POST", SSAR, raw=CAN_I, content_type="application/vnd.kubernetes.protobuf",
+        token="sandbox-viewer",
+    )  # fmt: skip
+    assert status == 201, answer
+    assert answer["status"] == {"allowed": False}
+    assert answer["spec"]["resourceAttributes"]["verb"] == "patch"
+
+
+async def test_a_review_without_attributes_is_invalid_as_the_server_words_it(
+    emu: EmulatorBackend,
+) -> None:
+    status, _, answer = await emu.request("POST", SSAR, {"spec": {}}, token="sandbox-viewer")
+    assert status == 422
+    assert answer["message"] == (
+        '.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: null: '
+        "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+    )
+    assert answer["details"] == {
+        "group": "authorization.k8s.io",
+        "causes": [
+            {
+                "reason": "FieldValueInvalid",
+                "message": "Invalid value: null: exactly one of nonResourceAttributes or "
+                "resourceAttributes must be specified",
+                "field": "spec.resourceAttributes",
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("protobuf", [False, True])
+async def test_self_subject_review_says_who_is_asking(emu: EmulatorBackend, protobuf: bool) -> None:
+    path = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    if protobuf:
+        status, _, answer = await emu.request(
+            "POST", path, raw=WHOAMI, content_type="application/vnd.kubernetes.protobuf",
+            token="sandbox-viewer",
+        )  # fmt: skip
+    else:
+        status, _, answer = await emu.request("POST", path, {}, token="sandbox-viewer")
+    assert status == 201, answer
+    assert answer["kind"] == "SelfSubjectReview"
+    assert answer["status"] == {
+        "userInfo": {"username": "sandbox-viewer", "groups": ["system:authenticated"]}
+    }
+
+
+async def test_anonymous_may_not_review(emu: EmulatorBackend) -> None:
+    status, _, answer = await emu.request("POST", SSAR, {"spec": {}}, token=None)
+    assert status == 403
+    assert answer["message"] == (
+        'selfsubjectaccessreviews.authorization.k8s.io is forbidden: User "system:anonymous" '
+        'cannot create resource "selfsubjectaccessreviews" in API group '
+        '"authorization.k8s.io" at the cluster scope'
+    )
