@@ -13,7 +13,12 @@
 # There is no HEALTHCHECK: Kubernetes ignores it. The liveness (/healthz) and
 # readiness (/readyz) probes in deploy/base/deployment.yaml do that job.
 
-FROM python:3.11.13-slim-bookworm AS builder
+# BASE_IMAGE exists so the image can be built where no registry is reachable:
+# the test suite builds it on a Debian bookworm root made with debootstrap
+# (tests/support/image.py). Users keep the default.
+ARG BASE_IMAGE=python:3.11.13-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -26,7 +31,7 @@ COPY . .
 RUN pip wheel --wheel-dir /wheels .
 
 
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="harvester-upgrade-bff" \
       org.opencontainers.image.description="Turns Harvester upgrade dismissals into one label-only merge patch" \

@@ -54,12 +54,25 @@ def parse(text: str) -> list[Instruction]:
     return instructions
 
 
+def global_args(instructions: list[Instruction]) -> dict[str, str]:
+    """The ARGs before the first FROM, with their defaults: what a FROM may use."""
+    defaults = {}
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            break
+        name, _, default = instruction.argument.partition("=")
+        defaults[name] = default
+    return defaults
+
+
 def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
     """Instructions grouped by stage; each group starts with its FROM."""
     grouped: list[list[Instruction]] = []
     for instruction in instructions:
         if instruction.keyword == "FROM":
             grouped.append([])
+        if not grouped and instruction.keyword == "ARG":
+            continue  # a global build argument, read by global_args()
         assert grouped, f"{instruction.keyword} before the first FROM"
         grouped[-1].append(instruction)
     return grouped
@@ -131,8 +144,10 @@ def test_multi_stage_build(dockerfile: list[list[Instruction]]) -> None:
 
 
 def test_base_images_are_pinned_python_3_11_slim(dockerfile: list[list[Instruction]]) -> None:
+    """By default; BASE_IMAGE lets a machine without a registry use a local base."""
+    defaults = global_args(parse(DOCKERFILE.read_text(encoding="utf-8")))
     for stage in dockerfile:
-        image = stage[0].argument.split()[0]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], stage[0].argument.split()[0])
         name, _, tag = image.partition(":")
         assert name == "python", image
         assert tag.startswith("3.11"), image
