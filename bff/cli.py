@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from bff import __version__, logs
-from bff.settings import Settings, SettingsError, add_arguments, from_sources
+from bff.settings import Command, Settings, SettingsError, add_arguments, from_sources
 
 log = logging.getLogger("bff")
 
@@ -55,95 +55,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    described = {
+        Command.SERVE: ("serve against a real cluster", SERVE_HELP),
+        Command.SANDBOX: (
+            "run the emulator, the simulated controller and the BFF, no cluster needed",
+            SANDBOX_HELP,
+        ),
+        Command.DEMO: (
+            "show the bug and the fix step by step on an in-process sandbox; exit 0 if all held",
+            DEMO_HELP,
+        ),
+        Command.BENCH: (
+            "measure the BFF against a hand-written forwarder, each in its own process",
+            BENCH_HELP,
+        ),
+    }
+    for command, (summary, description) in described.items():
+        sub = commands.add_parser(
+            command,
+            help=summary,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(sub, command)
 
-    serve = commands.add_parser(
-        "serve",
-        help="serve against a real cluster",
-        description=SERVE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(serve)
-
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run the emulator, the simulated controller and the BFF, no cluster needed",
-        description=SANDBOX_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sandbox.add_argument(
-        "--kube-port",
-        type=int,
-        default=None,
-        help="port of the Kubernetes API emulator on 127.0.0.1 [env: BFF_KUBE_PORT; default: 6443]",
-    )
-    sandbox.add_argument(
-        "--controller-interval",
-        type=float,
-        default=None,
-        help="seconds between upgrade stages in the simulated controller; 0 (the default) "
-        "leaves unfinished upgrades where they are [env: BFF_CONTROLLER_INTERVAL; default: 0]",
-    )
-    sandbox.add_argument(
-        "--write-kubeconfig",
-        metavar="PATH",
-        default=None,
-        help="also write a kubeconfig for the emulator's sandbox-admin user (with the CA the "
-        "emulator makes at start) to PATH, for kubectl; it is valid while this sandbox runs "
-        "[env: BFF_WRITE_KUBECONFIG; default: one in the sandbox's temporary directory]",
-    )
-    add_arguments(sandbox, skip=("kubeconfig", "context", "tls_cert", "tls_key"))
-
-    commands.add_parser(
-        "demo",
-        help="show the bug and the fix step by step on an in-process sandbox; exit 0 if all held",
-        description=DEMO_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-    bench = commands.add_parser(
-        "bench",
-        help="measure the BFF against a hand-written forwarder, each in its own process",
-        description=BENCH_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    from bff.bench import add_arguments as add_bench_arguments
-
-    add_bench_arguments(bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = Command(args.command)
+    given = {k: v for k, v in vars(args).items() if k != "command"}
     try:
-        settings = from_sources(_settings_args(args))
+        settings = from_sources(given, command=command)
     except SettingsError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level)
     try:
-        if args.command == "serve":
+        if command is Command.SERVE:
             return _serve(settings)
-        if args.command == "demo":
+        if command is Command.DEMO:
             from bff.demo import main as run_demo
 
             return run_demo(settings)
-        if args.command == "sandbox":
+        if command is Command.SANDBOX:
             from bff.sandbox.runner import run_sandbox
 
-            return run_sandbox(settings, args)
+            return run_sandbox(settings)
         from bff.bench import run_bench
 
-        return run_bench(args)
+        return run_bench(settings)
+
     except KeyboardInterrupt:
         return 130
-
-
-def _settings_args(args: argparse.Namespace) -> dict[str, object]:
-    if args.command == "bench":  # the bench's flags are its own; the BFF it starts reads none
-        return {}
-    skip = {"command", "kube_port", "controller_interval", "write_kubeconfig"}
-    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 def _serve(settings: Settings) -> int:

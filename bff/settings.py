@@ -1,8 +1,10 @@
-"""Configuration: one frozen dataclass, from flags and environment variables.
+"""Configuration: every flag of every command, in one table, with one behaviour.
 
-Every setting has a flag and an environment variable (flag wins). The table
-below is the single source for both, and for ``--help``; a bad value fails at
-startup with one line that names the flag and the variable.
+Each field of :class:`Settings` is one entry: its flag, its environment
+variable, its type (the parser), its default, its help, and the commands that
+take it. ``--help`` is generated from it, the flag wins over the variable, and
+a bad value fails at startup with one line that names both (exit status 2).
+Adding a flag is adding one field.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import enum
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,69 +33,78 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
+class Command(enum.StrEnum):
+    SERVE = "serve"
+    SANDBOX = "sandbox"
+    DEMO = "demo"
+    BENCH = "bench"
+
+
 class SettingsError(ValueError):
     """A configuration value is unusable; the message is one line for the operator."""
 
 
 @dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    base_path: str = ""
-    namespace: str = "harvester-system"
-    auth_mode: AuthMode = AuthMode.PASSTHROUGH
-    kubeconfig: str | None = None
-    context: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    trusted_proxies: tuple[str, ...] = ()
-    max_body_bytes: int = 64 * 1024
-    upstream_connect_timeout: float = 5.0
-    upstream_read_timeout: float = 15.0
-    upstream_pool_size: int = 32
-    conflict_retries: int = 5
-    token_review_ttl: float = 10.0
-    shutdown_timeout: float = 20.0
-    log_format: LogFormat = LogFormat.TEXT
-    log_level: str = "INFO"
-    tls_cert: str | None = None
-    tls_key: str | None = None
-
-
-@dataclass(frozen=True)
 class Option:
-    name: str  # the Settings field
+    """One row of the table: how a setting is given and read."""
+
     flag: str
     env: str
     help: str
-    parse: Callable[[str], Any] = str
+    parse: Callable[[str], Any]
+    commands: frozenset[Command]
     metavar: str | None = None
+    #: Read after ``env`` when it is unset (``KUBECONFIG``, as kubectl does).
+    fallback_env: tuple[str, ...] = ()
+    #: A flag without a value (``--quick``); its variable takes 1/0, true/false.
+    switch: bool = False
+    #: How ``--help`` shows the default, when the default value itself does not say it.
+    shown: str | None = None
+
+
+def _whole(text: str, why: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(why) from None
+
+
+def _real(text: str, why: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(why) from None
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    why = "must be a positive whole number"
+    value = _whole(text, why)
     if value <= 0:
-        raise ValueError("must be a positive whole number")
+        raise ValueError(why)
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    why = "must be a port number from 0 to 65535"
+    value = _whole(text, why)
     if not 0 <= value <= 65535:
-        raise ValueError("must be a port number from 0 to 65535")
+        raise ValueError(why)
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    why = "must be a positive number of seconds"
+    value = _real(text, why)
     if not value > 0:
-        raise ValueError("must be a positive number of seconds")
+        raise ValueError(why)
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError("must be zero or more seconds")
+    why = "must be zero or more seconds"
+    value = _real(text, why)
+    if not value >= 0:
+        raise ValueError(why)
     return value
 
 
@@ -146,152 +158,368 @@ def _file(text: str) -> str:
     return text
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("host", "--host", "BFF_HOST", "Address to listen on.", metavar="ADDR"),
-    Option("port", "--port", "BFF_PORT", "Port to listen on.", _port),
-    Option(
-        "base_path",
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be 1 or 0 (true or false)")
+
+
+#: The BFF's own settings: the commands that run a BFF.
+_SERVING = frozenset({Command.SERVE, Command.SANDBOX})
+#: Settings for a BFF against a real cluster only (the sandbox makes its own).
+_CLUSTER = frozenset({Command.SERVE})
+_LOGGING = frozenset({Command.SERVE, Command.SANDBOX, Command.DEMO})
+_BENCH = frozenset({Command.BENCH})
+
+
+def _writable_path(text: str) -> str:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ValueError("is a directory")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise ValueError(f"{str(path.parent)!r} is not a writable directory")
+    return str(path.absolute())
+
+
+def _at_least_one_second(text: str) -> float:
+    why = "must be at least 1 second"
+    value = _real(text, why)
+    if not value >= 1:
+        raise ValueError(why)
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    why = "must be a whole number, at least 2 (sides alternate)"
+    value = _whole(text, why)
+    if value < 2:
+        raise ValueError(why)
+    return value
+
+
+def _load_generator(text: str) -> str:
+    if text not in ("auto", "wrk", "python"):
+        raise ValueError("must be auto, wrk or python")
+    return text
+
+
+def setting(
+    flag: str,
+    env: str,
+    help: str,
+    *,
+    default: Any,
+    parse: Callable[[str], Any] = str,
+    commands: frozenset[Command] = _SERVING,
+    metavar: str | None = None,
+    fallback_env: tuple[str, ...] = (),
+    switch: bool = False,
+    shown: str | None = None,
+) -> Any:
+    """A :class:`Settings` field together with its row of the table."""
+    option = Option(flag, env, help, parse, commands, metavar, fallback_env, switch, shown)
+    return field(default=default, metadata={"option": option})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of every command; each field is one row of the table."""
+
+    host: str = setting(
+        "--host", "BFF_HOST", "Address to listen on.", default="127.0.0.1", metavar="ADDR"
+    )
+    port: int = setting("--port", "BFF_PORT", "Port to listen on.", default=8080, parse=_port)
+    base_path: str = setting(
         "--base-path",
         "BFF_BASE_PATH",
         "Mount every route under this prefix, e.g. /harvester-upgrade-bff.",
-        _base_path,
-        "PATH",
-    ),
-    Option(
-        "namespace",
+        default="",
+        parse=_base_path,
+        metavar="PATH",
+    )
+    namespace: str = setting(
         "--namespace",
         "BFF_NAMESPACE",
         "Namespace whose Upgrades the collection routes list.",
-        _namespace,
-    ),
-    Option(
-        "auth_mode",
+        default="harvester-system",
+        parse=_namespace,
+    )
+    auth_mode: AuthMode = setting(
         "--auth-mode",
         "BFF_AUTH_MODE",
         "passthrough: send the caller's token upstream, so the API server authenticates "
         "and authorises it. impersonate: check the token with a TokenReview, then act as "
         "the BFF with Impersonate-* headers for that user.",
-        AuthMode,
-        "{passthrough,impersonate}",
-    ),
-    Option(
-        "kubeconfig",
+        default=AuthMode.PASSTHROUGH,
+        parse=AuthMode,
+        metavar="{passthrough,impersonate}",
+    )
+    kubeconfig: str | None = setting(
         "--kubeconfig",
         "BFF_KUBECONFIG",
         "Kubeconfig file for the cluster (KUBECONFIG is also read). Without one, the "
         "in-cluster service account is used.",
-        _file,
-        "FILE",
-    ),
-    Option("context", "--context", "BFF_CONTEXT", "Kubeconfig context to use.", metavar="NAME"),
-    Option(
-        "allowed_origins",
+        default=None,
+        parse=_file,
+        commands=_CLUSTER,
+        metavar="FILE",
+        fallback_env=("KUBECONFIG",),
+    )
+    context: str | None = setting(
+        "--context",
+        "BFF_CONTEXT",
+        "Kubeconfig context to use.",
+        default=None,
+        commands=_CLUSTER,
+        metavar="NAME",
+    )
+    allowed_origins: tuple[str, ...] = setting(
         "--allowed-origin",
         "BFF_ALLOWED_ORIGIN",
         "Comma-separated browser origins allowed besides the BFF's own host "
         "(e.g. https://rancher.example.com). '*' is refused.",
-        _origins,
-        "ORIGINS",
-    ),
-    Option(
-        "trusted_proxies",
+        default=(),
+        parse=_origins,
+        metavar="ORIGINS",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
         "--trusted-proxies",
         "BFF_TRUSTED_PROXIES",
         "Comma-separated CIDRs whose X-Forwarded-For is believed, for logs only.",
-        _networks,
-        "CIDRS",
-    ),
-    Option(
-        "max_body_bytes",
+        default=(),
+        parse=_networks,
+        metavar="CIDRS",
+    )
+    max_body_bytes: int = setting(
         "--max-body-bytes",
         "BFF_MAX_BODY_BYTES",
         "Largest request body accepted (413 beyond).",
-        _positive_int,
-        "BYTES",
-    ),
-    Option(
-        "upstream_connect_timeout",
+        default=64 * 1024,
+        parse=_positive_int,
+        metavar="BYTES",
+    )
+    upstream_connect_timeout: float = setting(
         "--upstream-connect-timeout",
         "BFF_UPSTREAM_CONNECT_TIMEOUT",
         "Seconds to wait for a connection to the Kubernetes API.",
-        _positive_float,
-        "SECONDS",
-    ),
-    Option(
-        "upstream_read_timeout",
+        default=5.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    upstream_read_timeout: float = setting(
         "--upstream-read-timeout",
         "BFF_UPSTREAM_READ_TIMEOUT",
         "Seconds to wait for the Kubernetes API to answer.",
-        _positive_float,
-        "SECONDS",
-    ),
-    Option(
-        "upstream_pool_size",
+        default=15.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    upstream_pool_size: int = setting(
         "--upstream-pool-size",
         "BFF_UPSTREAM_POOL_SIZE",
         "Most connections open to the Kubernetes API at once.",
-        _positive_int,
-        "N",
-    ),
-    Option(
-        "conflict_retries",
+        default=32,
+        parse=_positive_int,
+        metavar="N",
+    )
+    conflict_retries: int = setting(
         "--conflict-retries",
         "BFF_CONFLICT_RETRIES",
         "Attempts at the label patch when the object keeps changing (409 beyond).",
-        _positive_int,
-        "N",
-    ),
-    Option(
-        "token_review_ttl",
+        default=5,
+        parse=_positive_int,
+        metavar="N",
+    )
+    token_review_ttl: float = setting(
         "--token-review-ttl",
         "BFF_TOKEN_REVIEW_TTL",
         "Impersonate mode: seconds a successful TokenReview is reused (at most 10).",
-        _non_negative_float,
-        "SECONDS",
-    ),
-    Option(
-        "shutdown_timeout",
+        default=10.0,
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    shutdown_timeout: float = setting(
         "--shutdown-timeout",
         "BFF_SHUTDOWN_TIMEOUT",
         "Seconds in-flight requests get to finish after SIGTERM.",
-        _non_negative_float,
-        "SECONDS",
-    ),
-    Option("log_format", "--log-format", "BFF_LOG_FORMAT", "Log format.", LogFormat, "{text,json}"),
-    Option(
-        "log_level",
+        default=20.0,
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    log_format: LogFormat = setting(
+        "--log-format",
+        "BFF_LOG_FORMAT",
+        "Log format.",
+        default=LogFormat.TEXT,
+        parse=LogFormat,
+        commands=_LOGGING,
+        metavar="{text,json}",
+    )
+    log_level: str = setting(
         "--log-level",
         "BFF_LOG_LEVEL",
         "Log level: DEBUG, INFO, WARNING, ERROR.",
-        _log_level,
-        "LEVEL",
-    ),
-    Option(
-        "tls_cert",
+        default="INFO",
+        parse=_log_level,
+        commands=_LOGGING,
+        metavar="LEVEL",
+    )
+    tls_cert: str | None = setting(
         "--tls-cert",
         "BFF_TLS_CERT",
         "Serve HTTPS with this certificate (PEM); needs --tls-key.",
-        _file,
-        "FILE",
-    ),
-    Option(
-        "tls_key", "--tls-key", "BFF_TLS_KEY", "Private key for --tls-cert (PEM).", _file, "FILE"
-    ),
-)
+        default=None,
+        parse=_file,
+        commands=_CLUSTER,
+        metavar="FILE",
+    )
+    tls_key: str | None = setting(
+        "--tls-key",
+        "BFF_TLS_KEY",
+        "Private key for --tls-cert (PEM).",
+        default=None,
+        parse=_file,
+        commands=_CLUSTER,
+        metavar="FILE",
+    )
+
+    # --- the sandbox ---
+    kube_port: int = setting(
+        "--kube-port",
+        "BFF_KUBE_PORT",
+        "Port of the Kubernetes API emulator on 127.0.0.1.",
+        default=6443,
+        parse=_port,
+        metavar="PORT",
+        commands=frozenset({Command.SANDBOX}),
+    )
+    controller_interval: float = setting(
+        "--controller-interval",
+        "BFF_CONTROLLER_INTERVAL",
+        "Seconds between upgrade stages in the simulated controller; 0 leaves unfinished "
+        "upgrades where they are.",
+        default=0.0,
+        parse=_non_negative_float,
+        commands=frozenset({Command.SANDBOX}),
+        metavar="SECONDS",
+    )
+
+    write_kubeconfig: str | None = setting(
+        "--write-kubeconfig", "BFF_WRITE_KUBECONFIG",
+        "Also write a kubeconfig for the emulator's sandbox-admin user (with the CA the "
+        "emulator makes at start) to PATH, for kubectl; it is valid while this sandbox runs.",
+        default=None, parse=_writable_path, commands=frozenset({Command.SANDBOX}),
+        metavar="PATH", shown="one in the sandbox's temporary directory",
+    )  # fmt: skip
+
+    # --- the benchmark ---
+    bench_duration: float | None = setting(
+        "--duration",
+        "BFF_BENCH_DURATION",
+        "Length of each measured round; at least 1.",
+        default=None,
+        shown="10, or 3 with --quick",
+        parse=_at_least_one_second,
+        commands=_BENCH,
+        metavar="SECONDS",
+    )
+    bench_quick: bool = setting(
+        "--quick",
+        "BFF_BENCH_QUICK",
+        "Rounds of about 3 s and a short warm-up.",
+        default=False,
+        parse=_switch,
+        commands=_BENCH,
+        switch=True,
+    )
+    bench_rounds: int = setting(
+        "--rounds",
+        "BFF_BENCH_ROUNDS",
+        "Rounds per side of each scenario, alternating sides; at least 2.",
+        default=2,
+        parse=_at_least_two,
+        commands=_BENCH,
+        metavar="N",
+    )
+    bench_connections: int = setting(
+        "--connections",
+        "BFF_BENCH_CONNECTIONS",
+        "Connections kept busy by the load generator.",
+        default=32,
+        parse=_positive_int,
+        commands=_BENCH,
+        metavar="N",
+    )
+    bench_threads: int = setting(
+        "--threads",
+        "BFF_BENCH_THREADS",
+        "Load generator threads (wrk) or processes (Python).",
+        default=2,
+        parse=_positive_int,
+        commands=_BENCH,
+        metavar="N",
+    )
+    bench_load_generator: str = setting(
+        "--load-generator",
+        "BFF_BENCH_LOAD_GENERATOR",
+        "auto uses wrk when it is installed, else Python processes.",
+        default="auto",
+        parse=_load_generator,
+        commands=_BENCH,
+        metavar="{auto,wrk,python}",
+    )
+    bench_json: str | None = setting(
+        "--json",
+        "BFF_BENCH_JSON",
+        "Also write every figure as JSON to PATH.",
+        default=None,
+        commands=_BENCH,
+        metavar="PATH",
+    )
+    bench_kubeconfig: str | None = setting(
+        "--kubeconfig",
+        "BFF_BENCH_KUBECONFIG",
+        "Measure this real cluster (its current context, a bearer token) instead of the "
+        "emulator: GET and LIST straight to the API server and through the BFF; nothing is "
+        "written.",
+        default=None,
+        parse=_file,
+        commands=_BENCH,
+        metavar="FILE",
+    )
+    bench_namespace: str = setting(
+        "--namespace", "BFF_BENCH_NAMESPACE",
+        "With --kubeconfig: the namespace whose Upgrades are read.",
+        default="harvester-system",
+        metavar="NAME", parse=_namespace, commands=_BENCH,
+    )  # fmt: skip
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, skip: Sequence[str] = ()) -> None:
-    """Add every option to ``parser``; the help names each environment variable and default."""
+def options(command: Command | None = None) -> dict[str, Option]:
+    """The table (field name -> row), or the rows of one command."""
+    rows = {f.name: f.metadata["option"] for f in fields(Settings)}
+    return {k: v for k, v in rows.items() if command is None or command in v.commands}
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
+    """Add the command's flags to ``parser``; each help names its variable and default."""
     defaults = Settings()
-    for opt in OPTIONS:
-        if opt.name in skip:
-            continue
-        default = getattr(defaults, opt.name)
+    for name, opt in options(command).items():
+        default = getattr(defaults, name)
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = "none" if shown in ("", None) else shown
+        shown = opt.shown or shown
+        if opt.switch:
+            shown = f"{opt.env}=1 turns it on"
+            parser.add_argument(opt.flag, dest=name, action="store_const", const="1",
+                                default=None, help=f"{opt.help} [env: {shown}]")  # fmt: skip
+            continue
         parser.add_argument(
             opt.flag,
-            dest=opt.name,
+            dest=name,
             metavar=opt.metavar,
             default=None,
             help=f"{opt.help} [env: {opt.env}; default: {shown}]",
@@ -301,27 +529,33 @@ def add_arguments(parser: argparse.ArgumentParser, *, skip: Sequence[str] = ()) 
 def from_sources(
     args: argparse.Namespace | Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    *,
+    command: Command = Command.SERVE,
     **overrides: Any,
 ) -> Settings:
-    """Build settings: flag, else environment variable, else default. Raise SettingsError."""
+    """Build settings: flag, else environment variable, else default. Raise SettingsError.
+
+    Only the command's own rows are read, so a variable meant for another
+    command never stops this one.
+    """
     environ = os.environ if environ is None else environ
     given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     values: dict[str, Any] = {}
-    for opt in OPTIONS:
-        raw = given.get(opt.name)
+    for name, opt in options(command).items():
+        raw = given.get(name)
         if raw is None:
             raw = environ.get(opt.env)
-        if raw is None and opt.name == "kubeconfig":
-            raw = environ.get("KUBECONFIG") or None
+        for env in opt.fallback_env:
+            if raw is None:
+                raw = environ.get(env) or None
         if raw is None:
             continue
         try:
-            values[opt.name] = opt.parse(raw) if isinstance(raw, str) else raw
+            values[name] = opt.parse(raw) if isinstance(raw, str) else raw
         except ValueError as exc:
             raise SettingsError(f"invalid {opt.flag} / {opt.env} value {raw!r}: {exc}") from None
     values.update(overrides)
-    known = {f.name for f in fields(Settings)}
-    settings = Settings(**{k: v for k, v in values.items() if k in known})
+    settings = Settings(**values)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("--tls-cert and --tls-key (BFF_TLS_CERT, BFF_TLS_KEY) go together")
     if settings.token_review_ttl > 10:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bff.settings import OPTIONS, Settings, SettingsError, from_sources
+from bff.settings import Command, options
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,20 +27,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_serve_help_documents_every_flag_and_its_variable() -> None:
-    result = run("serve", "--help")
+@pytest.mark.parametrize("command", list(Command))
+def test_help_documents_every_flag_of_the_command_and_its_variable(command: Command) -> None:
+    result = run(command, "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for option in OPTIONS:
-        assert option.flag in text
-        assert option.env in text
-
-
-def test_sandbox_help_documents_its_own_flags() -> None:
-    result = run("sandbox", "--help")
-    assert result.returncode == 0
-    for flag in ("--port", "--kube-port", "--controller-interval", "BFF_KUBE_PORT"):
-        assert flag in result.stdout
+    rows = options(command)
+    assert rows or command is Command.DEMO
+    for option in rows.values():
+        assert option.flag in text, option.flag
+        assert option.env in text, option.env
+    own = {option.flag for option in rows.values()}
+    for option in options().values():
+        if option.flag not in own:
+            assert f"{option.flag} " not in text, f"{option.flag} is not a {command} flag"
 
 
 @pytest.mark.parametrize(
@@ -74,24 +74,23 @@ def test_serve_without_cluster_config_exits_and_says_how_to_fix_it() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_flag_wins_over_environment() -> None:
-    settings = from_sources({"port": "9000"}, {"BFF_PORT": "8000", "BFF_NAMESPACE": "other"})
-    assert settings.port == 9000
-    assert settings.namespace == "other"
-
-
-def test_defaults_without_anything() -> None:
-    assert from_sources({}, {}) == Settings()
-
-
-def test_kubeconfig_variable_is_read() -> None:
-    settings = from_sources({}, {"KUBECONFIG": __file__})
-    assert settings.kubeconfig == __file__
-
-
-def test_base_path_is_normalised() -> None:
-    assert from_sources({"base_path": "/harvester-upgrade-bff/"}, {}).base_path == (
-        "/harvester-upgrade-bff"
-    )
-    with pytest.raises(SettingsError):
-        from_sources({"base_path": "no-slash"}, {})
+@pytest.mark.parametrize(
+    ("command", "args", "env", "needle"),
+    [
+        ("sandbox", ["--kube-port", "x"], {}, "--kube-port / BFF_KUBE_PORT"),
+        ("sandbox", [], {"BFF_CONTROLLER_INTERVAL": "-1"}, "--controller-interval / BFF_CONT"),
+        ("bench", ["--rounds", "1"], {}, "--rounds / BFF_BENCH_ROUNDS"),
+        ("bench", [], {"BFF_BENCH_CONNECTIONS": "many"}, "--connections / BFF_BENCH_CONNECTIONS"),
+        ("bench", [], {"BFF_BENCH_QUICK": "maybe"}, "--quick / BFF_BENCH_QUICK"),
+        ("demo", [], {"BFF_LOG_LEVEL": "loud"}, "--log-level / BFF_LOG_LEVEL"),
+    ],
+)
+def test_every_command_fails_a_bad_value_the_same_way(
+    command: str, args: list[str], env: dict[str, str], needle: str
+) -> None:
+    result = run(command, *args, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("harvester-upgrade-bff: error: invalid ")
+    assert needle in lines[0]

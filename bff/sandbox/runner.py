@@ -9,11 +9,9 @@ lets the stock kubectl talk to it unchanged.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import shlex
 import ssl
 import sys
@@ -30,56 +28,13 @@ from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.sandbox.tls import SandboxCA
-from bff.settings import Settings, SettingsError
+from bff.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KUBE_PORT = 6443
 #: The controller does not advance upgrades unless asked to, so the in-progress seed
 #: stays in progress (and its Dismiss refused) for as long as a newcomer looks at it.
-DEFAULT_CONTROLLER_INTERVAL = 0.0
-
-
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"invalid {name} value {raw!r}: must be a number") from None
-
-
-def kubeconfig_option(args: argparse.Namespace) -> Path | None:
-    """``--write-kubeconfig`` / ``BFF_WRITE_KUBECONFIG``, checked before anything starts."""
-    raw = getattr(args, "write_kubeconfig", None) or os.environ.get("BFF_WRITE_KUBECONFIG")
-    if not raw:
-        return None
-    path = Path(raw).expanduser()
-    if path.is_dir():
-        raise SettingsError(
-            f"invalid --write-kubeconfig / BFF_WRITE_KUBECONFIG {raw!r}: is a directory"
-        )
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise SettingsError(
-            f"invalid --write-kubeconfig / BFF_WRITE_KUBECONFIG {raw!r}: "
-            f"{str(path.parent)!r} is not a writable directory"
-        )
-    return path.absolute()
-
-
-def sandbox_options(args: argparse.Namespace) -> tuple[int, float]:
-    kube_port = args.kube_port
-    if kube_port is None:
-        kube_port = int(_float_env("BFF_KUBE_PORT", DEFAULT_KUBE_PORT))
-    interval = args.controller_interval
-    if interval is None:
-        interval = _float_env("BFF_CONTROLLER_INTERVAL", DEFAULT_CONTROLLER_INTERVAL)
-    if not 0 <= kube_port <= 65535:
-        raise SettingsError("invalid --kube-port / BFF_KUBE_PORT: must be 0 to 65535")
-    if interval < 0:
-        raise SettingsError("invalid --controller-interval: must be zero or more seconds")
-    return kube_port, interval
+DEFAULT_CONTROLLER_INTERVAL: float = Settings.controller_interval
 
 
 @dataclass(frozen=True)
@@ -204,15 +159,10 @@ Stop with Ctrl-C.
 """
 
 
-def run_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+def run_sandbox(settings: Settings) -> int:
     try:
-        kube_port, interval = sandbox_options(args)
-        kubeconfig = kubeconfig_option(args)
-    except SettingsError as exc:
-        print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(run(settings, kube_port, interval, kubeconfig))
+        kubeconfig = Path(settings.write_kubeconfig) if settings.write_kubeconfig else None
+        asyncio.run(run(settings, settings.kube_port, settings.controller_interval, kubeconfig))
     except OSError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,146 @@
+"""bff.settings: one table of flags for every command, and one way to read it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+import pytest
+
+from bff.settings import (
+    AuthMode,
+    Command,
+    LogFormat,
+    Settings,
+    SettingsError,
+    add_arguments,
+    from_sources,
+    options,
+)
+
+#: A value each row must refuse (a row whose parser accepts any text has none).
+BAD = {
+    "port": "http",
+    "base_path": "no-slash",
+    "namespace": "Not_A_Namespace",
+    "auth_mode": "trust-me",
+    "kubeconfig": "/nonexistent/kubeconfig",
+    "allowed_origins": "*",
+    "trusted_proxies": "not-a-cidr",
+    "max_body_bytes": "-1",
+    "upstream_connect_timeout": "0",
+    "upstream_read_timeout": "soon",
+    "upstream_pool_size": "0",
+    "conflict_retries": "1.5",
+    "token_review_ttl": "-1",
+    "shutdown_timeout": "forever",
+    "log_format": "xml",
+    "log_level": "loud",
+    "tls_cert": "/nonexistent/cert.pem",
+    "tls_key": "/nonexistent/key.pem",
+    "kube_port": "65536",
+    "controller_interval": "-0.5",
+    "write_kubeconfig": "/nonexistent-dir/kubeconfig",
+    "bench_duration": "0.5",
+    "bench_quick": "maybe",
+    "bench_rounds": "1",
+    "bench_connections": "0",
+    "bench_threads": "many",
+    "bench_load_generator": "ab",
+    "bench_kubeconfig": "/nonexistent/kubeconfig",
+    "bench_namespace": "No",
+}
+FREE_TEXT = {"host", "context", "bench_json"}
+
+
+def test_every_field_is_a_row_of_the_table() -> None:
+    assert set(options()) == {f.name for f in fields(Settings)}
+    assert set(BAD) | FREE_TEXT == set(options()), "each row has a bad value to test with"
+    envs = [o.env for o in options().values()]
+    assert len(set(envs)) == len(envs)
+    assert all(env.startswith("BFF_") for env in envs)
+    for command in Command:
+        flags = [o.flag for o in options(command).values()]
+        assert len(set(flags)) == len(flags), command
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_bad_value_names_the_flag_and_the_variable(name: str) -> None:
+    row = options()[name]
+    (command,) = sorted(row.commands)[:1]
+    for source in ({name: BAD[name]}, {}):
+        environ = {} if source else {row.env: BAD[name]}
+        with pytest.raises(SettingsError) as refused:
+            from_sources(source, environ, command=command)
+        message = str(refused.value)
+        assert f"{row.flag} / {row.env}" in message
+        assert "\n" not in message
+
+
+def test_defaults_without_anything() -> None:
+    for command in Command:
+        assert from_sources({}, {}, command=command) == Settings()
+
+
+def test_flag_wins_over_environment() -> None:
+    settings = from_sources({"port": "9000"}, {"BFF_PORT": "8000", "BFF_NAMESPACE": "other"})
+    assert settings.port == 9000
+    assert settings.namespace == "other"
+
+
+def test_a_command_reads_only_its_own_variables() -> None:
+    environ = {"BFF_BENCH_ROUNDS": "many", "BFF_KUBE_PORT": "x", "BFF_PORT": "9000"}
+    settings = from_sources({}, environ, command=Command.SERVE)
+    assert settings.port == 9000
+    assert settings.bench_rounds == Settings().bench_rounds
+    with pytest.raises(SettingsError, match="BFF_BENCH_ROUNDS"):
+        from_sources({}, environ, command=Command.BENCH)
+    # The sandbox builds its own cluster: a kubeconfig for serve never reaches it.
+    assert from_sources({}, {"KUBECONFIG": __file__}, command=Command.SANDBOX).kubeconfig is None
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = from_sources(
+        {"auth_mode": "impersonate", "allowed_origins": "https://A.example.com, http://b:8080"},
+        {
+            "BFF_LOG_FORMAT": "json",
+            "BFF_TRUSTED_PROXIES": "10.0.0.1/8",
+            "BFF_UPSTREAM_READ_TIMEOUT": "2.5",
+        },
+    )
+    assert settings.auth_mode is AuthMode.IMPERSONATE
+    assert settings.log_format is LogFormat.JSON
+    assert settings.allowed_origins == ("https://a.example.com", "http://b:8080")
+    assert settings.trusted_proxies == ("10.0.0.0/8",)
+    assert settings.upstream_read_timeout == 2.5
+    bench = from_sources({}, {"BFF_BENCH_QUICK": "1", "BFF_BENCH_ROUNDS": "7"},
+                         command=Command.BENCH)  # fmt: skip
+    assert (bench.bench_quick, bench.bench_rounds) == (True, 7)
+
+
+def test_kubeconfig_variable_is_read() -> None:
+    settings = from_sources({}, {"KUBECONFIG": __file__})
+    assert settings.kubeconfig == __file__
+    assert from_sources({}, {"KUBECONFIG": ""}).kubeconfig is None
+
+
+def test_base_path_is_normalised() -> None:
+    assert from_sources({"base_path": "/harvester-upgrade-bff/"}, {}).base_path == (
+        "/harvester-upgrade-bff"
+    )
+    assert from_sources({"base_path": "/"}, {}).base_path == ""
+
+
+def test_cross_field_rules() -> None:
+    with pytest.raises(SettingsError, match="--tls-cert and --tls-key"):
+        from_sources({"tls_cert": __file__}, {})
+    with pytest.raises(SettingsError, match="at most 10 seconds"):
+        from_sources({"token_review_ttl": "11"}, {})
+
+
+def test_a_switch_takes_no_value_and_its_variable_takes_one_or_zero() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Command.BENCH)
+    assert from_sources(parser.parse_args(["--quick"]), {}, command=Command.BENCH).bench_quick
+    assert not from_sources(parser.parse_args([]), {"BFF_BENCH_QUICK": "0"},
+                            command=Command.BENCH).bench_quick  # fmt: skip
