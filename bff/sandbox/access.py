@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bff.sandbox import identities, protobuf
-from bff.sandbox.httpio import Handler, media_type, read_body
+from bff.sandbox.httpio import Handler, json_response, media_type, read_body
 from bff.sandbox.identities import Attributes, ImpersonationError, UserInfo
 from bff.sandbox.keys import USER
 from bff.sandbox.resource import JSON
@@ -141,7 +141,7 @@ async def token_review(request: web.Request) -> web.Response:
         status = {"authenticated": True, "user": user.as_token_review_user()}
         if spec.get("audiences"):
             status["audiences"] = spec["audiences"]
-    return web.json_response(
+    return json_response(
         {
             "kind": "TokenReview",
             "apiVersion": "authentication.k8s.io/v1",
@@ -156,7 +156,7 @@ async def token_review(request: web.Request) -> web.Response:
 async def self_subject_review(request: web.Request) -> web.Response:
     """``authentication.k8s.io/v1`` SelfSubjectReview: who the request is (``auth whoami``)."""
     await read_review(request, "SelfSubjectReview")
-    return web.json_response(
+    return json_response(
         {
             "kind": "SelfSubjectReview",
             "apiVersion": "authentication.k8s.io/v1",
@@ -200,7 +200,7 @@ async def self_subject_access_review(request: web.Request) -> web.Response:
             "exactly one of nonResourceAttributes or resourceAttributes must be specified",
         )
         raise StatusError.invalid("", [error], group="authorization.k8s.io", kind="")
-    return web.json_response(
+    return json_response(
         {
             "kind": "SelfSubjectAccessReview",
             "apiVersion": "authorization.k8s.io/v1",

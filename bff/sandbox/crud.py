@@ -18,6 +18,7 @@ from bff.sandbox.httpio import (
     field_selector,
     fields_match,
     flag,
+    json_response,
     media_type,
     object_response,
     read_body,
@@ -27,7 +28,7 @@ from bff.sandbox.keys import EMULATOR_ADMISSION, EMULATOR_STORE, USER
 from bff.sandbox.patching import apply_json_patch, apply_merge_patch
 from bff.sandbox.resource import API_VERSION, JSON, LIST_KIND
 from bff.sandbox.schema import decode
-from bff.sandbox.status import StatusError
+from bff.sandbox.status import FieldError, StatusError
 from bff.sandbox.store import PendingWrite, Store
 from bff.sandbox.watch import watch
 from bff.sandbox.writes import WriteRequest, write
@@ -64,7 +65,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     obj = _store(request).get(namespace, name)
     if obj is None:
         raise StatusError.not_found(name)
-    return web.json_response(obj)
+    return json_response(obj)
 
 
 async def list_namespaced(request: web.Request) -> web.StreamResponse:
@@ -105,7 +106,7 @@ async def _list(request: web.Request, namespace: str | None) -> web.StreamRespon
         )
     else:
         metadata["continue"] = ""
-    return web.json_response(
+    return json_response(
         {"apiVersion": API_VERSION, "items": items, "kind": LIST_KIND, "metadata": metadata}
     )
 
@@ -127,11 +128,13 @@ async def _write(
 ) -> PendingWrite:
     """Hand one write to the write path, as the user the request acts as."""
     write_request = WriteRequest(
+        patch=request.method == "PATCH",
         operation=operation,
         namespace=request.match_info["namespace"],
         name=name,
         user=request[USER],
-        dry_run="All" in request.query.getall("dryRun", []),
+        dry_run=_dry_run(request),
+        field_validation=_field_validation(request),
     )
     return await write(
         _store(request),
@@ -142,7 +145,38 @@ async def _write(
     )
 
 
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+
+
+def _unsupported(request: web.Request, field_path: str, value: Any, supported: str) -> StatusError:
+    """``ValidateCreateOptions`` and friends: a bad option value is a 422 on the options."""
+    error = FieldError(
+        "FieldValueNotSupported", field_path, value, f"supported values: {supported}"
+    )
+    kind = _OPTIONS_KIND.get(request.method, "CreateOptions")
+    return StatusError.invalid("", [error], group="meta.k8s.io", kind=kind)
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    if any(v != "All" for v in values):
+        raise _unsupported(request, "dryRun", values, '"All"')
+    return bool(values)
+
+
+def _field_validation(request: web.Request) -> Literal["Strict", "Warn", "Ignore"]:
+    value = request.query.get("fieldValidation", "")
+    if value == "Strict":
+        return "Strict"
+    if value == "Ignore":
+        return "Ignore"
+    if value in ("Warn", ""):
+        return "Warn"
+    raise _unsupported(request, "fieldValidation", value, '"", "Ignore", "Strict", "Warn"')
+
+
 async def create(request: web.Request) -> web.Response:
+    _dry_run(request), _field_validation(request)  # refused before the body is read
     body = await read_body(request)
     meta = body.get("metadata") if isinstance(body, dict) else None
     name = meta.get("name") or "" if isinstance(meta, dict) else ""
@@ -161,6 +195,7 @@ def _check_name(obj: Any, name: str) -> None:
 
 
 async def replace(request: web.Request) -> web.Response:
+    _dry_run(request), _field_validation(request)  # refused before the body is read
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     body = await read_body(request)
     decoded, _ = decode(body)
@@ -177,6 +212,7 @@ async def replace(request: web.Request) -> web.Response:
 
 
 async def patch(request: web.Request) -> web.Response:
+    _dry_run(request), _field_validation(request)  # refused before the body is read
     name = request.match_info["name"]
     media = media_type(request)
     if media not in (MERGE_PATCH, JSON_PATCH):
@@ -223,7 +259,7 @@ async def delete(request: web.Request) -> web.Response:
         uid_precondition=preconditions.get("uid"),
         rv_precondition=preconditions.get("resourceVersion"),
     )
-    return web.json_response(answer, status=200)
+    return json_response(answer, status=200)
 
 
 async def delete_collection(request: web.Request) -> web.Response:
@@ -233,7 +269,7 @@ async def delete_collection(request: web.Request) -> web.Response:
     for obj in store.list(namespace, selector(request)):
         remaining, _ = store.delete(namespace, obj["metadata"]["name"])
         deleted.append(remaining or obj)
-    return web.json_response(
+    return json_response(
         {
             "apiVersion": API_VERSION,
             "items": deleted,

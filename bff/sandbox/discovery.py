@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bff.sandbox.httpio import json_response
 from bff.sandbox.resource import GROUP, JSON, KIND, PLURAL, SINGULAR, VERSION
 
 __all__ = ["GROUPS", "KUBE_VERSION", "add_routes"]
@@ -27,7 +28,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def version_info(request: web.Request) -> web.Response:
-    return web.json_response(KUBE_VERSION)
+    return json_response(KUBE_VERSION)
 
 
 def group_document(name: str, version: str) -> JSON:
@@ -74,9 +75,9 @@ GROUPS: dict[str, tuple[str, list[JSON]]] = {
 
 
 async def legacy_versions(request: web.Request) -> web.Response:
-    """``/api``: the core group's versions. The emulator serves no core resources."""
+    """``/api``: the core group's versions. Of its resources the emulator has namespaces."""
     host = request.host
-    return web.json_response(
+    return json_response(
         {
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -86,11 +87,11 @@ async def legacy_versions(request: web.Request) -> web.Response:
 
 
 async def legacy_resources(request: web.Request) -> web.Response:
-    return web.json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+    return json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
 
 
 async def apis(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         {
             "kind": "APIGroupList",
             "apiVersion": "v1",
@@ -104,16 +105,14 @@ async def api_group(request: web.Request) -> web.Response:
     if name not in GROUPS:
         raise web.HTTPNotFound
     version = GROUPS[name][0]
-    return web.json_response(
-        {"kind": "APIGroup", "apiVersion": "v1", **group_document(name, version)}
-    )
+    return json_response({"kind": "APIGroup", "apiVersion": "v1", **group_document(name, version)})
 
 
 async def api_resources(request: web.Request) -> web.Response:
     name, version = request.match_info["group"], request.match_info["version"]
     if name not in GROUPS or GROUPS[name][0] != version:
         raise web.HTTPNotFound
-    return web.json_response(
+    return json_response(
         {
             "kind": "APIResourceList",
             "apiVersion": "v1",

@@ -6,6 +6,8 @@ parts, each in its own module:
 
 - :mod:`~bff.sandbox.access`: authentication, impersonation, RBAC, TokenReview;
 - :mod:`~bff.sandbox.discovery`: ``/version``, health, the group documents;
+- :mod:`~bff.sandbox.openapiv3`: the OpenAPI v3 documents kubectl validates with;
+- :mod:`~bff.sandbox.namespaces`: the few namespaces that exist, read-only;
 - :mod:`~bff.sandbox.crud` and :mod:`~bff.sandbox.watch`: the Upgrade handlers;
 - :mod:`~bff.sandbox.writes`: the one path every Upgrade write takes, with admission;
 - :mod:`~bff.sandbox.store`: the objects and the registry's write rules, built on
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.sandbox import access, crud, discovery
+from bff.sandbox import access, crud, discovery, namespaces, openapiv3
 from bff.sandbox.faults import EMULATOR_FAULTS, Fault, Faults, inject_faults
 from bff.sandbox.journal import EMULATOR_JOURNAL, Journal, JournalEntry, log_and_journal
 from bff.sandbox.keys import BOOKMARK_INTERVAL, EMULATOR_ADMISSION, EMULATOR_STORE
@@ -72,6 +74,8 @@ def create_emulator_app(
 
     router = app.router
     discovery.add_routes(router)
+    openapiv3.add_routes(router)
+    namespaces.add_routes(app)
     router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", access.token_review)
     router.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", access.self_subject_review)
     router.add_post(

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bff.sandbox.httpio import Handler
+from bff.sandbox.httpio import Handler, json_response
 from bff.sandbox.keys import EMULATOR_STORE
 from bff.sandbox.status import StatusError
 from bff.sandbox.store import Store
@@ -98,7 +98,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if body is None:
         reason, message = FAULT_REASONS.get(fault.status, ("Unknown", "injected fault"))
         body = StatusError(fault.status, reason, message).status
-    response = web.json_response(body, status=fault.status)
+    response = json_response(body, status=fault.status)
     for name, value in fault.headers.items():
         response.headers[name] = value
     return response

@@ -21,6 +21,7 @@ __all__ = [
     "field_selector",
     "fields_match",
     "flag",
+    "json_response",
     "labels_of",
     "media_type",
     "object_response",
@@ -35,8 +36,19 @@ BODY_TYPES = ("application/json", "application/yaml")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer typed ``application/json`` exactly, as kube-apiserver types it.
+
+    client-go matches the media type with its parameters: with aiohttp's usual
+    ``; charset=utf-8`` it cannot decode an error Status and shows a generic message.
+    """
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
 def status_response(err: StatusError) -> web.Response:
-    response = web.json_response(err.status, status=err.code)
+    response = json_response(err.status, status=err.code)
     for name, value in err.headers.items():
         response.headers[name] = value
     return response
@@ -48,7 +60,7 @@ def warning_header(text: str) -> str:
 
 
 def object_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    response = web.json_response(obj, status=status)
+    response = json_response(obj, status=status)
     for warning in warnings or []:
         response.headers.add("Warning", warning_header(warning))
     return response

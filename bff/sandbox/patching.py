@@ -3,14 +3,13 @@
 ``apply_merge_patch`` is RFC 7396's ``MergePatch`` pseudo-code, on plain JSON values;
 ``create_merge_patch`` computes a patch that turns one document into another, which
 tests use to check the round trip. ``apply_json_patch`` is RFC 6902 through
-``jsonpatch``, with failures worded as evanphx/json-patch v4 (the API server's library)
-words them, one operation at a time.
+``jsonpatch``, one operation at a time; a failed operation is the generic 422
+kube-apiserver v1.36 answers, which does not say which operation failed.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
@@ -18,7 +17,7 @@ import jsonpatch
 from bff.sandbox.resource import JSON
 from bff.sandbox.status import StatusError
 
-__all__ = ["apply_json_patch", "apply_merge_patch", "create_merge_patch", "json_patch_error"]
+__all__ = ["apply_json_patch", "apply_merge_patch", "create_merge_patch"]
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -62,25 +61,6 @@ def create_merge_patch(original: Any, modified: Any) -> Any:
     return patch
 
 
-def json_patch_error(op: Mapping[str, Any], exc: Exception) -> str:
-    """evanphx/json-patch v4's wording for a failed operation."""
-    path = str(op.get("path", ""))
-    kind = op.get("op")
-    if isinstance(exc, jsonpatch.JsonPatchTestFailed):
-        return f"testing value {path} failed: test failed"
-    key = path.rsplit("/", 1)[-1]
-    if kind == "remove":
-        return (
-            f"error in remove for path: '{path}': "
-            f"Unable to remove nonexistent key: {key}: missing value"
-        )
-    if kind == "replace":
-        return f"replace operation does not apply: doc is missing key: {path}: missing value"
-    if kind in ("add", "move", "copy"):
-        return f'{kind} operation does not apply: doc is missing path: "{path}": missing value'
-    return str(exc)
-
-
 def apply_json_patch(live: JSON, patch: Any) -> Any:
     if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
         raise StatusError.bad_request(
@@ -89,9 +69,9 @@ def apply_json_patch(live: JSON, patch: Any) -> Any:
     doc: Any = live
     for op in patch:
         if op.get("op") not in ("add", "remove", "replace", "move", "copy", "test"):
-            raise StatusError.unprocessable(f"Unexpected kind: {op.get('op')}")
+            raise StatusError.unprocessable()
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise StatusError.unprocessable(json_patch_error(op, exc)) from None
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+            raise StatusError.unprocessable() from None
     return doc

@@ -128,7 +128,7 @@ class StatusError(Exception):
             "message": self.message,
             "reason": self.reason,
         }
-        if self.details:
+        if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
         return body
@@ -142,7 +142,7 @@ class StatusError(Exception):
             404,
             "NotFound",
             f'{gr} "{name}" not found',
-            {"name": name, "group": group, "kind": resource},
+            {k: v for k, v in {"name": name, "group": group, "kind": resource}.items() if v},
         )
 
     @classmethod
@@ -210,11 +210,9 @@ class StatusError(Exception):
         )
 
     @classmethod
-    def unprocessable(cls, server_message: str) -> StatusError:
-        """``NewGenericServerResponse(422, ...)``: what a failed JSON patch operation gets."""
+    def unprocessable(cls) -> StatusError:
+        """What a failed JSON patch operation gets from kube-apiserver v1.36: a generic 422
+        with empty details (the failing operation is not named)."""
         return cls(
-            422,
-            "Invalid",
-            "the server rejected our request due to an error in our request",
-            {"causes": [{"reason": "UnexpectedServerResponse", "message": server_message}]},
+            422, "Invalid", "the server rejected our request due to an error in our request", {}
         )

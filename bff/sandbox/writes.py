@@ -10,6 +10,7 @@
    validation, the optimistic lock;
 4. ``admission.validate`` may refuse it (validating admission), by raising a
    :class:`~bff.sandbox.status.StatusError`;
+   (``fieldValidation=Strict`` refuses a body with unknown fields here, before admission);
 5. unless the request is a dry run (``dryRun=All``), the store commits it. If the object
    changed during the awaits above, the steps run again on the new live object, as the
    registry's GuaranteedUpdate retries; a PUT then meets the optimistic lock (409).
@@ -21,14 +22,15 @@ The emulator consults the :class:`Admission` under its ``EMULATOR_ADMISSION`` ke
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bff.sandbox.identities import UserInfo
-from bff.sandbox.resource import JSON
+from bff.sandbox.resource import JSON, KIND, VERSION
 from bff.sandbox.schema import decode
-from bff.sandbox.status import StatusError
+from bff.sandbox.status import StatusError, invalid
 from bff.sandbox.store import ObjectChanged, PendingWrite, Store
 
 __all__ = ["Admission", "NoAdmission", "WriteRequest", "write"]
@@ -47,6 +49,11 @@ class WriteRequest:
     name: str
     user: UserInfo
     dry_run: bool = False
+    #: ``fieldValidation``: ``Strict`` refuses unknown fields, ``Warn`` (the default) warns,
+    #: ``Ignore`` drops them silently.
+    field_validation: Literal["Strict", "Warn", "Ignore"] = "Warn"
+    #: A patch (its strict-decoding refusal is worded differently from a PUT's or POST's).
+    patch: bool = False
 
 
 class Admission(Protocol):
@@ -91,7 +98,12 @@ async def write(
             old = store.live_for_update(
                 request.namespace, request.name, uid_precondition=uid_precondition
             )
-        obj, warnings = decode(new_body(copy.deepcopy(old) if old is not None else None))
+        body = new_body(copy.deepcopy(old) if old is not None else None)
+        obj, warnings = decode(body)
+        if request.field_validation == "Strict" and warnings:
+            raise _strict_decoding_error(request, body, warnings)
+        if request.field_validation == "Ignore":
+            warnings = []
         obj, mutated = await admission.mutate(request, obj, old)
         if old is None:
             pending = store.prepare_create(request.namespace, obj)
@@ -109,3 +121,14 @@ async def write(
             continue
         return pending
     raise StatusError.conflict(request.name)
+
+
+def _strict_decoding_error(request: WriteRequest, body: Any, unknown: list[str]) -> StatusError:
+    reason = f"strict decoding error: {', '.join(unknown)}"
+    if not request.patch:
+        return StatusError.bad_request(
+            f'{KIND} in version "{VERSION}" cannot be handled as a {KIND}: {reason}'
+        )
+    # The patcher reports the patched object, as Go encodes it, in a field error.
+    patched = json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return StatusError.invalid("", [invalid("patch", patched, reason)], group="", kind="")

@@ -281,3 +281,10 @@ async def test_kubernetes_asyncio_merge_patch(
             _content_type="application/merge-patch+json",
         )  # fmt: skip
     assert info.value.status == 409
+
+
+async def test_answers_are_typed_application_json_exactly(emu: EmulatorBackend) -> None:
+    """As kube-apiserver types them: no charset parameter for a client to match."""
+    for path in (f"{BASE}/{SUCCEEDED}", f"{BASE}/hvst-upgrade-nope", "/apis", "/openapi/v3"):
+        _, headers, _ = await emu.request("GET", path)
+        assert headers["Content-Type"] == "application/json", path

@@ -26,3 +26,33 @@ async def test_discovery_lists_upgrades(emu: EmulatorBackend) -> None:
     assert upgrades["namespaced"] is True
     assert upgrades["kind"] == "Upgrade"
     assert {"get", "list", "watch", "patch", "update", "create", "delete"} <= set(upgrades["verbs"])
+
+
+async def test_namespaces_exist_read_only(emu: EmulatorBackend) -> None:
+    status, _, body = await emu.request("GET", "/api/v1/namespaces/harvester-system")
+    assert status == 200
+    assert body["metadata"]["labels"] == {"kubernetes.io/metadata.name": "harvester-system"}
+    assert body["status"] == {"phase": "Active"}
+    status, _, body = await emu.request("GET", "/api/v1/namespaces/no-such-namespace")
+    assert (status, body["message"]) == (404, 'namespaces "no-such-namespace" not found')
+    assert body["details"] == {"name": "no-such-namespace", "kind": "namespaces"}
+    status, _, _ = await emu.request("DELETE", "/api/v1/namespaces/harvester-system")
+    assert status == 405
+
+
+async def test_openapi_v3_serves_the_crd_schema_under_its_hash(emu: EmulatorBackend) -> None:
+    from bff.sandbox.schema import SCHEMA
+
+    status, _, index = await emu.request("GET", "/openapi/v3")
+    assert status == 200
+    url = index["paths"]["apis/harvesterhci.io/v1beta1"]["serverRelativeURL"]
+    status, headers, document = await emu.request("GET", url)
+    assert status == 200
+    assert headers["Cache-Control"] == "public, immutable"
+    upgrade = document["components"]["schemas"]["io.harvesterhci.v1beta1.Upgrade"]
+    assert upgrade["properties"]["spec"] == SCHEMA["properties"]["spec"]
+    assert upgrade["properties"]["status"] == SCHEMA["properties"]["status"]
+    patch = document["paths"][
+        "/apis/harvesterhci.io/v1beta1/namespaces/{namespace}/upgrades/{name}"
+    ]
+    assert "fieldValidation" in [p["name"] for p in patch["patch"]["parameters"]]

@@ -174,3 +174,58 @@ async def test_dry_run_checks_everything_and_stores_nothing(
         "PATCH", f"{BASE}/{SUCCEEDED}?dryRun=All", label_patch("not valid!"), content_type=MERGE
     )
     assert status == 422
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("dryRun=Nope",
+         'PatchOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: ["Nope"]: '
+         'supported values: "All"'),
+        ("fieldValidation=Nope",
+         'PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Nope": '
+         'supported values: "", "Ignore", "Strict", "Warn"'),
+    ],
+)  # fmt: skip
+async def test_bad_options_are_refused_as_kube_apiserver_words_it(
+    emu: EmulatorBackend, query: str, message: str
+) -> None:
+    status, _, body = await emu.request(
+        "PATCH", f"{BASE}/{SUCCEEDED}?{query}", label_patch(), content_type=MERGE
+    )
+    assert (status, body["message"]) == (422, message)
+    assert READ not in emu.live(SUCCEEDED)["metadata"].get("labels", {})
+
+
+async def test_strict_field_validation(emu: EmulatorBackend) -> None:
+    live = emu.live(SUCCEEDED)
+    live["spec"]["bogus"] = "yes"
+    status, _, body = await emu.request("PUT", f"{BASE}/{SUCCEEDED}?fieldValidation=Strict", live)
+    assert (status, body["message"]) == (
+        400,
+        'Upgrade in version "v1beta1" cannot be handled as a Upgrade: strict decoding error: '
+        'unknown field "spec.bogus"',
+    )
+    patch = {"spec": {"a": 1, "b": 2}}
+    status, _, body = await emu.request(
+        "PATCH", f"{BASE}/{SUCCEEDED}?fieldValidation=Strict", patch, content_type=MERGE
+    )
+    assert status == 422
+    assert body["message"].startswith(' "" is invalid: patch: Invalid value: "{')
+    assert body["message"].endswith(
+        'strict decoding error: unknown field "spec.a", unknown field "spec.b"'
+    )
+    assert "bogus" not in emu.live(SUCCEEDED)["spec"]
+
+
+@pytest.mark.parametrize(("validation", "warned"), [("Warn", True), ("Ignore", False)])
+async def test_unknown_fields_warn_or_are_ignored(
+    emu: EmulatorBackend, validation: str, warned: bool
+) -> None:
+    status, headers, body = await emu.request(
+        "PATCH", f"{BASE}/{SUCCEEDED}?fieldValidation={validation}",
+        {"spec": {"bogus": 1}}, content_type=MERGE,
+    )  # fmt: skip
+    assert status == 200, body
+    assert ('299 - "unknown field \\"spec.bogus\\""' in headers.getall("Warning", [])) is warned
+    assert "bogus" not in body["spec"]
