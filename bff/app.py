@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bff import kube
+from bff.access import AccessChecker
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
+from bff.cache import UpgradeCache
 from bff.health import Readiness
-from bff.keys import AUTH, METRICS, READINESS, SERVICE, SETTINGS
+from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
 from bff.settings import AuthMode, Settings
@@ -40,7 +42,18 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     async with kube.connect(
         upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
     ) as upstream:
-        app[SERVICE] = UpgradeService(upstream.gateway, max_attempts=settings.conflict_retries)
+        cache = access = None
+        if settings.read_cache:
+            cache = UpgradeCache(upstream.watcher, settings.namespace)
+            access = AccessChecker(
+                upstream.access,
+                ttl=min(settings.token_review_ttl, 10.0),
+                on_review=lambda result: metrics.access_reviews.labels(result).inc(),
+            )
+            app[CACHE] = cache
+        app[SERVICE] = UpgradeService(
+            upstream.gateway, max_attempts=settings.conflict_retries, cache=cache, access=access
+        )
         app[AUTH] = Authenticator(
             settings.auth_mode,
             reviewer=upstream.reviewer if impersonate else None,
@@ -48,8 +61,19 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             allowed_origins=settings.allowed_origins,
             on_review=lambda result: metrics.token_reviews.labels(result).inc(),
         )
-        app[READINESS] = Readiness(upstream.probe.problem)
-        yield
+
+        async def problem() -> str | None:
+            return (cache.problem() if cache else None) or await upstream.probe.problem()
+
+        app[READINESS] = Readiness(problem)
+        if cache is None:
+            yield
+            return
+        cache.start()
+        try:
+            yield
+        finally:
+            await cache.stop()
 
 
 async def _not_ready(app: web.Application) -> None:
@@ -57,6 +81,9 @@ async def _not_ready(app: web.Application) -> None:
     readiness = app.get(READINESS)
     if readiness is not None:
         readiness.shutting_down = True
+    cache = app.get(CACHE)
+    if cache is not None:
+        cache.close_subscribers()  # live-update streams end now, not at the shutdown timeout
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bff.auth import Authenticator
+from bff.cache import UpgradeCache
 from bff.health import Readiness
 from bff.metrics import Metrics
 from bff.settings import Settings
@@ -15,6 +16,7 @@ METRICS = web.AppKey("metrics", Metrics)
 SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)
+CACHE = web.AppKey("cache", UpgradeCache)
 
 # Per-request facts, set by the handlers and read by the metrics middleware and logs.
 CLIENT_VERSION = web.RequestKey("client_version", str)

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import rest as k8s_rest
@@ -505,11 +506,128 @@ class TokenReviewer(_Calls):
         )
 
 
+def _failed(status: int, reason: str | None, body: bytes) -> errors.BffError:
+    failure = k8s.ApiException(status=status, reason=reason or "")
+    failure.body = body
+    return translate(failure)
+
+
+class UpgradeWatcher(_Calls):
+    """The cache's upstream (BFF's own identity): list, then watch from a resourceVersion.
+
+    Both answers are read as bytes and parsed once (orjson); nothing goes
+    through the generated client's model deserialisation.
+    """
+
+    #: The server closes a watch after this long; the cache simply watches again.
+    WATCH_SECONDS = 300
+
+    async def list(self, namespace: str) -> JSONObject:
+        response = await self._call(
+            "list",
+            self._objects.list_namespaced_custom_object,
+            GROUP, VERSION, namespace, PLURAL,
+            _preload_content=False,
+        )  # fmt: skip
+        async with response:
+            body = await response.read()
+            if response.status != 200:
+                raise _failed(response.status, response.reason, body)
+        listed: JSONObject = orjson.loads(body)
+        return listed
+
+    async def watch(
+        self, namespace: str, resource_version: str, on_open: Callable[[], None]
+    ) -> AsyncIterator[JSONObject]:
+        """The watch's events, parsed; ``on_open`` runs once the server has accepted it."""
+        started = time.perf_counter()
+        try:
+            response = await self._objects.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self.WATCH_SECONDS,
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(
+                    connect=self._timeout[0], sock_connect=self._timeout[0],
+                    sock_read=self.WATCH_SECONDS + 30,
+                ),
+            )  # fmt: skip
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._observe("watch", time.perf_counter() - started, 0)
+            raise translate(exc) from None
+        self._observe("watch", time.perf_counter() - started, response.status)
+        async with response:
+            if response.status != 200:
+                body = await response.read()
+                raise _failed(response.status, response.reason, body)
+            on_open()
+            try:
+                while line := await response.content.readline():
+                    if line.strip():
+                        yield orjson.loads(line)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise translate(exc) from None
+
+
+class AccessReviewer(_Calls):
+    """Asks the API server whether a caller may read Upgrades (for reads from the cache).
+
+    Reviews are questions, not changes: the API server stores nothing.
+    """
+
+    def __init__(
+        self, callers: Any, own: Any, options: UpstreamOptions, observer: Observer
+    ) -> None:
+        super().__init__(callers, options, observer)
+        self._callers = k8s.AuthorizationV1Api(callers)
+        self._own = k8s.AuthorizationV1Api(own)
+
+    @staticmethod
+    def _attributes(verb: str, namespace: str) -> Any:
+        return k8s.V1ResourceAttributes(
+            group=GROUP, version=VERSION, resource=PLURAL, verb=verb, namespace=namespace
+        )
+
+    async def self_review(self, caller: TokenCaller, verb: str, namespace: str) -> bool:
+        """SelfSubjectAccessReview, sent with the caller's own token."""
+        body = k8s.V1SelfSubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SelfSubjectAccessReview",
+            spec=k8s.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=self._attributes(verb, namespace)
+            ),
+        )
+        result = await self._call(
+            "review", self._callers.create_self_subject_access_review, body, **_auth(caller)
+        )
+        return bool(result.status and result.status.allowed)
+
+    async def subject_review(self, caller: ImpersonatedCaller, verb: str, namespace: str) -> bool:
+        """SubjectAccessReview for the reviewed user, sent with the BFF's identity."""
+        body = k8s.V1SubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SubjectAccessReview",
+            spec=k8s.V1SubjectAccessReviewSpec(
+                user=caller.username,
+                uid=caller.uid or None,
+                groups=list(caller.groups) or None,
+                extra={k: list(v) for k, v in caller.extra.items()} or None,
+                resource_attributes=self._attributes(verb, namespace),
+            ),
+        )
+        result = await self._call("review", self._own.create_subject_access_review, body)
+        return bool(result.status and result.status.allowed)
+
+
 @dataclass(frozen=True)
 class Upstream:
     gateway: UpgradeGateway
     probe: ClusterProbe
     reviewer: TokenReviewer
+    watcher: UpgradeWatcher
+    access: AccessReviewer
 
 
 @asynccontextmanager
@@ -539,6 +657,8 @@ async def connect(
             gateway=UpgradeGateway(callers, options, observer),
             probe=ClusterProbe(own, options, observer),
             reviewer=TokenReviewer(own, options, observer),
+            watcher=UpgradeWatcher(own, options, observer),
+            access=AccessReviewer(callers, own, options, observer),
         )
     finally:
         if callers is not own:

@@ -64,6 +64,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.access_reviews = Counter(
+            "bff_access_reviews",
+            "Access reviews for reads from the cache, by result (hit: a reused allow).",
+            ["result"],
+            registry=r,
+        )
 
     def observe_upstream(self, verb: str, seconds: float, status: int) -> None:
         self.upstream_latency.labels(verb).observe(seconds)

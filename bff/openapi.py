@@ -20,6 +20,7 @@ from bff.api.paths import (
     STATIC_FILES,
     STEVE_COLLECTION,
     UPGRADE,
+    UPGRADE_EVENTS,
     UPGRADES,
 )
 from bff.api.versions import VERSIONS
@@ -101,11 +102,13 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
     ),
     404: (
         "NotFound",
-        "No such Upgrade, or a client version the BFF does not speak.",
+        "No such Upgrade, a client version the BFF does not speak, or live updates "
+        "without the read cache.",
         {
             "NotFound": 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" not found',
             "UnknownVersion": "unknown client version 'v9'; supported versions: "
             + ", ".join(VERSIONS),
+            "LiveUpdatesOff": "live updates need the read cache (--read-cache on)",
         },
     ),
     405: (
@@ -594,6 +597,25 @@ def _versioned_paths() -> JSON:
                 API_TAG,
                 {"200": _ref("responses", "Collection"), **_errors(_READ_ERRORS)},
                 parameters=["labelSelector"],
+                security=_READ_SECURITY,
+            ),
+        },
+        UPGRADE_EVENTS: {
+            "parameters": _path_params("version"),
+            "get": _operation(
+                "upgradeEvents",
+                "Live updates of the Upgrades in the BFF's namespace (server-sent events)",
+                API_TAG,
+                {
+                    "200": {
+                        "description": "`event: snapshot` (the collection), then `event: "
+                        "change` per change (`type`, `id`, `object`), `: keepalive` every 15 s.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(_READ_ERRORS),
+                },
+                description="Needs `--read-cache on` (404 `LiveUpdatesOff` otherwise). "
+                "Authorised like a read (a `watch` access review, reused for at most 10 s).",
                 security=_READ_SECURITY,
             ),
         },

@@ -206,6 +206,13 @@ def _load_generator(text: str) -> str:
     return text
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError("must be on or off")
+    return value in ("on", "true", "1")
+
+
 def setting(
     flag: str,
     env: str,
@@ -340,6 +347,17 @@ class Settings:
         default=10.0,
         parse=_non_negative_float,
         metavar="SECONDS",
+    )
+    read_cache: bool = setting(
+        "--read-cache",
+        "BFF_READ_CACHE",
+        "on: serve GET and LIST of --namespace from a watch-backed cache (each caller "
+        "authorised by an access review, allows reused for at most 10 s) and check the write "
+        "guards against it; off: every read goes upstream with the caller's credentials.",
+        default=False,
+        parse=_on_off,
+        metavar="{on,off}",
+        shown="off",
     )
     shutdown_timeout: float = setting(
         "--shutdown-timeout",

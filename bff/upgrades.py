@@ -4,6 +4,13 @@ Each write goes the same way: read the live object, check the guards against
 it, then send the one label merge patch conditional on the resourceVersion the
 guards saw. When the API server answers 409 (someone else wrote in between),
 re-read, re-check and try again, a bounded number of times.
+
+With a synced :class:`bff.cache.UpgradeCache` for the namespace, reads and the
+guards' object come from the cache (after :mod:`bff.access` has authorised
+the caller), so a write is one upstream call and a no-op write none; the
+patch's resourceVersion precondition catches a stale cache (409, then a fresh
+GET upstream). Without one (another namespace, or the cache not ready) every
+read goes upstream with the caller's credentials.
 """
 
 from __future__ import annotations
@@ -13,8 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
 from bff import errors
+from bff.access import AccessChecker
+from bff.cache import UpgradeCache
 from bff.identity import Caller
+from bff.labels import Selector
 from bff.patches import (
     Ignored,
     JSONObject,
@@ -25,6 +37,7 @@ from bff.patches import (
     resource_version,
     upgrade_state,
 )
+from bff.steve import Family, collection, resource
 
 
 class Action(enum.StrEnum):
@@ -60,32 +73,94 @@ class Outcome:
 
 
 class UpgradeService:
-    def __init__(self, gateway: Gateway, *, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        max_attempts: int = 5,
+        cache: UpgradeCache | None = None,
+        access: AccessChecker | None = None,
+    ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if (cache is None) != (access is None):
+            raise ValueError("a cache needs an access checker, and only a cache does")
         self._gateway = gateway
         self._max_attempts = max_attempts
+        self._cache = cache
+        self._access = access
+
+    async def _cached(self, caller: Caller, verb: str, namespace: str) -> UpgradeCache | None:
+        """The cache, once the caller is authorised to ``verb`` there; None to go upstream."""
+        cache = self._cache
+        if cache is None or cache.namespace != namespace or cache.problem() is not None:
+            return None
+        assert self._access is not None
+        await self._access.check(caller, verb, namespace)
+        return cache
+
+    async def authorise(self, caller: Caller, verb: str, namespace: str) -> None:
+        """Raise unless ``caller`` may ``verb`` Upgrades in ``namespace`` (live updates)."""
+        if self._access is None:
+            raise errors.NotFound("live updates need the read cache", code="LiveUpdatesOff")
+        await self._access.check(caller, verb, namespace)
 
     async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
-        return await self._gateway.get(caller, namespace, name)
+        cache = await self._cached(caller, "get", namespace)
+        obj = cache.get(name) if cache is not None else None
+        if obj is None:  # not cached (or just created): ask upstream
+            obj = await self._gateway.get(caller, namespace, name)
+            if cache is not None:
+                cache.observe(obj)
+        return obj
 
     async def list(self, caller: Caller, namespace: str, label_selector: str = "") -> JSONObject:
         return await self._gateway.list(caller, namespace, label_selector)
 
+    async def get_rendered(
+        self, caller: Caller, namespace: str, name: str, family: Family
+    ) -> bytes:
+        """One Steve resource's JSON bytes (pre-serialised when it comes from the cache)."""
+        cache = await self._cached(caller, "get", namespace)
+        entry = cache.entry(name) if cache is not None else None
+        if entry is not None:
+            return entry.render(family)
+        return orjson.dumps(resource(await self.get(caller, namespace, name), family))
+
+    async def list_rendered(
+        self,
+        caller: Caller,
+        namespace: str,
+        label_selector: str,
+        selector: Selector,
+        family: Family,
+        self_url: str,
+    ) -> bytes:
+        """A Steve collection's JSON bytes; the selector is evaluated on the cache."""
+        cache = await self._cached(caller, "list", namespace)
+        if cache is not None:
+            return cache.collection(family, self_url, selector)
+        listed = await self._gateway.list(caller, namespace, label_selector)
+        return orjson.dumps(collection(listed, family, self_url))
+
+    async def _live(self, caller: Caller, namespace: str, name: str) -> JSONObject:
+        """The object the guards check: the cached one when there is a cache."""
+        return await self.get(caller, namespace, name)
+
     async def dismiss(self, caller: Caller, namespace: str, name: str) -> Outcome:
         """Mark the message read; refused (409) while the upgrade is unfinished."""
-        live = await self._gateway.get(caller, namespace, name)
+        live = await self._live(caller, namespace, name)
         return await self._mark_read(caller, namespace, name, live, refuse_unfinished=True)
 
     async def cancel(self, caller: Caller, namespace: str, name: str) -> Outcome:
         """The dialog's Cancel: like dismiss on a finished upgrade, else no write. Never 409s."""
-        live = await self._gateway.get(caller, namespace, name)
+        live = await self._live(caller, namespace, name)
         return await self._mark_read(caller, namespace, name, live, refuse_unfinished=False)
 
     async def put(self, caller: Caller, namespace: str, name: str, body: object) -> Outcome:
         """A client's whole-object PUT, reduced to the one allowed change or to none."""
         checked = check_body(body, namespace=namespace, name=name)
-        live = await self._gateway.get(caller, namespace, name)
+        live = await self._live(caller, namespace, name)
         reduction = reduce_put(checked, live)
         if not reduction.dismiss:
             return Outcome(
@@ -135,6 +210,8 @@ class UpgradeService:
                 return Outcome(obj=live, changed=False, conflicts=conflicts)
             try:
                 obj = await self._gateway.mark_read(caller, namespace, name, resource_version(live))
+                if self._cache is not None:
+                    self._cache.observe(obj)
                 return Outcome(obj=obj, changed=True, conflicts=conflicts)
             except errors.UpstreamConflict:
                 conflicts += 1
@@ -144,6 +221,8 @@ class UpgradeService:
                         code="ConflictRetriesExhausted",
                         upstream_status=409,
                     ) from None
-            live = await self._gateway.get(caller, namespace, name)
+            live = await self._gateway.get(caller, namespace, name)  # fresh, never the cache
+            if self._cache is not None:
+                self._cache.observe(live)
             if recheck is not None and not recheck(live):
                 return Outcome(obj=live, changed=False, conflicts=conflicts)

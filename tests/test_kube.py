@@ -334,7 +334,12 @@ def test_the_gateways_public_surface() -> None:
     assert _public(kube.UpgradeGateway) == {"get", "list", "mark_read"}
     assert _public(kube.ClusterProbe) == {"problem"}
     assert _public(kube.TokenReviewer) == {"review"}
-    assert set(kube.Upstream.__dataclass_fields__) == {"gateway", "probe", "reviewer"}
+    # The read cache's list and watch, and the access reviews for reads from it.
+    assert _public(kube.UpgradeWatcher) == {"list", "watch", "WATCH_SECONDS"}
+    assert _public(kube.AccessReviewer) == {"self_review", "subject_review"}
+    assert set(kube.Upstream.__dataclass_fields__) == {
+        "gateway", "probe", "reviewer", "watcher", "access"
+    }  # fmt: skip
 
 
 async def test_impersonation_sends_every_field_of_the_caller(

@@ -24,7 +24,7 @@ from bff.labels import SelectorError, parse_selector
 from bff.model import READ_MESSAGE
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
-from bff.steve import Family, collection, resource
+from bff.steve import Family, resource
 from bff.upgrades import Action, Outcome
 
 audit_log = logging.getLogger("bff.audit")
@@ -79,18 +79,20 @@ async def list_upgrades(request: web.Request) -> web.Response:
     namespace = check_namespace(request.match_info.get("namespace", settings.namespace))
     selector = request.query.get("labelSelector", "")
     try:
-        parse_selector(selector)
+        parsed = parse_selector(selector)
     except SelectorError as exc:
         raise errors.BadRequest(f"invalid labelSelector: {exc}", code="InvalidSelector") from None
-    listed = await request.app[SERVICE].list(caller, namespace, selector)
-    return web.json_response(collection(listed, family, str(request.rel_url)))
+    body = await request.app[SERVICE].list_rendered(
+        caller, namespace, selector, parsed, family, str(request.rel_url)
+    )
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def get_upgrade(request: web.Request) -> web.Response:
     _, family, caller = await _begin(request, "get")
     namespace, name = _target(request)
-    obj = await request.app[SERVICE].get(caller, namespace, name)
-    return web.json_response(resource(obj, family))
+    body = await request.app[SERVICE].get_rendered(caller, namespace, name, family)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 UPGRADES = "/api/{version}/upgrades"
 UPGRADE = UPGRADES + "/{namespace}/{name}"
+#: Server-sent events from the read cache (bff.api.events).
+UPGRADE_EVENTS = UPGRADES + "/events"
 RANCHER_PREFIX = "/k8s/clusters/{cluster}"
 STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.api import handlers, ops
-from bff.api.paths import RANCHER_PREFIX, STEVE_COLLECTION, UPGRADE, UPGRADES
+from bff.api import events, handlers, ops
+from bff.api.paths import RANCHER_PREFIX, STEVE_COLLECTION, UPGRADE, UPGRADE_EVENTS, UPGRADES
 
 
 def add_routes(app: web.Application, base_path: str = "") -> None:
@@ -21,6 +21,7 @@ def add_routes(app: web.Application, base_path: str = "") -> None:
     r.add_get(f"{b}/static/{{file}}", ops.static, allow_head=False)
 
     r.add_get(f"{b}{UPGRADES}", handlers.list_upgrades, allow_head=False)
+    r.add_get(f"{b}{UPGRADE_EVENTS}", events.upgrade_events, allow_head=False)
     r.add_get(f"{b}{UPGRADE}", handlers.get_upgrade, allow_head=False)
     r.add_put(f"{b}{UPGRADE}", handlers.put_upgrade)
     r.add_post(f"{b}{UPGRADE}", handlers.post_action)

@@ -26,6 +26,7 @@ __all__ = [
     "forbidden",
     "self_subject_access_review",
     "self_subject_review",
+    "subject_access_review",
     "token_review",
 ]
 
@@ -172,9 +173,31 @@ async def self_subject_access_review(request: web.Request) -> web.Response:
     decision for the request's own user on the attributes in the spec."""
     body = await read_review(request, "SelfSubjectAccessReview")
     spec = body.get("spec") or {}
+    return _access_review("SelfSubjectAccessReview", request[USER], spec)
+
+
+async def subject_access_review(request: web.Request) -> web.Response:
+    """``authorization.k8s.io/v1`` SubjectAccessReview: the RBAC decision for the user,
+    uid, groups and extra the spec names (what an authorising proxy asks)."""
+    body = await read_review(request, "SubjectAccessReview")
+    spec = body.get("spec") or {}
+    if not spec.get("user") and not spec.get("groups"):
+        error = invalid("spec.user", None, "at least one of user or group must be specified")
+        raise StatusError.invalid("", [error], group="authorization.k8s.io", kind="")
+    raw_extra = spec.get("extra")
+    extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
+    subject = UserInfo(
+        username=str(spec.get("user") or ""),
+        uid=str(spec.get("uid") or ""),
+        groups=tuple(str(g) for g in spec.get("groups") or ()),
+        extra={str(k): tuple(str(x) for x in v or ()) for k, v in extra.items()},
+    )
+    return _access_review("SubjectAccessReview", subject, spec)
+
+
+def _access_review(kind: str, user: UserInfo, spec: Any) -> web.Response:
     resource = spec.get("resourceAttributes")
     non_resource = spec.get("nonResourceAttributes")
-    user = request[USER]
     if isinstance(resource, dict):
         attrs = Attributes(
             user,
@@ -202,7 +225,7 @@ async def self_subject_access_review(request: web.Request) -> web.Response:
         raise StatusError.invalid("", [error], group="authorization.k8s.io", kind="")
     return json_response(
         {
-            "kind": "SelfSubjectAccessReview",
+            "kind": kind,
             "apiVersion": "authorization.k8s.io/v1",
             "metadata": {},
             "spec": spec,

@@ -55,7 +55,8 @@ GROUPS: dict[str, tuple[str, list[JSON]]] = {
     ),
     "authorization.k8s.io": (
         "v1",
-        [_review("selfsubjectaccessreviews", "SelfSubjectAccessReview")],
+        [_review("selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+         _review("subjectaccessreviews", "SubjectAccessReview")],
     ),
     GROUP: (
         VERSION,

@@ -82,6 +82,9 @@ def create_emulator_app(
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         access.self_subject_access_review,
     )
+    router.add_post(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews", access.subject_access_review
+    )
 
     collection = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}"
     router.add_get(f"/apis/{GROUP}/{VERSION}/{PLURAL}", crud.list_all)

@@ -1,0 +1,113 @@
+"""May this caller read Upgrades here? Asked of the API server, for reads served from the cache.
+
+A read answered from the cache never reaches the API server with the
+caller's credentials, so the API server is asked instead:
+
+* passthrough mode: a ``SelfSubjectAccessReview`` sent *with the caller's
+  token* (an unknown or expired token is refused by the API server with 401,
+  exactly as a direct read would be);
+* impersonate mode: a ``SubjectAccessReview`` for the user the TokenReview
+  confirmed (name, uid, groups, extra), sent with the BFF's identity.
+
+An ``allowed`` answer is reused for at most ``ttl`` seconds per credential
+(a SHA-256 of the token, or of the impersonated user), verb and namespace.
+Denials and errors are never reused as allowed: the next request asks again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from bff import errors
+from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.model import GROUP, PLURAL
+
+
+class Reviews(Protocol):
+    """What this module needs from upstream (``bff.kube.AccessReviewer`` provides it)."""
+
+    async def self_review(self, caller: TokenCaller, verb: str, namespace: str) -> bool: ...
+
+    async def subject_review(
+        self, caller: ImpersonatedCaller, verb: str, namespace: str
+    ) -> bool: ...
+
+
+def credential_key(caller: Caller) -> bytes:
+    """A digest that stands for the caller's credential (the token is never kept)."""
+    digest = hashlib.sha256()
+    if isinstance(caller, TokenCaller):
+        digest.update(b"token\0" + caller.token.encode())
+    else:
+        digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())
+        for group in caller.groups:
+            digest.update(b"\0g" + group.encode())
+        for key in sorted(caller.extra):
+            digest.update(b"\0x" + key.encode())
+            for value in caller.extra[key]:
+                digest.update(b"\0v" + value.encode())
+    return digest.digest()
+
+
+class AccessChecker:
+    def __init__(
+        self,
+        reviews: Reviews,
+        *,
+        ttl: float = 10.0,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+        on_review: Callable[[str], None] = lambda result: None,
+    ) -> None:
+        if ttl > 10.0:
+            raise ValueError("access decisions may be reused for at most 10 seconds")
+        self._reviews = reviews
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._allowed: OrderedDict[tuple[bytes, str, str], float] = OrderedDict()
+        self._on_review = on_review
+
+    async def check(self, caller: Caller, verb: str, namespace: str) -> None:
+        """Return if ``caller`` may ``verb`` Upgrades in ``namespace``; raise otherwise.
+
+        401 (the API server does not know the token) and 403 (it knows the
+        caller, who may not) come out as the API server's own answers would.
+        """
+        key = (credential_key(caller), verb, namespace)
+        expires = self._allowed.get(key)
+        if expires is not None:
+            if self._clock() < expires:
+                self._on_review("hit")
+                return
+            del self._allowed[key]
+        try:
+            if isinstance(caller, TokenCaller):
+                allowed = await self._reviews.self_review(caller, verb, namespace)
+            else:
+                allowed = await self._reviews.subject_review(caller, verb, namespace)
+        except errors.BffError:
+            self._on_review("error")
+            raise
+        if not allowed:
+            self._on_review("denied")
+            who = (
+                f'User "{caller.username}"'
+                if isinstance(caller, ImpersonatedCaller)
+                else ("the caller")
+            )
+            raise errors.Forbidden(
+                f'{PLURAL}.{GROUP} is forbidden: {who} cannot {verb} resource "{PLURAL}" '
+                f'in API group "{GROUP}" in the namespace "{namespace}"',
+                upstream_status=403,
+            )
+        self._on_review("allowed")
+        if self._ttl > 0:
+            self._allowed[key] = self._clock() + self._ttl
+            self._allowed.move_to_end(key)
+            while len(self._allowed) > self._max:
+                self._allowed.popitem(last=False)

@@ -1,0 +1,364 @@
+"""A watch-backed cache of the Upgrades in one namespace, with their Steve renderings.
+
+The cache lists the namespace once (with the BFF's own identity), then watches
+from that list's ``resourceVersion`` with bookmarks. Events replace or remove
+objects; a bookmark moves the version on; a 410 Gone (the version is too old
+for the API server's history) means a fresh list. A dropped watch reconnects
+from the last version seen, after an exponential backoff with full jitter.
+
+Readiness: :meth:`UpgradeCache.problem` is a reason until the first list has
+landed, and again whenever the cache has been unable to reach the API server
+for longer than ``max_stale`` seconds (it cannot know what it missed).
+
+Reads never parse or re-encode: each object's Steve rendering for a route
+family is serialised once (orjson) and reused until the object changes, and
+an unfiltered collection's bytes are joined once per change. Label selectors
+are evaluated here with :mod:`bff.labels` (the API server's semantics).
+
+Who may read is not decided here: :mod:`bff.access` authorises every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from bff import errors
+from bff.labels import Selector
+from bff.model import STEVE_TYPE
+from bff.steve import Family, resource
+
+log = logging.getLogger(__name__)
+
+JSONObject = dict[str, Any]
+
+#: Renderings kept per object; Rancher's cluster ids make families unbounded.
+MAX_FAMILIES = 8
+
+
+class Watcher(Protocol):
+    """What the cache needs from upstream (``bff.kube.UpgradeWatcher`` provides it)."""
+
+    async def list(self, namespace: str) -> JSONObject: ...
+
+    def watch(
+        self, namespace: str, resource_version: str, on_open: Callable[[], None]
+    ) -> AsyncIterator[JSONObject]: ...
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+def _version(obj: JSONObject) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("resourceVersion", "")) if isinstance(meta, dict) else ""
+
+
+def newer(candidate: str, current: str) -> bool:
+    """Whether ``candidate`` is a later resourceVersion than ``current``.
+
+    Versions are opaque in general; etcd-backed servers use increasing integers,
+    which is the only case compared. Anything else counts as newer.
+    """
+    if candidate.isdigit() and current.isdigit():
+        return int(candidate) > int(current)
+    return candidate != current
+
+
+@dataclass
+class Entry:
+    obj: JSONObject
+    labels: dict[str, str]
+    rendered: dict[Family, bytes] = field(default_factory=dict)
+
+    def render(self, family: Family) -> bytes:
+        body = self.rendered.get(family)
+        if body is None:
+            body = orjson.dumps(resource(self.obj, family))
+            if len(self.rendered) < MAX_FAMILIES:
+                self.rendered[family] = body
+        return body
+
+
+def _entry(obj: JSONObject) -> Entry:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    clean = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return Entry(obj=obj, labels=clean)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change, for live subscribers: ``ADDED``, ``MODIFIED`` or ``DELETED``."""
+
+    type: str
+    name: str
+    entry: Entry | None
+
+
+class UpgradeCache:
+    def __init__(
+        self,
+        watcher: Watcher,
+        namespace: str,
+        *,
+        max_stale: float = 30.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.namespace = namespace
+        self._watcher = watcher
+        self._max_stale = max_stale
+        self._backoff = backoff
+        self._clock = clock
+        self._sleep = sleep
+        self._entries: dict[str, Entry] = {}
+        self._order: list[str] | None = []
+        self.resource_version = ""
+        self.synced = False
+        #: Since when the cache could not be sure it is current (None while it is).
+        self._stale_since: float | None = None
+        self._collections: dict[Family, bytes] = {}
+        self._subscribers: set[asyncio.Queue[Change | None]] = set()
+        self._synced_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Counters for metrics and tests: lists, watches started, 410s, reconnects.
+        self.stats = {"lists": 0, "watches": 0, "gone": 0, "reconnects": 0, "events": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="upgrade-cache")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.close_subscribers()
+
+    def close_subscribers(self) -> None:
+        for queue in list(self._subscribers):
+            self._offer(queue, None)
+        self._subscribers.clear()
+
+    async def wait_synced(self) -> None:
+        await self._synced_event.wait()
+
+    def problem(self) -> str | None:
+        """Why the cache cannot serve (readiness), or None."""
+        if not self.synced:
+            return f"the Upgrade cache for {self.namespace} has not synced yet"
+        if self._stale_since is not None and self._clock() - self._stale_since > self._max_stale:
+            return (
+                f"the Upgrade cache for {self.namespace} has not reached the API server "
+                f"for more than {self._max_stale:g}s"
+            )
+        return None
+
+    async def _run(self) -> None:
+        self._failures = 0
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    self._replace(await self._watcher.list(self.namespace))
+                    need_list = False
+                self.stats["watches"] += 1
+                async for event in self._watcher.watch(
+                    self.namespace, self.resource_version, self._connected
+                ):
+                    self._apply(event)
+                # The server ended the watch (its timeout): carry on from the last version.
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Gone:
+                self.stats["gone"] += 1
+                log.info("the watch of %s is too old; listing again", self.namespace)
+                need_list = True
+                continue
+            except errors.BffError as exc:
+                reason = exc.message
+            except Exception as exc:  # a broken stream, a bad event: never kill the loop
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._stale_since is None:
+                self._stale_since = self._clock()
+            self._failures += 1
+            self.stats["reconnects"] += 1
+            low, high = self._backoff
+            delay = random.uniform(0, min(high, low * 2 ** min(self._failures - 1, 16)))  # noqa: S311
+            log.warning("the Upgrade cache for %s lost the API server (%s); retrying in %.1fs",
+                        self.namespace, reason, delay)  # fmt: skip
+            await self._sleep(delay)
+
+    def _connected(self) -> None:
+        self._stale_since = None
+        self._failures = 0
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _replace(self, listed: JSONObject) -> None:
+        items = listed.get("items")
+        fresh: dict[str, Entry] = {}
+        for obj in items if isinstance(items, list) else []:
+            if isinstance(obj, dict):
+                name = str((obj.get("metadata") or {}).get("name", ""))
+                old = self._entries.get(name)
+                if old is not None and _version(old.obj) == _version(obj):
+                    fresh[name] = old  # keep its renderings
+                else:
+                    fresh[name] = _entry(obj)
+        changes = [Change("DELETED", n, None) for n in self._entries.keys() - fresh.keys()]
+        changes += [
+            Change("ADDED" if n not in self._entries else "MODIFIED", n, e)
+            for n, e in fresh.items()
+            if self._entries.get(n) is not e
+        ]
+        self._entries = fresh
+        self.resource_version = _version(listed)
+        self._changed()
+        self.stats["lists"] += 1
+        self._stale_since = None
+        if not self.synced:
+            self.synced = True
+            self._synced_event.set()
+        for change in changes:
+            self._publish(change)
+
+    def _apply(self, event: JSONObject) -> None:
+        kind = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            return
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone()
+            raise errors.UpstreamUnavailable(
+                f"the watch failed: {str(obj.get('message', ''))[:200]}", http_status=502
+            )
+        version = _version(obj)
+        if kind == "BOOKMARK":
+            if version:
+                self.resource_version = version
+            return
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        self.stats["events"] += 1
+        if kind == "DELETED":
+            if self._entries.pop(name, None) is not None:
+                self._changed()
+                self._publish(Change("DELETED", name, None))
+        elif kind in ("ADDED", "MODIFIED"):
+            self._store(name, obj)
+        if version:
+            self.resource_version = version
+
+    def _store(self, name: str, obj: JSONObject) -> bool:
+        old = self._entries.get(name)
+        if old is not None and not newer(_version(obj), _version(old.obj)):
+            return False
+        entry = _entry(obj)
+        self._entries[name] = entry
+        if old is None:
+            self._order = None
+        self._changed(order=old is None)
+        self._publish(Change("ADDED" if old is None else "MODIFIED", name, entry))
+        return True
+
+    def observe(self, obj: JSONObject) -> None:
+        """A newer object the BFF itself just received (a patch answer): read your writes."""
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and meta.get("namespace") == self.namespace:
+            self._store(str(meta.get("name", "")), obj)
+
+    def _changed(self, order: bool = True) -> None:
+        self._collections.clear()
+        if order:
+            self._order = None
+
+    def _names(self) -> list[str]:
+        if self._order is None:
+            self._order = sorted(self._entries)
+        return self._order
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> JSONObject | None:
+        entry = self._entries.get(name)
+        return entry.obj if entry is not None else None
+
+    def entry(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self, selector: Selector | None = None) -> Iterator[Entry]:
+        for name in self._names():
+            entry = self._entries[name]
+            if selector is None or selector.empty or selector.matches(entry.labels):
+                yield entry
+
+    def collection(self, family: Family, self_url: str, selector: Selector | None = None) -> bytes:
+        """A Steve collection's bytes, as :func:`bff.steve.collection` would shape it."""
+        unfiltered = selector is None or selector.empty
+        if unfiltered:
+            cached = self._collections.get(family)
+            if cached is not None and self_url == family.collection_url:
+                return cached
+        data = [e.render(family) for e in self.items(selector)]
+        body = b"".join(
+            (
+                b'{"type":"collection","resourceType":',
+                orjson.dumps(STEVE_TYPE),
+                b',"links":{"self":',
+                orjson.dumps(self_url),
+                b'},"revision":',
+                orjson.dumps(self.resource_version),
+                b',"count":',
+                str(len(data)).encode(),
+                b',"data":[',
+                b",".join(data),
+                b"]}",
+            )
+        )
+        if unfiltered and self_url == family.collection_url and len(self._collections) < 16:
+            self._collections[family] = body
+        return body
+
+    # --- live updates --------------------------------------------------------------------
+
+    def subscribe(self, size: int = 256) -> asyncio.Queue[Change | None]:
+        """A queue of changes; ``None`` means it was dropped (too slow, or shutting down)."""
+        queue: asyncio.Queue[Change | None] = asyncio.Queue(size)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
+        self._subscribers.discard(queue)
+
+    def _publish(self, change: Change) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                self._subscribers.discard(queue)
+                self._offer(queue, None)
+            else:
+                queue.put_nowait(change)
+
+    def _offer(self, queue: asyncio.Queue[Change | None], item: Change | None) -> None:
+        if queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+        queue.put_nowait(item)

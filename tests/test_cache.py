@@ -1,0 +1,238 @@
+"""The watch-backed read cache (``--read-cache on``), through the BFF and on its own.
+
+Everything goes over HTTP to the emulator through the real kubernetes-asyncio
+client; the recorder in front of the emulator shows every upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bff import kube
+from bff.cache import UpgradeCache
+from bff.keys import CACHE
+from bff.labels import parse_selector
+from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_STORE, Fault
+from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.settings import AuthMode
+from tests.conftest import Stack
+from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
+
+READ = "harvesterhci.io/read-message"
+ADMIN = {"Authorization": "Bearer sandbox-admin"}
+BFF_TOKEN = "Bearer sandbox-bff"
+
+
+async def _cached_stack(backend: Backend, factory: Callable[..., Awaitable[Stack]]) -> Stack:
+    stack = await factory(backend, read_cache=True)
+    cache = stack.client.app[CACHE]
+    await asyncio.wait_for(cache.wait_synced(), 10)
+    return stack
+
+
+def _callers(stack: Stack) -> list[Any]:
+    """Upstream requests made for callers (not the cache's own list and watch)."""
+    return [r for r in stack.recorder.requests if r.headers.get("Authorization") != BFF_TOKEN]
+
+
+async def _eventually(check: Callable[[], bool], attempts: int = 250) -> None:
+    for _ in range(attempts):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_reads_are_served_from_the_cache_after_one_access_review(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    for _ in range(3):
+        got = await stack.client.get(f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}",
+                                     headers=ADMIN)  # fmt: skip
+        assert got.status == 200
+        body = await got.json()
+        assert body["id"] == f"{NAMESPACE}/{SUCCEEDED}"
+        assert body["actions"]["dismiss"].endswith("?action=dismiss")
+        listed = await stack.client.get("/api/v1.0.5/upgrades", headers=ADMIN)
+        assert (await listed.json())["count"] == 3
+    calls = _callers(stack)
+    # One SelfSubjectAccessReview per verb, with the caller's own token; no read upstream.
+    assert [(r.method, r.path) for r in calls] == [
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+    ]
+    assert all(r.headers["Authorization"] == "Bearer sandbox-admin" for r in calls)
+    verbs = [r.body["spec"]["resourceAttributes"]["verb"] for r in calls]
+    assert verbs == ["get", "list"]
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [("sandbox-viewer", 200), ("no-such-token", 401), ("sandbox-nobody", 403)],
+)
+async def test_a_caller_upstream_would_refuse_is_refused_by_the_cache_too(
+    token: str,
+    status: int,
+    emulator_backend: Backend,
+    stack_factory: Callable[..., Awaitable[Stack]],
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in (f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}", "/api/v1.0.5/upgrades"):
+        for _ in range(2):  # a denial is never reused as an allow
+            response = await stack.client.get(path, headers=headers)
+            assert response.status == status, await response.text()
+    direct, _ = await emulator_backend.call("GET", emulator_backend.path(SUCCEEDED), token=token)
+    assert direct == status
+
+
+async def test_impersonate_mode_asks_a_subject_access_review_for_the_reviewed_user(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await stack_factory(emulator_backend, read_cache=True, auth_mode=AuthMode.IMPERSONATE)
+    await asyncio.wait_for(stack.client.app[CACHE].wait_synced(), 10)
+    viewer = {"Authorization": "Bearer sandbox-viewer"}
+    nobody = {"Authorization": "Bearer sandbox-nobody"}
+    path = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}"
+    assert (await stack.client.get(path, headers=viewer)).status == 200
+    assert (await stack.client.get(path, headers=nobody)).status == 403
+    assert (await stack.client.get(path, headers=nobody)).status == 403
+    reviews = [r for r in stack.recorder.requests if "subjectaccessreviews" in r.path]
+    assert [r.path.rsplit("/", 1)[1] for r in reviews] == ["subjectaccessreviews"] * 3
+    assert [r.body["spec"]["user"] for r in reviews] == [
+        "sandbox-viewer", "sandbox-nobody", "sandbox-nobody"
+    ]  # fmt: skip
+    assert all(r.headers["Authorization"] == BFF_TOKEN for r in reviews)
+
+
+async def test_a_write_is_one_upstream_call_and_an_idempotent_one_none(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    cached = stack.client.app[CACHE].get(SUCCEEDED)
+    assert cached is not None
+    path = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss"
+    first = await stack.client.post(path, headers=ADMIN)
+    assert first.status == 200
+    assert first.headers["X-Upgrade-Bff-Changed"] == "true"
+    calls = [r for r in _callers(stack) if "accessreviews" not in r.path]
+    assert [(r.method, r.body) for r in calls] == [
+        ("PATCH", {"metadata": {"labels": {READ: "true"},
+                                "resourceVersion": cached["metadata"]["resourceVersion"]}})
+    ]  # fmt: skip
+    before = len(stack.recorder.requests)
+    again = await stack.client.post(path, headers=ADMIN)
+    assert again.status == 200
+    assert again.headers["X-Upgrade-Bff-Changed"] == "false"
+    assert [r for r in stack.recorder.requests[before:] if r.headers.get("Authorization")
+            != BFF_TOKEN] == []  # fmt: skip
+    # The in-progress guard reads the cache too, and refuses without any upstream call.
+    refused = await stack.client.post(
+        f"/api/v1.0.5/upgrades/{NAMESPACE}/{IN_PROGRESS}?action=dismiss", headers=ADMIN
+    )
+    assert refused.status == 409
+    assert stack.upstream_writes()[1:] == []
+
+
+async def test_a_stale_cache_meets_409_then_a_fresh_get_and_a_bounded_retry(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    backend = stack.backend
+    touches = 0
+
+    async def someone_else_writes() -> None:
+        nonlocal touches
+        if touches < 1:
+            touches += 1
+            await backend.merge_patch(FAILED, {"metadata": {"annotations": {"touched": "1"}}})
+
+    stack.recorder.before_patch = someone_else_writes
+    response = await stack.client.post(
+        f"/api/v1.0.5/upgrades/{NAMESPACE}/{FAILED}?action=dismiss", headers=ADMIN
+    )
+    assert response.status == 200
+    upgrade_calls = [(r.method, r.status) for r in _callers(stack) if "/upgrades" in r.path]
+    assert upgrade_calls == [("PATCH", 409), ("GET", 200), ("PATCH", 200)]
+
+
+async def test_label_selectors_on_the_cache_match_the_api_server(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    selectors = [
+        "", "harvesterhci.io/upgradeState=Succeeded", "harvesterhci.io/upgradeState!=Succeeded",
+        "harvesterhci.io/upgradeState in (Failed,Succeeded)", "harvesterhci.io/read-message",
+        "!harvesterhci.io/read-message", "harvesterhci.io/upgradeState notin (Failed)",
+        "harvesterhci.io/upgradeState,harvesterhci.io/upgradeState!=Failed",
+    ]  # fmt: skip
+    for selector in selectors:
+        status, listed = await emulator_backend.call(
+            "GET", emulator_backend.path() + (f"?labelSelector={selector}" if selector else "")
+        )
+        assert status == 200
+        upstream = sorted(i["metadata"]["name"] for i in listed["items"])
+        cached = stack.client.app[CACHE]
+        names = sorted(e.obj["metadata"]["name"] for e in cached.items(parse_selector(selector)))
+        assert names == upstream, selector
+        through = await stack.client.get(
+            "/api/v1.0.5/upgrades", params={"labelSelector": selector}, headers=ADMIN
+        )
+        assert sorted(d["metadata"]["name"] for d in (await through.json())["data"]) == upstream
+
+
+@pytest.fixture
+async def own_cache(emulator_backend: Backend, tmp_path: Path) -> Any:
+    config = write_kubeconfig(tmp_path / "c.kubeconfig", emulator_backend.url, token="sandbox-bff")
+    async with kube.connect(kube.UpstreamOptions(kubeconfig=str(config)), impersonate=False) as up:
+        cache = UpgradeCache(up.watcher, NAMESPACE, max_stale=0.3, backoff=(0.01, 0.05))
+        assert cache.problem() is not None  # not ready before the first list
+        cache.start()
+        await asyncio.wait_for(cache.wait_synced(), 10)
+        yield cache
+        await cache.stop()
+
+
+async def test_the_cache_follows_changes_relists_on_410_and_readiness_tracks_staleness(
+    own_cache: UpgradeCache, emulator_backend: Backend
+) -> None:
+    cache = own_cache
+    app = emulator_backend.app  # type: ignore[attr-defined]
+    store = app[EMULATOR_STORE]
+    assert cache.problem() is None
+    assert len(cache) == 3
+    await emulator_backend.merge_patch(SUCCEEDED, {"metadata": {"labels": {"x": "1"}}})
+    await _eventually(lambda: (cache.get(SUCCEEDED) or {})["metadata"]["labels"].get("x") == "1")
+    store.create(NAMESPACE, {"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
+                             "metadata": {"name": "short-lived"}, "spec": {}})  # fmt: skip
+    await _eventually(lambda: cache.get("short-lived") is not None)
+    status, _ = await emulator_backend.call("DELETE", emulator_backend.path("short-lived"))
+    assert status == 200
+    await _eventually(lambda: cache.get("short-lived") is None)
+
+    # The watch drops; before it is back, more changes than the server keeps history for.
+    def churn(store: Any) -> None:
+        for index in range(5):
+            body = {"apiVersion": "harvesterhci.io/v1beta1", "kind": "Upgrade",
+                    "metadata": {"name": f"churn-{index}"}, "spec": {}}  # fmt: skip
+            store.create(NAMESPACE, body)
+        store.compact()
+
+    app[EMULATOR_FAULTS].add(Fault("GET", path_suffix="/upgrades", action=churn))
+    store.close_watchers()
+    await _eventually(lambda: cache.stats["gone"] >= 1 and len(cache) == 8)
+
+    # Unreachable for longer than max_stale: not ready; back again: ready.
+    faults = app[EMULATOR_FAULTS]
+    faults.add(Fault("GET", path_suffix="/upgrades", status=503, times=10_000))
+    store.close_watchers()
+    await _eventually(lambda: cache.problem() is not None)
+    assert "has not reached the API server" in (cache.problem() or "")
+    faults.clear()
+    await _eventually(lambda: cache.problem() is None)
