@@ -1,7 +1,10 @@
 """The watch-backed read cache (``--read-cache on``), through the BFF and on its own.
 
-Everything goes over HTTP to the emulator through the real kubernetes-asyncio
-client; the recorder in front of the emulator shows every upstream request.
+Everything goes over HTTP through the real kubernetes-asyncio client; the
+recorder in front of the API server shows every upstream request. The
+authorisation, selector and write tests run on the emulator and on the real
+kube-apiserver (``backend``): a caller the API server refuses is refused by
+the cache too.
 """
 
 from __future__ import annotations
@@ -79,23 +82,23 @@ async def test_reads_are_served_from_the_cache_after_one_access_review(
 async def test_a_caller_upstream_would_refuse_is_refused_by_the_cache_too(
     token: str,
     status: int,
-    emulator_backend: Backend,
+    backend: Backend,
     stack_factory: Callable[..., Awaitable[Stack]],
 ) -> None:
-    stack = await _cached_stack(emulator_backend, stack_factory)
+    stack = await _cached_stack(backend, stack_factory)
     headers = {"Authorization": f"Bearer {token}"}
     for path in (f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}", "/api/v1.0.5/upgrades"):
         for _ in range(2):  # a denial is never reused as an allow
             response = await stack.client.get(path, headers=headers)
             assert response.status == status, await response.text()
-    direct, _ = await emulator_backend.call("GET", emulator_backend.path(SUCCEEDED), token=token)
+    direct, _ = await backend.call("GET", backend.path(SUCCEEDED), token=token)
     assert direct == status
 
 
 async def test_impersonate_mode_asks_a_subject_access_review_for_the_reviewed_user(
-    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+    backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
 ) -> None:
-    stack = await stack_factory(emulator_backend, read_cache=True, auth_mode=AuthMode.IMPERSONATE)
+    stack = await stack_factory(backend, read_cache=True, auth_mode=AuthMode.IMPERSONATE)
     await asyncio.wait_for(stack.client.app[CACHE].wait_synced(), 10)
     viewer = {"Authorization": "Bearer sandbox-viewer"}
     nobody = {"Authorization": "Bearer sandbox-nobody"}
@@ -112,9 +115,9 @@ async def test_impersonate_mode_asks_a_subject_access_review_for_the_reviewed_us
 
 
 async def test_a_write_is_one_upstream_call_and_an_idempotent_one_none(
-    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+    backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
 ) -> None:
-    stack = await _cached_stack(emulator_backend, stack_factory)
+    stack = await _cached_stack(backend, stack_factory)
     cached = stack.client.app[CACHE].get(SUCCEEDED)
     assert cached is not None
     path = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss"
@@ -141,9 +144,9 @@ async def test_a_write_is_one_upstream_call_and_an_idempotent_one_none(
 
 
 async def test_a_stale_cache_meets_409_then_a_fresh_get_and_a_bounded_retry(
-    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+    backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
 ) -> None:
-    stack = await _cached_stack(emulator_backend, stack_factory)
+    stack = await _cached_stack(backend, stack_factory)
     backend = stack.backend
     touches = 0
 
@@ -163,9 +166,9 @@ async def test_a_stale_cache_meets_409_then_a_fresh_get_and_a_bounded_retry(
 
 
 async def test_label_selectors_on_the_cache_match_the_api_server(
-    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+    backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
 ) -> None:
-    stack = await _cached_stack(emulator_backend, stack_factory)
+    stack = await _cached_stack(backend, stack_factory)
     selectors = [
         "", "harvesterhci.io/upgradeState=Succeeded", "harvesterhci.io/upgradeState!=Succeeded",
         "harvesterhci.io/upgradeState in (Failed,Succeeded)", "harvesterhci.io/read-message",
@@ -173,8 +176,8 @@ async def test_label_selectors_on_the_cache_match_the_api_server(
         "harvesterhci.io/upgradeState,harvesterhci.io/upgradeState!=Failed",
     ]  # fmt: skip
     for selector in selectors:
-        status, listed = await emulator_backend.call(
-            "GET", emulator_backend.path() + (f"?labelSelector={selector}" if selector else "")
+        status, listed = await backend.call(
+            "GET", backend.path() + (f"?labelSelector={selector}" if selector else "")
         )
         assert status == 200
         upstream = sorted(i["metadata"]["name"] for i in listed["items"])

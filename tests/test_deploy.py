@@ -311,7 +311,7 @@ def test_base_role_is_bound_to_the_service_account() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
 
 
-def test_impersonate_overlay_adds_only_tokenreview_and_impersonation() -> None:
+def test_impersonate_overlay_adds_only_reviews_and_impersonation() -> None:
     base = {object_id(obj): obj for obj in built("base")}
     overlay = {object_id(obj): obj for obj in built("impersonate")}
     assert base.keys() <= overlay.keys()
@@ -321,6 +321,8 @@ def test_impersonate_overlay_adds_only_tokenreview_and_impersonation() -> None:
     cluster_role = only(added, "ClusterRole")
     assert rule_triples(cluster_role) == {
         ("authentication.k8s.io", "tokenreviews", "create"),
+        # The read cache asks whether the reviewed user may read (--read-cache on).
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
         ("", "users", "impersonate"),
         ("", "groups", "impersonate"),
         ("", "serviceaccounts", "impersonate"),
