@@ -54,6 +54,8 @@ class Round:
     #: Upstream requests (watches apart) per client request; None against a real cluster.
     upstream_calls_per_request: float | None
     reused_paths: int = 0
+    #: Upstream requests during the round by kind (GET, PATCH, POST = access reviews, ...).
+    upstream_requests: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,12 +171,15 @@ class Bench:
         per = {k: round(c.used() * tick_us() / requests, 1) for k, c in watched.items()}
         per["load"] = round(result.cpu_ticks * tick_us() / requests, 1)
         upstream = None
+        deltas: dict[str, int] = {}
         if self.upstream is not None:
             upstream = round((after.get("total", 0) - before.get("total", 0)) / requests, 3)
+            deltas = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         return Round(
             rps=result.rps, p50_ms=result.p50_ms, p99_ms=result.p99_ms, requests=result.requests,
             errors=result.errors, seconds=result.seconds, cpu_us_per_request=per,
             upstream_calls_per_request=upstream, reused_paths=result.reused_paths,
+            upstream_requests=deltas,
         )  # fmt: skip
 
     def plan(self, target: Child, method: str, paths: list[str], *, consume: bool = False,
