@@ -49,6 +49,7 @@ BAD = {
     "bench_load_generator": "ab",
     "bench_kubeconfig": "/nonexistent/kubeconfig",
     "bench_namespace": "No",
+    "read_cache": "maybe",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
 
