@@ -24,8 +24,9 @@ from aiohttp import web
 
 from bff import server
 from bff.app import create_app
+from bff.sandbox import provider_states
 from bff.sandbox.controller import SimulatedController
-from bff.sandbox.emulator import create_emulator_app
+from bff.sandbox.emulator import EMULATOR_STORE, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.sandbox.tls import SandboxCA
 from bff.settings import Settings
@@ -99,6 +100,8 @@ async def running(
             try:
                 bff_settings = replace(settings, kubeconfig=str(bff_config))
                 bff_app = create_app(bff_settings)
+                # Pact's provider states: served by the sandbox's BFF only, never by `serve`.
+                provider_states.mount(bff_app, emulator_app[EMULATOR_STORE], bff_settings.base_path)
                 runner, bff_url = await server.start(bff_app, bff_settings)
                 try:
                     yield Sandbox(
