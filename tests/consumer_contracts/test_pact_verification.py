@@ -14,14 +14,19 @@ by ``scripts/test`` once it has written them), which makes it a failure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pact import Verifier
 
 from bff.sandbox.provider_states import PATH as STATES_PATH
@@ -100,3 +105,110 @@ def test_every_interaction_of_the_pact_verifies_against_the_sandbox(
     for interaction in found:
         assert f"{interaction['description']}" in report, report
     assert "FAILED" not in report, report
+
+
+# --- the verification can fail ----------------------------------------------------------
+#
+# A real HTTP proxy in front of the same sandbox breaks one part of the response
+# shape; every interaction that relies on that part, and only those, must fail.
+
+_HOP = {"host", "content-length", "transfer-encoding", "content-encoding", "connection"}
+Mutation = Callable[[int, dict[str, str], Any], tuple[dict[str, str], Any]]
+
+
+def _drop_status(status: int, headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+    for obj in [body, *(body.get("data", []) if isinstance(body, dict) else [])]:
+        if isinstance(obj, dict) and isinstance(obj.get("status"), dict):
+            del obj["status"]
+    return headers, body
+
+
+def _plain_errors(status: int, headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+    if status >= 400 and isinstance(body, dict):
+        body = {"error": body.get("message", "")}
+    return headers, body
+
+
+def _no_changed_header(
+    status: int, headers: dict[str, str], body: Any
+) -> tuple[dict[str, str], Any]:
+    return {k: v for k, v in headers.items() if k.lower() != "x-upgrade-bff-changed"}, body
+
+
+def _relies_on_status(interaction: dict[str, Any]) -> bool:
+    content = interaction["response"].get("body", {}).get("content")
+    items = [content, *(content.get("data", []) if isinstance(content, dict) else [])]
+    return any(isinstance(i, dict) and isinstance(i.get("status"), dict) for i in items)
+
+
+BREAKAGES: dict[str, tuple[Mutation, Callable[[dict[str, Any]], bool], str]] = {
+    "status dropped from every resource": (
+        _drop_status,
+        _relies_on_status,
+        "missing the following keys: status",
+    ),
+    "errors not in Steve's shape": (
+        _plain_errors,
+        lambda i: i["response"]["status"] >= 400,
+        "missing the following keys: code, message, status, type",
+    ),
+    "X-Upgrade-Bff-Changed header dropped": (
+        _no_changed_header,
+        lambda i: "X-Upgrade-Bff-Changed" in i["response"].get("headers", {}),
+        "Expected a header 'X-Upgrade-Bff-Changed' but was missing",
+    ),
+}
+
+_FAILED = re.compile(r"^\d+\) Verifying a pact between .+? - (.+)$", re.MULTILINE)
+
+
+async def _corrupting_proxy(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    http: aiohttp.ClientSession,
+    upstream: str,
+    mutate: Mutation,
+) -> str:
+    async def forward(request: web.Request) -> web.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        async with http.request(
+            request.method,
+            upstream + request.path_qs,
+            headers=headers,
+            data=await request.read() or None,
+        ) as answer:
+            raw = await answer.read()
+            out = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+            status = answer.status
+        body: Any = json.loads(raw) if raw else None
+        out, body = mutate(status, out, body)
+        return web.Response(
+            status=status, headers=out, body=json.dumps(body).encode() if raw else b""
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+@pytest.mark.parametrize("consumer", CONSUMERS)
+async def test_a_broken_response_shape_fails_the_verification(
+    consumer: str,
+    breakage: str,
+    sandbox: str,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    http: aiohttp.ClientSession,
+) -> None:
+    mutate, affected, says = BREAKAGES[breakage]
+    path = pact_file(consumer)
+    expected = {i["description"] for i in interactions(path) if affected(i)}
+    assert expected, f"no interaction of {consumer} relies on what this breaks"
+    proxy = await _corrupting_proxy(aiohttp_server, http, sandbox, mutate)
+
+    # The verifier blocks; the proxy needs this loop, so the verifier gets a thread.
+    ok, report = await asyncio.to_thread(verify, path, proxy, sandbox + STATES_PATH)
+
+    assert not ok, report
+    assert set(_FAILED.findall(report)) == expected, report
+    assert says in report
