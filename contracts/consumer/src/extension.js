@@ -10,6 +10,8 @@
 // (status among them), v1.0.5 sends the whole object back. v1.0.5 can also use
 // the BFF's actions, the URLs in a resource's `actions`.
 
+const http = require('node:http');
+
 const READ_MESSAGE = 'harvesterhci.io/read-message';
 const UPGRADE_STATE = 'harvesterhci.io/upgradeState';
 
@@ -24,6 +26,24 @@ const NEVER_SAVED_METADATA = [
   'managedFields',
   'ownerReferences',
 ];
+
+// One connection per request (no keep-alive pool): each test talks to a new mock
+// server, and a pooled socket to an old one must never carry the next request.
+function send(url, method, headers, payload) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, headers: new Headers(res.headers), text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.end(payload);
+  });
+}
 
 class SteveError extends Error {
   constructor(status, body) {
@@ -45,15 +65,14 @@ class Session {
   async request(method, path, body) {
     const headers = { Accept: 'application/json', Cookie: `R_SESS=${this.token}; CSRF=${this.csrf}` };
     if (method !== 'GET') headers['X-API-CSRF'] = this.csrf;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const response = await fetch(new URL(path, this.baseUrl), {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    const json = text ? JSON.parse(text) : undefined;
-    if (!response.ok) {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) {
+      headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = String(payload.length);
+    }
+    const response = await send(new URL(path, this.baseUrl), method, headers, payload);
+    const json = response.text ? JSON.parse(response.text) : undefined;
+    if (response.status >= 400) {
       // Every error the dashboard can show is Steve's {type: "error", status, code, message}.
       if (!json || json.type !== 'error' || json.status !== response.status) {
         throw new Error(`HTTP ${response.status} without Steve's error shape`);
