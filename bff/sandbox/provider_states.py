@@ -34,7 +34,8 @@ from aiohttp import web
 
 from bff.names import is_dns1123_label, is_dns1123_subdomain
 from bff.sandbox.seed import NAMESPACE, creatable, seed_objects
-from bff.sandbox.store import StatusError, Store
+from bff.sandbox.status import StatusError
+from bff.sandbox.store import Store
 
 __all__ = ["PATH", "STATES", "mount"]
 
