@@ -87,6 +87,25 @@ def sandbox() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def sandbox_under_a_base_path() -> Iterator[str]:
+    with running_sandbox("--base-path", "/harvester-upgrade-bff") as url:
+        assert url.endswith("/harvester-upgrade-bff")
+        yield url
+
+
+@pytest.mark.parametrize("consumer", CONSUMERS)
+def test_every_interaction_verifies_under_the_ingress_base_path(
+    consumer: str, sandbox_under_a_base_path: str
+) -> None:
+    # Behind an Ingress that routes by prefix: the verifier puts the base path in
+    # front of every interaction's path; links and actions must still fit.
+    path = pact_file(consumer)
+    ok, report = verify(path, sandbox_under_a_base_path, sandbox_under_a_base_path + STATES_PATH)
+    assert ok, report
+    assert "FAILED" not in report, report
+
+
 @pytest.mark.parametrize("consumer", CONSUMERS)
 def test_every_interaction_of_the_pact_verifies_against_the_sandbox(
     consumer: str, sandbox: str

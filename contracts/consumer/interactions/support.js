@@ -21,6 +21,9 @@ function fixture(rel) {
 }
 
 function pactFor(consumer) {
+  // Pact merges into an existing file; start this consumer's pact afresh so an
+  // interaction removed from the tests cannot linger (npm test also clears the folder).
+  fs.rmSync(path.join(PACTS, `${consumer}-${PROVIDER}.json`), { force: true });
   return new PactV4({
     consumer,
     provider: PROVIDER,

@@ -49,19 +49,20 @@ const given = (interaction, objectState, model, callerState = 'the caller may di
     .given(objectState, { namespace: NAMESPACE, name: model.metadata.name })
     .given(callerState);
 
+// Links and actions are followed as given, so any prefix an Ingress adds
+// (the BFF's --base-path) is fine; what follows it is not.
+const PREFIX = '(/[A-Za-z0-9._~-]+)*';
+const escaped = (model) => pathOf(model).replaceAll('.', '\\.');
+
 function actionLinks(model) {
-  const self = pathOf(model).replaceAll('.', '\\.');
-  return {
-    self: M.regex(new RegExp(`${self}$`), pathOf(model)),
-    update: M.regex(new RegExp(`${self}$`), pathOf(model)),
-  };
+  const self = new RegExp(`^${PREFIX}${escaped(model)}$`);
+  return { self: M.regex(self, pathOf(model)), update: M.regex(self, pathOf(model)) };
 }
 
 function actions(model) {
-  const self = pathOf(model).replaceAll('.', '\\.').replaceAll('/', '\\/');
   return {
-    dismiss: M.regex(new RegExp(`${self}\\?action=dismiss$`), model.actions.dismiss),
-    cancel: M.regex(new RegExp(`${self}\\?action=cancel$`), model.actions.cancel),
+    dismiss: M.regex(new RegExp(`^${PREFIX}${escaped(model)}\\?action=dismiss$`), model.actions.dismiss),
+    cancel: M.regex(new RegExp(`^${PREFIX}${escaped(model)}\\?action=cancel$`), model.actions.cancel),
   };
 }
 
