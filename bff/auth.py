@@ -70,7 +70,9 @@ def check_origin(request: web.Request, allowed: Iterable[str]) -> None:
     origin = origin.lower()
     own = {f"{scheme}://{request.host}".lower() for scheme in ("http", "https")}
     if origin not in own and origin not in set(allowed):
-        raise errors.Forbidden(f"origin {origin[:100]!r} is not allowed", code="OriginNotAllowed")
+        raise errors.Forbidden(
+            f"origin {origin[:100]!r} is not allowed", code=errors.Code.ORIGIN_NOT_ALLOWED
+        )
 
 
 def check_csrf(request: web.Request) -> None:
@@ -80,7 +82,7 @@ def check_csrf(request: web.Request) -> None:
         raise errors.Forbidden(
             f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header "
             f"equal to the {CSRF_COOKIE} cookie",
-            code="InvalidCSRFToken",
+            code=errors.Code.INVALID_CSRF_TOKEN,
         )
 
 

@@ -66,7 +66,7 @@ def legacy_dismiss_body(obj: Mapping[str, Any]) -> JSON:
 
     Its Steve model (the object plus ``id`` and ``type``) without status and without
     server-owned metadata, with ``read-message: "true"`` added: the shape of
-    ``tests/fixtures/clients/v1.0.4-dismiss-put-body.json``, captured from the extension.
+    ``bff/captured/clients/v1.0.4-dismiss-put-body.json``, captured from the extension.
     """
     meta = obj["metadata"]
     body: JSON = {"id": f"{meta['namespace']}/{meta['name']}", "type": "harvesterhci.io.upgrade"}

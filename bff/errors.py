@@ -9,6 +9,7 @@ header or a token.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -16,18 +17,52 @@ from typing import ClassVar
 MAX_UPSTREAM_MESSAGE = 256
 
 
+class Code(enum.StrEnum):
+    """Every ``code`` the BFF answers with; the API description lists exactly these."""
+
+    BAD_REQUEST = "BadRequest"
+    CONFLICT = "Conflict"
+    CONFLICT_RETRIES_EXHAUSTED = "ConflictRetriesExhausted"
+    EMPTY_BODY = "EmptyBody"
+    FORBIDDEN = "Forbidden"
+    FORBIDDEN_HEADER = "ForbiddenHeader"
+    IDENTITY_MISMATCH = "IdentityMismatch"
+    INTERNAL_ERROR = "InternalError"
+    INVALID = "Invalid"
+    INVALID_BODY = "InvalidBody"
+    INVALID_CSRF_TOKEN = "InvalidCSRFToken"  # noqa: S105 (a code, not a secret)
+    INVALID_LABELS = "InvalidLabels"
+    INVALID_NAME = "InvalidName"
+    INVALID_SELECTOR = "InvalidSelector"
+    LIVE_UPDATES_OFF = "LiveUpdatesOff"
+    MALFORMED_JSON = "MalformedJSON"
+    METHOD_NOT_ALLOWED = "MethodNotAllowed"
+    NOT_FOUND = "NotFound"
+    ORIGIN_NOT_ALLOWED = "OriginNotAllowed"
+    REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLarge"
+    TOO_MANY_REQUESTS = "TooManyRequests"
+    UID_MISMATCH = "UidMismatch"
+    UNAUTHORIZED = "Unauthorized"
+    UNKNOWN_ACTION = "UnknownAction"
+    UNKNOWN_VERSION = "UnknownVersion"
+    UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
+    UPGRADE_IN_PROGRESS = "UpgradeInProgress"
+    UPSTREAM_REQUEST_REFUSED = "UpstreamRequestRefused"
+    UPSTREAM_UNAVAILABLE = "UpstreamUnavailable"
+
+
 class BffError(Exception):
     """An error with an HTTP status, a Steve ``code`` and a human sentence."""
 
     #: The HTTP status; a class default that one error kind may set per instance.
     status: int = 500
-    default_code: ClassVar[str] = "InternalError"
+    default_code: ClassVar[Code] = Code.INTERNAL_ERROR
 
     def __init__(
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: Code | None = None,
         headers: Mapping[str, str] | None = None,
         upstream_status: int | None = None,
     ) -> None:
@@ -45,52 +80,52 @@ class BffError(Exception):
 
 class BadRequest(BffError):
     status = 400
-    default_code = "BadRequest"
+    default_code = Code.BAD_REQUEST
 
 
 class Unauthorized(BffError):
     status = 401
-    default_code = "Unauthorized"
+    default_code = Code.UNAUTHORIZED
 
 
 class Forbidden(BffError):
     status = 403
-    default_code = "Forbidden"
+    default_code = Code.FORBIDDEN
 
 
 class NotFound(BffError):
     status = 404
-    default_code = "NotFound"
+    default_code = Code.NOT_FOUND
 
 
 class MethodNotAllowed(BffError):
     status = 405
-    default_code = "MethodNotAllowed"
+    default_code = Code.METHOD_NOT_ALLOWED
 
 
 class Conflict(BffError):
     status = 409
-    default_code = "Conflict"
+    default_code = Code.CONFLICT
 
 
 class PayloadTooLarge(BffError):
     status = 413
-    default_code = "RequestEntityTooLarge"
+    default_code = Code.REQUEST_ENTITY_TOO_LARGE
 
 
 class UnsupportedMediaType(BffError):
     status = 415
-    default_code = "UnsupportedMediaType"
+    default_code = Code.UNSUPPORTED_MEDIA_TYPE
 
 
 class Invalid(BffError):
     status = 422
-    default_code = "Invalid"
+    default_code = Code.INVALID
 
 
 class TooManyRequests(BffError):
     status = 429
-    default_code = "TooManyRequests"
+    default_code = Code.TOO_MANY_REQUESTS
 
 
 class UpstreamUnavailable(BffError):
@@ -100,7 +135,7 @@ class UpstreamUnavailable(BffError):
     ``UpstreamUnavailable`` so clients have one thing to match on.
     """
 
-    default_code = "UpstreamUnavailable"
+    default_code = Code.UPSTREAM_UNAVAILABLE
 
     def __init__(
         self, message: str, *, http_status: int = 502, upstream_status: int | None = None
@@ -124,7 +159,7 @@ class UpstreamRequestRefused(BffError):
     not send. Nothing went upstream; the client gets a plain 500.
     """
 
-    default_code = "UpstreamRequestRefused"
+    default_code = Code.UPSTREAM_REQUEST_REFUSED
 
 
 def truncate(message: str, limit: int = MAX_UPSTREAM_MESSAGE) -> str:

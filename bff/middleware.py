@@ -54,7 +54,8 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
         return errors.PayloadTooLarge("the request body is larger than the limit")
     if isinstance(exc, web.HTTPNotFound):
         return errors.NotFound("no such route")
-    error = errors.BffError(exc.reason, code=exc.reason.replace(" ", ""))
+    code = errors.Code.BAD_REQUEST if exc.status < 500 else errors.Code.INTERNAL_ERROR
+    error = errors.BffError(exc.reason, code=code)
     error.status = exc.status
     return error
 
@@ -104,7 +105,9 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     allowed = origin in request.app[SETTINGS].allowed_origins
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not allowed:
-            raise errors.Forbidden("this origin may not call the API", code="OriginNotAllowed")
+            raise errors.Forbidden(
+                "this origin may not call the API", code=errors.Code.ORIGIN_NOT_ALLOWED
+            )
         response: web.StreamResponse = web.Response(status=204)
         response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
@@ -128,7 +131,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     name = forbidden_header(request.headers.keys())
     if name is not None:
         raise errors.Forbidden(
-            "Impersonate-* headers are not accepted from clients", code="ForbiddenHeader"
+            "Impersonate-* headers are not accepted from clients", code=errors.Code.FORBIDDEN_HEADER
         )
     return await handler(request)
 
@@ -142,7 +145,9 @@ async def unexpected(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     except Exception:
         log.exception("unexpected error while serving %s", route_template(request))
-        raise errors.BffError("internal error; see the BFF's log", code="InternalError") from None
+        raise errors.BffError(
+            "internal error; see the BFF's log", code=errors.Code.INTERNAL_ERROR
+        ) from None
 
 
 @web.middleware

@@ -8,7 +8,7 @@ The rules themselves are apimachinery's, in :mod:`bff.labels`.
 
 from __future__ import annotations
 
-from bff.errors import BadRequest
+from bff.errors import BadRequest, Code
 from bff.labels import dns1123_label_errors, dns1123_subdomain_errors
 
 
@@ -23,7 +23,7 @@ def is_dns1123_subdomain(value: str) -> bool:
 def _check(kind: str, value: str, errors: list[str]) -> str:
     if errors:
         raise BadRequest(
-            f"{kind} {value[:80]!r} is invalid: {'; '.join(errors)}", code="InvalidName"
+            f"{kind} {value[:80]!r} is invalid: {'; '.join(errors)}", code=Code.INVALID_NAME
         )
     return value
 

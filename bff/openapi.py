@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from bff import __version__
+from bff import __version__, captured
 from bff.api.paths import (
     RANCHER_PREFIX,
     STATIC_FILES,
@@ -25,6 +25,7 @@ from bff.api.paths import (
 )
 from bff.api.versions import VERSIONS
 from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from bff.errors import Code
 from bff.model import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
 from bff.patches import WARNINGS
 from bff.upgrades import Action
@@ -60,23 +61,23 @@ def _json(schema: JSON, examples: Mapping[str, JSON] | None = None) -> JSON:
 
 #: status -> (component name, description, {code: example message}).
 #: The codes are every ``code`` the BFF can answer with for that status.
-_ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
+_ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
     400: (
         "BadRequest",
         "Bad input, refused before any upstream call: malformed JSON, a name or namespace "
         "that is not DNS-1123, a body whose identity does not match the URL, a bad label "
         "shape, an invalid labelSelector or an unknown action.",
         {
-            "InvalidName": "name 'Bad_Name' is not a valid DNS-1123 subdomain "
+            Code.INVALID_NAME: "name 'Bad_Name' is not a valid DNS-1123 subdomain "
             "(lower-case alphanumerics, '-' and '.', at most 253 characters)",
-            "InvalidSelector": "invalid labelSelector: unexpected character",
-            "MalformedJSON": "malformed JSON: Expecting value: line 1 column 1 (char 0)",
-            "EmptyBody": "the request body is empty",
-            "InvalidBody": "apiVersion must be harvesterhci.io/v1beta1",
-            "IdentityMismatch": "metadata.name in the body does not match the name in the URL",
-            "InvalidLabels": "metadata.labels must be an object of strings",
-            "UnknownAction": "unknown action 'delete'; actions are dismiss and cancel",
-            "BadRequest": "the request could not be understood",
+            Code.INVALID_SELECTOR: "invalid labelSelector: unexpected character",
+            Code.MALFORMED_JSON: "malformed JSON: Expecting value: line 1 column 1 (char 0)",
+            Code.EMPTY_BODY: "the request body is empty",
+            Code.INVALID_BODY: "apiVersion must be harvesterhci.io/v1beta1",
+            Code.IDENTITY_MISMATCH: "metadata.name in the body does not match the name in the URL",
+            Code.INVALID_LABELS: "metadata.labels must be an object of strings",
+            Code.UNKNOWN_ACTION: "unknown action 'delete'; actions are dismiss and cancel",
+            Code.BAD_REQUEST: "the request could not be understood",
         },
     ),
     401: (
@@ -84,7 +85,7 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
         "No credential, a malformed Authorization header, or the Kubernetes API did not "
         "accept the token. A request without a credential never reaches the API server.",
         {
-            "Unauthorized": "no credential: send 'Authorization: Bearer <token>' "
+            Code.UNAUTHORIZED: "no credential: send 'Authorization: Bearer <token>' "
             "or the R_SESS session cookie",
         },
     ),
@@ -93,10 +94,10 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
         "The Kubernetes API refused the caller (RBAC), an Impersonate-* header was sent, "
         "the Origin is not allowed, or a cookie-authenticated write lacks the CSRF header.",
         {
-            "Forbidden": 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" is forbidden',
-            "ForbiddenHeader": "Impersonate-* headers are not accepted from clients",
-            "OriginNotAllowed": "origin 'https://evil.example' is not allowed",
-            "InvalidCSRFToken": "a cookie-authenticated PUT needs the X-API-CSRF header "
+            Code.FORBIDDEN: 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" is forbidden',
+            Code.FORBIDDEN_HEADER: "Impersonate-* headers are not accepted from clients",
+            Code.ORIGIN_NOT_ALLOWED: "origin 'https://evil.example' is not allowed",
+            Code.INVALID_CSRF_TOKEN: "a cookie-authenticated PUT needs the X-API-CSRF header "
             "equal to the CSRF cookie",
         },
     ),
@@ -105,16 +106,16 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
         "No such Upgrade, a client version the BFF does not speak, or live updates "
         "without the read cache.",
         {
-            "NotFound": 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" not found',
-            "UnknownVersion": "unknown client version 'v9'; supported versions: "
+            Code.NOT_FOUND: 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" not found',
+            Code.UNKNOWN_VERSION: "unknown client version 'v9'; supported versions: "
             + ", ".join(VERSIONS),
-            "LiveUpdatesOff": "live updates need the read cache (--read-cache on)",
+            Code.LIVE_UPDATES_OFF: "live updates need the read cache (--read-cache on)",
         },
     ),
     405: (
         "MethodNotAllowed",
         "v1.0.4 clients have no actions: they PUT the object.",
-        {"MethodNotAllowed": "v1.0.4 clients have no actions; they PUT the object"},
+        {Code.METHOD_NOT_ALLOWED: "v1.0.4 clients have no actions; they PUT the object"},
     ),
     409: (
         "Conflict",
@@ -122,34 +123,34 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
         "Harvester delete its logs), the body's metadata.uid names another incarnation of "
         "the object, or the object kept changing until the retries ran out.",
         {
-            "UpgradeInProgress": "the upgrade is still in progress (state UpgradingNodes); "
+            Code.UPGRADE_IN_PROGRESS: "the upgrade is still in progress (state UpgradingNodes); "
             "it can be dismissed once it has Succeeded or Failed",
-            "UidMismatch": "metadata.uid in the body does not match the live object: "
+            Code.UID_MISMATCH: "metadata.uid in the body does not match the live object: "
             "it was deleted and re-created since the client read it",
-            "ConflictRetriesExhausted": "the upgrade kept changing; gave up after 5 attempts",
-            "Conflict": "the object has been modified; please apply your changes "
+            Code.CONFLICT_RETRIES_EXHAUSTED: "the upgrade kept changing; gave up after 5 attempts",
+            Code.CONFLICT: "the object has been modified; please apply your changes "
             "to the latest version and try again",
         },
     ),
     413: (
         "PayloadTooLarge",
         "The request body is over the limit (64 KiB by default).",
-        {"RequestEntityTooLarge": "the request body is larger than 65536 bytes"},
+        {Code.REQUEST_ENTITY_TOO_LARGE: "the request body is larger than 65536 bytes"},
     ),
     415: (
         "UnsupportedMediaType",
         "A PUT body must be application/json.",
-        {"UnsupportedMediaType": "the body must be application/json, not 'text/plain'"},
+        {Code.UNSUPPORTED_MEDIA_TYPE: "the body must be application/json, not 'text/plain'"},
     ),
     422: (
         "Invalid",
         "The Kubernetes API refused the write as invalid; its message is passed on, truncated.",
-        {"Invalid": 'Upgrade.harvesterhci.io "hvst-upgrade-7xn6v" is invalid'},
+        {Code.INVALID: 'Upgrade.harvesterhci.io "hvst-upgrade-7xn6v" is invalid'},
     ),
     429: (
         "TooManyRequests",
         "The Kubernetes API is throttling; its Retry-After is passed through.",
-        {"TooManyRequests": "Too many requests, please try again later."},
+        {Code.TOO_MANY_REQUESTS: "Too many requests, please try again later."},
     ),
     500: (
         "InternalError",
@@ -157,25 +158,25 @@ _ERRORS: dict[int, tuple[str, str, dict[str, str]]] = {
         "UpstreamRequestRefused: the BFF's own transport refused to send a request it must "
         "never make; nothing was sent.",
         {
-            "InternalError": "internal error; see the BFF's log",
-            "UpstreamRequestRefused": "PUT /apis/harvesterhci.io/v1beta1/namespaces/"
+            Code.INTERNAL_ERROR: "internal error; see the BFF's log",
+            Code.UPSTREAM_REQUEST_REFUSED: "PUT /apis/harvesterhci.io/v1beta1/namespaces/"
             "harvester-system/upgrades/hvst-upgrade-7xn6v is not a request the BFF makes",
         },
     ),
     502: (
         "BadGateway",
         "The Kubernetes API failed.",
-        {"UpstreamUnavailable": "the Kubernetes API answered 500"},
+        {Code.UPSTREAM_UNAVAILABLE: "the Kubernetes API answered 500"},
     ),
     503: (
         "ServiceUnavailable",
         "The Kubernetes API is unreachable or answered 503.",
-        {"UpstreamUnavailable": "the Kubernetes API is unreachable"},
+        {Code.UPSTREAM_UNAVAILABLE: "the Kubernetes API is unreachable"},
     ),
     504: (
         "GatewayTimeout",
         "The Kubernetes API did not answer in time.",
-        {"UpstreamUnavailable": "the Kubernetes API did not answer in time"},
+        {Code.UPSTREAM_UNAVAILABLE: "the Kubernetes API did not answer in time"},
     ),
 }
 
@@ -219,52 +220,31 @@ _LABELS_DESCRIPTION = (
 )
 
 
+def _upgrade_schema() -> JSON:
+    """The CRD's own ``openAPIV3Schema``, plus what the API server adds to every object.
+
+    ``spec`` and ``status`` are the CRD's, as Harvester ships it; the envelope
+    (``apiVersion``, ``kind``, ``metadata``) is always present in what the API returns.
+    """
+    schema = captured.upgrade_schema()
+    schema["description"] = (
+        f"A Harvester `{API_VERSION}` `{KIND}`, as the Kubernetes API returns it; "
+        "the schema is the CRD's own `openAPIV3Schema`."
+    )
+    schema["required"] = sorted({*schema.get("required", ()), "apiVersion", "kind", "metadata"})
+    properties = schema["properties"]
+    properties["apiVersion"] = {**properties["apiVersion"], "const": API_VERSION}
+    properties["kind"] = {**properties["kind"], "const": KIND}
+    properties["metadata"] = _schema("ObjectMeta")
+    properties["status"]["description"] = (
+        "Written by Harvester's controller. The CRD has no status subresource, "
+        "so a PUT without it would wipe it; the BFF never sends one."
+    )
+    return schema
+
+
 def _schemas() -> JSON:
     string_map: JSON = {"type": "object", "additionalProperties": {"type": "string"}}
-    condition: JSON = {
-        "type": "object",
-        "required": ["type", "status"],
-        "properties": {
-            "type": {"type": "string", "examples": ["Completed", "LogReady"]},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "lastUpdateTime": {"type": "string"},
-            "lastTransitionTime": {"type": "string"},
-        },
-    }
-    status: JSON = {
-        "type": "object",
-        "description": "Written by Harvester's controller. The CRD has no status subresource, "
-        "so a PUT without it would wipe it; the BFF never sends one.",
-        "properties": {
-            "conditions": {"type": "array", "items": _schema("Condition")},
-            "imageID": {"type": "string"},
-            "nodeStatuses": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {
-                        "state": {"type": "string"},
-                        "reason": {"type": "string"},
-                        "message": {"type": "string"},
-                    },
-                },
-            },
-            "previousVersion": {"type": "string"},
-            "repoInfo": {"type": "string"},
-            "singleNode": {"type": "string"},
-            "upgradeLog": {"type": "string"},
-        },
-    }
-    spec: JSON = {
-        "type": "object",
-        "properties": {
-            "version": {"type": "string", "examples": ["v1.5.0"]},
-            "image": {"type": "string"},
-            "logEnabled": {"type": "boolean", "default": True},
-        },
-    }
     object_meta: JSON = {
         "type": "object",
         "required": ["name", "namespace"],
@@ -281,18 +261,7 @@ def _schemas() -> JSON:
             "finalizers": {"type": "array", "items": {"type": "string"}},
         },
     }
-    upgrade: JSON = {
-        "type": "object",
-        "description": f"A Harvester `{API_VERSION}` `{KIND}`, as the Kubernetes API returns it.",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": API_VERSION},
-            "kind": {"const": KIND},
-            "metadata": _schema("ObjectMeta"),
-            "spec": _schema("UpgradeSpec"),
-            "status": _schema("UpgradeStatus"),
-        },
-    }
+    upgrade = _upgrade_schema()
     links: JSON = {
         "type": "object",
         "required": ["self", "update"],
@@ -377,9 +346,6 @@ def _schemas() -> JSON:
         },
     }
     return {
-        "Condition": condition,
-        "UpgradeStatus": status,
-        "UpgradeSpec": spec,
         "ObjectMeta": object_meta,
         "Upgrade": upgrade,
         "SteveLinks": links,
@@ -843,78 +809,7 @@ def document(base_path: str = "") -> dict[str, object]:
 
 #: What extensions v1.0.2-v1.0.4 send on "Dismiss it" (harvester/harvester issue #7791): the
 #: Steve model without status, finalizers and server-owned metadata, plus the label.
-#: Kept equal to tests/fixtures/clients/ by a test.
-V104_DISMISS_BODY: JSON = {
-    "id": "harvester-system/hvst-upgrade-7xn6v",
-    "type": "harvesterhci.io.upgrade",
-    "apiVersion": "harvesterhci.io/v1beta1",
-    "kind": "Upgrade",
-    "metadata": {
-        "annotations": {"harvesterhci.io/image-cleanup-plan-completed": "true"},
-        "generateName": "hvst-upgrade-",
-        "labels": {
-            "harvesterhci.io/latestUpgrade": "true",
-            "harvesterhci.io/upgradeState": "Succeeded",
-            "harvesterhci.io/read-message": "true",
-        },
-        "name": "hvst-upgrade-7xn6v",
-        "namespace": "harvester-system",
-        "resourceVersion": "123456",
-    },
-    "spec": {"image": "", "logEnabled": True, "version": "v1.5.0"},
-}
-
-
+V104_DISMISS_BODY: JSON = captured.client_body("v1.0.4")
 #: What extension v1.0.5 sends (harvester/harvester-ui-extension PR #201): the whole Steve
 #: object, status included (possibly stale), plus the label.
-V105_DISMISS_BODY: JSON = {
-    "id": "harvester-system/hvst-upgrade-7xn6v",
-    "type": "harvesterhci.io.upgrade",
-    "apiVersion": "harvesterhci.io/v1beta1",
-    "kind": "Upgrade",
-    "metadata": {
-        "annotations": {"harvesterhci.io/image-cleanup-plan-completed": "true"},
-        "creationTimestamp": "2025-03-10T10:19:53Z",
-        "finalizers": ["wrangler.cattle.io/harvester-upgrade-controller"],
-        "generateName": "hvst-upgrade-",
-        "generation": 17,
-        "labels": {
-            "harvesterhci.io/latestUpgrade": "true",
-            "harvesterhci.io/upgradeState": "Succeeded",
-            "harvesterhci.io/read-message": "true",
-        },
-        "name": "hvst-upgrade-7xn6v",
-        "namespace": "harvester-system",
-        "resourceVersion": "123456",
-        "uid": "00000000-0000-0000-0000-000000000000",
-    },
-    "spec": {"image": "", "logEnabled": True, "version": "v1.5.0"},
-    "status": {
-        "conditions": [
-            {"lastUpdateTime": "2025-03-10T10:58:02Z", "status": "True", "type": "Completed"},
-            {"lastUpdateTime": "2025-03-10T10:20:30Z", "status": "True", "type": "LogReady"},
-            {"lastUpdateTime": "2025-03-10T10:22:31Z", "status": "True", "type": "ImageReady"},
-            {"lastUpdateTime": "2025-03-10T10:22:33Z", "status": "True", "type": "RepoReady"},
-            {"lastUpdateTime": "2025-03-10T10:26:08Z", "status": "True", "type": "NodesPrepared"},
-            {
-                "lastUpdateTime": "2025-03-10T10:35:00Z",
-                "status": "True",
-                "type": "SystemServicesUpgraded",
-            },
-            {"lastUpdateTime": "2025-03-10T10:58:02Z", "status": "True", "type": "NodesUpgraded"},
-        ],
-        "imageID": "harvester-system/hvst-upgrade-7xn6v",
-        "nodeStatuses": {"harvester-node-0": {"state": "Succeeded"}},
-        "previousVersion": "v1.4.2",
-        "repoInfo": "release:\n  harvester: v1.5.0\n  minUpgradableVersion: v1.4.2\n",
-        "singleNode": "harvester-node-0",
-        "upgradeLog": "hvst-upgrade-7xn6v-upgradelog",
-    },
-    "links": {
-        "self": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
-        "update": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
-        "remove": "/v1/harvester/harvesterhci.io.upgrades/harvester-system/hvst-upgrade-7xn6v",
-        "view": "/apis/harvesterhci.io/v1beta1/namespaces/harvester-system"
-        "/upgrades/hvst-upgrade-7xn6v",
-    },
-}
+V105_DISMISS_BODY: JSON = captured.client_body("v1.0.5")

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bff.errors import BadRequest, Conflict
+from bff.errors import BadRequest, Code, Conflict
 from bff.model import API_VERSION, FINISHED_STATES, KIND, READ_MESSAGE, UPGRADE_STATE
 
 JSONObject = Mapping[str, object]
@@ -124,39 +124,39 @@ def mark_read_patch(resource_version: str) -> dict[str, object]:
 def check_body(body: object, *, namespace: str, name: str) -> JSONObject:
     """Check a PUT body's shape and identity against the URL, before any upstream call."""
     if not isinstance(body, Mapping):
-        raise BadRequest("the request body must be a JSON object", code="InvalidBody")
+        raise BadRequest("the request body must be a JSON object", code=Code.INVALID_BODY)
     api_version = body.get("apiVersion")
     if api_version is not None and api_version != API_VERSION:
-        raise BadRequest(f"apiVersion must be {API_VERSION}", code="InvalidBody")
+        raise BadRequest(f"apiVersion must be {API_VERSION}", code=Code.INVALID_BODY)
     kind = body.get("kind")
     if kind is not None and kind != KIND:
-        raise BadRequest(f"kind must be {KIND}", code="InvalidBody")
+        raise BadRequest(f"kind must be {KIND}", code=Code.INVALID_BODY)
     meta = body.get("metadata")
     if not isinstance(meta, Mapping):
-        raise BadRequest("metadata must be an object", code="InvalidBody")
+        raise BadRequest("metadata must be an object", code=Code.INVALID_BODY)
     if meta.get("name") != name:
         raise BadRequest(
             "metadata.name in the body does not match the name in the URL",
-            code="IdentityMismatch",
+            code=Code.IDENTITY_MISMATCH,
         )
     body_namespace = meta.get("namespace")
     if body_namespace is not None and body_namespace != namespace:
         raise BadRequest(
             "metadata.namespace in the body does not match the namespace in the URL",
-            code="IdentityMismatch",
+            code=Code.IDENTITY_MISMATCH,
         )
     steve_id = body.get("id")
     if steve_id is not None and steve_id != f"{namespace}/{name}":
-        raise BadRequest("id in the body does not match the URL", code="IdentityMismatch")
+        raise BadRequest("id in the body does not match the URL", code=Code.IDENTITY_MISMATCH)
     body_labels = meta.get("labels")
     if body_labels is not None and (
         not isinstance(body_labels, Mapping)
         or not all(isinstance(v, str) for v in body_labels.values())
     ):
-        raise BadRequest("metadata.labels must be an object of strings", code="InvalidLabels")
+        raise BadRequest("metadata.labels must be an object of strings", code=Code.INVALID_LABELS)
     uid = meta.get("uid")
     if uid is not None and not isinstance(uid, str):
-        raise BadRequest("metadata.uid must be a string", code="InvalidBody")
+        raise BadRequest("metadata.uid must be a string", code=Code.INVALID_BODY)
     return body
 
 
@@ -167,7 +167,7 @@ def check_same_object(body: JSONObject, live: JSONObject) -> None:
         raise Conflict(
             "metadata.uid in the body does not match the live object: "
             "it was deleted and re-created since the client read it",
-            code="UidMismatch",
+            code=Code.UID_MISMATCH,
         )
 
 

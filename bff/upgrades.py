@@ -102,7 +102,9 @@ class UpgradeService:
     async def authorise(self, caller: Caller, verb: str, namespace: str) -> None:
         """Raise unless ``caller`` may ``verb`` Upgrades in ``namespace`` (live updates)."""
         if self._access is None:
-            raise errors.NotFound("live updates need the read cache", code="LiveUpdatesOff")
+            raise errors.NotFound(
+                "live updates need the read cache", code=errors.Code.LIVE_UPDATES_OFF
+            )
         await self._access.check(caller, verb, namespace)
 
     async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
@@ -205,7 +207,7 @@ class UpgradeService:
                     raise errors.Conflict(
                         f"the upgrade is still in progress (state {state}); "
                         "it can be dismissed once it has Succeeded or Failed",
-                        code="UpgradeInProgress",
+                        code=errors.Code.UPGRADE_IN_PROGRESS,
                     )
                 return Outcome(obj=live, changed=False, conflicts=conflicts)
             try:
@@ -218,7 +220,7 @@ class UpgradeService:
                 if conflicts >= self._max_attempts:
                     raise errors.Conflict(
                         f"the upgrade kept changing; gave up after {conflicts} attempts",
-                        code="ConflictRetriesExhausted",
+                        code=errors.Code.CONFLICT_RETRIES_EXHAUSTED,
                         upstream_status=409,
                     ) from None
             live = await self._gateway.get(caller, namespace, name)  # fresh, never the cache

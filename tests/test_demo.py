@@ -8,19 +8,17 @@ body the demo builds is checked against the body captured from the extension.
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from bff import captured
 from bff.demo import legacy_dismiss_body
 from bff.sandbox.seed import seed_objects
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ESC = "\033["
 
 
@@ -118,6 +116,6 @@ def test_demo_help_says_what_it_shows_and_what_the_exit_status_means() -> None:
 
 
 def test_the_demo_sends_the_body_captured_from_extension_v104() -> None:
-    captured = json.loads((FIXTURES / "clients/v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     succeeded = next(o for o in seed_objects() if o["metadata"]["name"] == "hvst-upgrade-7xn6v")
-    assert legacy_dismiss_body(succeeded) == captured
+    assert legacy_dismiss_body(succeeded) == body

@@ -12,15 +12,13 @@ An upgrade is created, the simulated Harvester controller runs it to
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+from bff import captured
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE, Backend
 
-FIXTURES = Path(__file__).parent / "fixtures"
 READ = "harvesterhci.io/read-message"
 STATE = "harvesterhci.io/upgradeState"
 
@@ -55,7 +53,7 @@ async def _run_new_upgrade_to_succeeded(stack: Stack) -> dict[str, Any]:
 
 
 def _v104_body(live: dict[str, Any]) -> dict[str, Any]:
-    body = json.loads((FIXTURES / "clients/v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     meta = live["metadata"]
     body["id"] = f"{NAMESPACE}/{meta['name']}"
     body["metadata"].update(

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from jsonschema import Draft202012Validator, FormatChecker
@@ -31,26 +31,24 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bff import errors, openapi
+from bff import captured, errors, openapi
 from bff.api import ops
-from bff.api.versions import VERSIONS
 from bff.app import create_app
 from bff.keys import SETTINGS
 from bff.names import is_dns1123_label, is_dns1123_subdomain
 from bff.patches import check_body
 from bff.settings import Settings
 from bff.steve import Family, collection, resource
-from bff.upgrades import Action
 
 ROOT = Path(__file__).parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 BASE = "/harvester-upgrade-bff"
 DOC = openapi.document()
 
 
 def load(rel: str) -> Any:
-    return json.loads((FIXTURES / rel).read_text())
+    """A file of the captured data, read as a file (not through the module's helpers)."""
+    return json.loads(captured.files().joinpath(rel).read_text())
 
 
 def router_pairs(base_path: str) -> set[tuple[str, str]]:
@@ -167,15 +165,28 @@ def test_operation_ids_are_unique() -> None:
 # --- real shapes against the schemas ----------------------------------------------------------
 
 
-def test_put_body_examples_are_the_client_fixtures() -> None:
-    assert load("clients/v1.0.4-dismiss-put-body.json") == openapi.V104_DISMISS_BODY
-    assert load("clients/v1.0.5-dismiss-put-body.json") == openapi.V105_DISMISS_BODY
-    for path in ("/api/{version}/upgrades/{namespace}/{name}",):
-        examples = DOC["paths"][path]["put"]["requestBody"]["content"]["application/json"][
-            "examples"
-        ]
-        assert examples["v1.0.4"]["value"] == openapi.V104_DISMISS_BODY
-        assert examples["v1.0.5"]["value"] == openapi.V105_DISMISS_BODY
+def test_put_body_examples_are_the_captured_client_bodies() -> None:
+    path = "/api/{version}/upgrades/{namespace}/{name}"
+    examples = DOC["paths"][path]["put"]["requestBody"]["content"]["application/json"]["examples"]
+    assert set(examples) == set(captured.CLIENT_VERSIONS)
+    for version in captured.CLIENT_VERSIONS:
+        assert examples[version]["value"] == load(f"clients/{version}-dismiss-put-body.json")
+    # What tells the two clients apart: v1.0.4 drops status, v1.0.5 sends it back.
+    assert "status" not in examples["v1.0.4"]["value"]
+    assert "status" in examples["v1.0.5"]["value"]
+
+
+def test_the_upgrade_schema_is_the_crds_own() -> None:
+    crd = yaml.safe_load(captured.files().joinpath(captured.CRD_FILE).read_text())
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    from_crd = served["schema"]["openAPIV3Schema"]["properties"]
+    documented = DOC["components"]["schemas"]["Upgrade"]["properties"]
+    assert documented["spec"] == from_crd["spec"]
+    status = {k: v for k, v in documented["status"].items() if k != "description"}
+    assert status == from_crd["status"]
+    assert component("Upgrade").is_valid(load("upgrades/upgrade-succeeded.json"))
+    no_spec = {k: v for k, v in load("upgrades/upgrade-succeeded.json").items() if k != "spec"}
+    assert not component("Upgrade").is_valid(no_spec), "the CRD requires spec"
 
 
 @pytest.mark.parametrize("client", ["v1.0.4", "v1.0.5"])
@@ -205,7 +216,7 @@ def test_put_schema_refuses_what_the_bff_refuses(body: object) -> None:
     assert not component("PutBody").is_valid(body)
 
 
-SEEDS = ["upgrade-succeeded", "upgrade-in-progress", "upgrade-failed"]
+SEEDS = list(captured.UPGRADE_FILES)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -218,13 +229,15 @@ SEEDS = ["upgrade-succeeded", "upgrade-in-progress", "upgrade-failed"]
     ],
 )
 def test_steve_resources_validate_against_the_response_schema(seed: str, family: Family) -> None:
-    shaped = resource(load(f"objects/{seed}.json"), family)
+    shaped = resource(captured.upgrade(seed), family)
     assert ("actions" in shaped) is family.actions
     component("UpgradeResource").validate(json.loads(json.dumps(shaped)))
 
 
 def test_dismissed_object_validates_against_the_response_schema() -> None:
-    after = load("expected/upgrade-succeeded-after-dismiss.json")
+    after = json.loads(
+        (ROOT / "tests/fixtures/expected/upgrade-succeeded-after-dismiss.json").read_text()
+    )
     component("UpgradeResource").validate(
         resource(after, Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True))
     )
@@ -235,7 +248,7 @@ def test_steve_collection_validates_against_the_response_schema() -> None:
         "apiVersion": "harvesterhci.io/v1beta1",
         "kind": "UpgradeList",
         "metadata": {"resourceVersion": "42"},
-        "items": [load(f"objects/{seed}.json") for seed in SEEDS],
+        "items": captured.upgrades(),
     }
     family = Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True)
     shaped = collection(listed, family, "/api/v1.0.5/upgrades")
@@ -244,12 +257,12 @@ def test_steve_collection_validates_against_the_response_schema() -> None:
 
 
 ERROR_KINDS = [
-    errors.BadRequest("bad", code="InvalidName"),
+    errors.BadRequest("bad", code=errors.Code.INVALID_NAME),
     errors.Unauthorized("who"),
     errors.Forbidden("no"),
     errors.NotFound("gone"),
     errors.MethodNotAllowed("no actions"),
-    errors.Conflict("busy", code="UpgradeInProgress"),
+    errors.Conflict("busy", code=errors.Code.UPGRADE_IN_PROGRESS),
     errors.PayloadTooLarge("big"),
     errors.UnsupportedMediaType("text"),
     errors.Invalid("invalid"),
@@ -257,6 +270,7 @@ ERROR_KINDS = [
     errors.UpstreamUnavailable("down", http_status=502),
     errors.UpstreamUnavailable("down", http_status=503),
     errors.UpstreamUnavailable("slow", http_status=504),
+    errors.UpstreamRequestRefused("PUT /apis/x is not a request the BFF makes"),
 ]
 
 
@@ -284,10 +298,22 @@ def test_every_example_validates_against_its_schema() -> None:
 # --- what the document enumerates is what the code accepts ------------------------------------
 
 
-def test_versions_and_actions_are_the_codes() -> None:
+async def test_the_documented_versions_and_actions_are_the_ones_served(emulator_stack: Any) -> None:
+    """Every documented version and action is accepted by the real app; nothing else is."""
+    client = emulator_stack.client
     params = DOC["components"]["parameters"]
-    assert params["version"]["schema"]["enum"] == list(VERSIONS)
-    assert set(params["action"]["schema"]["enum"]) == {Action.DISMISS, Action.CANCEL}
+    versions = params["version"]["schema"]["enum"]
+    assert versions
+    for version in [*versions, "v1.0.3", "v9"]:
+        answer = await client.get(f"/api/{version}/upgrades", headers=ADMIN)
+        assert (answer.status == 200) is (version in versions), version
+    actions = params["action"]["schema"]["enum"]
+    assert actions
+    for action in [*actions, "delete", "Dismiss"]:
+        url = f"/api/v1.0.5/upgrades/{NS}/{IN_PROGRESS}?action={action}"
+        answer = await client.post(url, headers=ADMIN)
+        body = await answer.json()
+        assert (body.get("code") != "UnknownAction") is (action in actions), (action, body)
 
 
 NAMES = [
@@ -320,21 +346,20 @@ def test_name_schemas_agree_with_the_name_checks(value: str) -> None:
         assert Draft202012Validator(schema).is_valid(value) is check(value), (param, value)
 
 
-def _codes_in_source() -> set[str]:
-    codes = {
-        cls.default_code
-        for _, cls in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(cls, errors.BffError) and cls is not errors.BffError
-    }
-    for path in [*ROOT.glob("bff/*.py"), *ROOT.glob("bff/api/*.py")]:
-        codes |= set(re.findall(r'\bcode="(\w+)"', path.read_text()))
-    return codes
-
-
-def test_every_error_code_the_bff_answers_with_is_documented() -> None:
-    documented = {code for _, _, codes in openapi._ERRORS.values() for code in codes}
-    assert _codes_in_source() - documented == set()
-    assert documented - _codes_in_source() == set()
+def test_the_documented_error_codes_are_the_code_enum() -> None:
+    """Read from the document's own error examples: every code there, and only those."""
+    documented: set[str] = set()
+    for response in DOC["components"]["responses"].values():
+        for media in response.get("content", {}).values():
+            for example in media.get("examples", {}).values():
+                value = example["value"]
+                if isinstance(value, dict) and value.get("type") == "error":
+                    documented.add(value["code"])
+    assert documented == {str(code) for code in errors.Code}
+    # Every error kind's default is a code of the enum (so of the document).
+    kinds = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+             if issubclass(c, errors.BffError)]  # fmt: skip
+    assert all(isinstance(kind.default_code, errors.Code) for kind in kinds)
 
 
 def test_each_operation_lists_the_contracts_error_statuses() -> None:
@@ -379,14 +404,16 @@ def test_security_schemes_are_bearer_and_the_session_cookie() -> None:
     assert "security" not in DOC["paths"]["/healthz"]["get"]
 
 
-async def test_static_files_are_the_ones_ops_serves() -> None:
-    for name in openapi.STATIC_FILES:
+async def test_the_documented_static_files_are_the_page_and_are_served() -> None:
+    documented = DOC["components"]["parameters"]["file"]["schema"]["enum"]
+    on_disk = {p.name for p in (ROOT / "static").iterdir()} - {"index.html"}
+    assert set(documented) == on_disk, "every file of the page, and no other, is documented"
+    for name in documented:
         request = make_mocked_request("GET", f"/static/{name}", match_info={"file": name})
         assert (await ops.static(request)).status == 200
     other = make_mocked_request("GET", "/static/x.js", match_info={"file": "x.js"})
     with pytest.raises(web.HTTPNotFound):
         await ops.static(other)
-    assert DOC["components"]["parameters"]["file"]["schema"]["enum"] == list(openapi.STATIC_FILES)
 
 
 # --- served -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bff import logs
+from bff import captured, logs
 from bff.app import create_app
 from bff.keys import READINESS
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault, create_emulator_app
@@ -31,7 +31,6 @@ from tests.conftest import Stack
 from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -87,7 +86,7 @@ async def test_readyz_needs_the_upgrade_crd(
 
 async def test_metrics_count_what_the_bff_did(emulator_stack: Stack) -> None:
     client = emulator_stack.client
-    body = json.loads((FIXTURES / "clients/v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     put = await client.put(f"/api/v1.0.4/upgrades/{NAMESPACE}/{SUCCEEDED}", json=body,
                            headers=ADMIN)  # fmt: skip
     assert put.status == 200

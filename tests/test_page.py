@@ -17,7 +17,6 @@ BFF_REQUIRE_BROWSER=1 (CI), which makes that a failure.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bff import openapi
+from bff import captured, openapi
 from bff.sandbox.emulator import EMULATOR_STORE
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
@@ -41,7 +40,6 @@ ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-FIXTURES = Path(__file__).parent / "fixtures"
 READ = "harvesterhci.io/read-message"
 STATE = "harvesterhci.io/upgradeState"
 SCREENSHOT = Path("/tmp/harvester-upgrade-bff-page.png")
@@ -57,7 +55,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 def seed(name: str) -> dict[str, Any]:
     files = {SUCCEEDED: "succeeded", IN_PROGRESS: "in-progress", FAILED: "failed"}
-    return json.loads((FIXTURES / f"objects/upgrade-{files[name]}.json").read_text())  # type: ignore[no-any-return]
+    return captured.upgrade(files[name])
 
 
 def upstream(backend: Backend, name: str) -> dict[str, Any]:

@@ -8,15 +8,13 @@ when it asks for ``"true"``.
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bff import errors
+from bff import captured, errors
 from bff.model import READ_MESSAGE
 from bff.patches import (
     Ignored,
@@ -25,17 +23,12 @@ from bff.patches import (
     reduce_put,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 NS, NAME = "harvester-system", "hvst-upgrade-7xn6v"
 
 
-def load(rel: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / rel).read_text())
-
-
-LIVE = load("objects/upgrade-succeeded.json")
-V104 = load("clients/v1.0.4-dismiss-put-body.json")
-V105 = load("clients/v1.0.5-dismiss-put-body.json")
+LIVE = captured.upgrade("succeeded")
+V104 = captured.client_body("v1.0.4")
+V105 = captured.client_body("v1.0.5")
 
 
 def test_the_one_patch_body_is_exactly_labels_and_resource_version() -> None:

@@ -25,8 +25,10 @@ async def read_json(request: web.Request, limit: int) -> object:
     if len(raw) > limit:
         raise errors.PayloadTooLarge(f"the request body is larger than {limit} bytes")
     if not raw.strip():
-        raise errors.BadRequest("the request body is empty", code="EmptyBody")
+        raise errors.BadRequest("the request body is empty", code=errors.Code.EMPTY_BODY)
     try:
         return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f"malformed JSON: {str(exc)[:120]}", code="MalformedJSON") from None
+        raise errors.BadRequest(
+            f"malformed JSON: {str(exc)[:120]}", code=errors.Code.MALFORMED_JSON
+        ) from None

@@ -38,7 +38,7 @@ async def upgrade_events(request: web.Request) -> web.StreamResponse:
     cache = request.app.get(CACHE)
     if cache is None:
         raise errors.NotFound(
-            "live updates need the read cache (--read-cache on)", code="LiveUpdatesOff"
+            "live updates need the read cache (--read-cache on)", code=errors.Code.LIVE_UPDATES_OFF
         )
     namespace = request.app[SETTINGS].namespace
     service = request.app[SERVICE]

@@ -39,7 +39,7 @@ def _client_version(request: web.Request) -> ClientVersion:
         supported = ", ".join(VERSIONS)
         raise errors.NotFound(
             f"unknown client version {name[:40]!r}; supported versions: {supported}",
-            code="UnknownVersion",
+            code=errors.Code.UNKNOWN_VERSION,
         )
     return version
 
@@ -81,7 +81,9 @@ async def list_upgrades(request: web.Request) -> web.Response:
     try:
         parsed = parse_selector(selector)
     except SelectorError as exc:
-        raise errors.BadRequest(f"invalid labelSelector: {exc}", code="InvalidSelector") from None
+        raise errors.BadRequest(
+            f"invalid labelSelector: {exc}", code=errors.Code.INVALID_SELECTOR
+        ) from None
     body = await request.app[SERVICE].list_rendered(
         caller, namespace, selector, parsed, family, str(request.rel_url)
     )
@@ -135,7 +137,7 @@ async def post_action(request: web.Request) -> web.Response:
         if raw not in (Action.DISMISS, Action.CANCEL):
             raise errors.BadRequest(
                 f"unknown action {raw[:40]!r}; actions are dismiss and cancel",
-                code="UnknownAction",
+                code=errors.Code.UNKNOWN_ACTION,
             )
         action = Action(raw)
         request[ACTION] = action

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from bff import captured
 from bff.labels import go_quote
 from bff.sandbox.objectmeta import OBJECT_META_FIELDS, json_type
 from bff.sandbox.resource import API_VERSION, JSON, VERSION
@@ -32,11 +30,7 @@ __all__ = [
 
 
 def load_crd() -> JSON:
-    text = (
-        resources.files("bff.sandbox") / "seed" / "upgrades.harvesterhci.io.crd.yaml"
-    ).read_text()
-    crd: JSON = yaml.safe_load(text)
-    return crd
+    return captured.crd()
 
 
 def _schema() -> JSON:

@@ -1,6 +1,6 @@
 """The three Upgrade objects the sandbox starts with, and how they are loaded.
 
-The files in ``bff/sandbox/seed/`` are real Harvester objects as read from a cluster, so
+The objects (in :mod:`bff.captured`) are real Harvester objects as read from a cluster, so
 they carry server-owned fields (uid, resourceVersion, creationTimestamp, generation). A
 client creating them would have to drop those, and so does :func:`seed_store`: it posts
 each object through the same create path as the API, so the server assigns them, exactly
@@ -10,23 +10,20 @@ as a real API server seeded the same way would.
 from __future__ import annotations
 
 import copy
-import json
-from importlib import resources
 from typing import Any
 
+from bff import captured
 from bff.sandbox.store import Store
 
-__all__ = ["NAMESPACE", "SEED_FILES", "seed_objects", "seed_store"]
+__all__ = ["NAMESPACE", "seed_objects", "seed_store"]
 
 NAMESPACE = "harvester-system"
-SEED_FILES = ("upgrade-failed.json", "upgrade-in-progress.json", "upgrade-succeeded.json")
 _SERVER_OWNED = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
 
 
 def seed_objects() -> list[dict[str, Any]]:
     """The seed objects as shipped, server-owned fields included."""
-    folder = resources.files("bff.sandbox") / "seed"
-    return [json.loads((folder / name).read_text()) for name in SEED_FILES]
+    return captured.upgrades()
 
 
 def creatable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bff import captured
 from bff.model import READ_MESSAGE
 from bff.patches import WARNINGS, Ignored, mark_read_patch
 from bff.sandbox.patching import apply_merge_patch
@@ -25,7 +26,6 @@ from tests.conftest import Stack
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED
 
 HERE = Path(__file__).parent
-FIXTURES = HERE.parent / "fixtures"
 CASES = sorted((HERE / "cases").glob("*/*.yaml"))
 TARGETS = {"succeeded": SUCCEEDED, "in-progress": IN_PROGRESS, "failed": FAILED}
 STATE_LABELS = {"succeeded": "Succeeded", "in-progress": "UpgradingNodes", "failed": "Failed"}
@@ -50,7 +50,7 @@ def _body(case: dict[str, Any], live: dict[str, Any], names: dict[str, str]) -> 
     if "body_bytes" in request:
         return b'{"pad":"' + b"x" * int(request["body_bytes"]) + b'"}'
     if "body_fixture" in request:
-        body = json.loads((FIXTURES / request["body_fixture"]).read_text())
+        body = json.loads(captured.files().joinpath(request["body_fixture"]).read_text())
         if not request.get("keep_identity"):
             # Aim the captured body at the case's target, as the browser would.
             body["id"] = f"{NAMESPACE}/{names['name']}"

@@ -25,10 +25,10 @@ import pytest
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.rest import ApiException
 
+from bff import captured
 from tests.support.real_apiserver import (
     BFF_SERVICE_ACCOUNT,
     CONTROLLER_SERVICE_ACCOUNT,
-    FIXTURES,
     GROUP,
     KUBERNETES_VERSION,
     NAMESPACE,
@@ -441,9 +441,7 @@ async def test_put_with_other_uid_is_409(admin: client.CustomObjectsApi) -> None
 
 
 def _client_body(version: str) -> dict[str, Any]:
-    path = FIXTURES / "clients" / f"{version}-dismiss-put-body.json"
-    body: dict[str, Any] = json.loads(path.read_text())
-    return body
+    return captured.client_body(version)
 
 
 def test_v104_dismiss_body_as_captured_is_409(server: RealApiServer) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bff import captured
 from tests.support.backends import IN_PROGRESS, MERGE, NAMESPACE, SUCCEEDED, Backend
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 READ = "harvesterhci.io/read-message"
 
 
@@ -27,7 +26,7 @@ def resource_version(obj: dict[str, Any]) -> str:
 
 
 def v104_body(live: dict[str, Any]) -> dict[str, Any]:
-    body = json.loads((FIXTURES / "clients/v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     return body
 
@@ -53,8 +52,8 @@ async def test_put_without_resource_version_is_422(backend: Backend) -> None:
 
 
 async def test_put_with_stale_resource_version_is_409(backend: Backend) -> None:
-    captured = json.loads((FIXTURES / "clients/v1.0.4-dismiss-put-body.json").read_text())
-    status, body = await backend.call("PUT", backend.path(SUCCEEDED), captured)
+    stale = captured.client_body("v1.0.4")
+    status, body = await backend.call("PUT", backend.path(SUCCEEDED), stale)
     assert status == 409
     assert body["reason"] == "Conflict"
     assert body["message"] == (

@@ -7,18 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
+from bff import captured
 from bff.sandbox.controller import STAGES, SimulatedController, advance, initialise
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
 from bff.sandbox.store import Store
 from tests.support.backends import BASE, IN_PROGRESS, MERGE, NS, SUCCEEDED, EmulatorBackend
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def configuration(emu: EmulatorBackend) -> client.Configuration:
@@ -45,7 +43,7 @@ def conditions(obj: dict[str, Any]) -> dict[str, str]:
 async def test_the_bug_a_v104_put_makes_the_upgrade_start_over(
     emu: EmulatorBackend, controller: SimulatedController
 ) -> None:
-    body = json.loads((FIXTURES / "clients" / "v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     body["metadata"]["resourceVersion"] = emu.live(SUCCEEDED)["metadata"]["resourceVersion"]
     status, _, written = await emu.request("PUT", f"{BASE}/{SUCCEEDED}", body)
     assert status == 200

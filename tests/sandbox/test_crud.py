@@ -5,16 +5,15 @@ kubernetes-asyncio; each answer as kube-apiserver gives it."""
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from bff import captured
 from tests.support.backends import (
     BASE,
     FAILED,
-    FIXTURES,
     IN_PROGRESS,
     MERGE,
     NS,
@@ -139,7 +138,7 @@ async def test_create_twice_is_already_exists(emu: EmulatorBackend) -> None:
 
 async def test_put_replaces_status_too(emu: EmulatorBackend) -> None:
     """The bug this project exists for: a PUT without status wipes it."""
-    body = json.loads((FIXTURES / "clients" / "v1.0.4-dismiss-put-body.json").read_text())
+    body = captured.client_body("v1.0.4")
     live = emu.live(SUCCEEDED)
     body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     status, headers, obj = await emu.request("PUT", f"{BASE}/{SUCCEEDED}", body)

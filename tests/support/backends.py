@@ -12,7 +12,6 @@ import copy
 import json
 import ssl
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,7 +26,6 @@ GROUP, VERSION, PLURAL = "harvesterhci.io", "v1beta1", "upgrades"
 SUCCEEDED, IN_PROGRESS, FAILED = "hvst-upgrade-7xn6v", "hvst-upgrade-zjft7", "hvst-upgrade-fl4k2"
 SEED_NAMES = (SUCCEEDED, IN_PROGRESS, FAILED)
 NS = NAMESPACE
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # apimachinery's message for a label value that is not one.
 INVALID_VALUE = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "

@@ -61,6 +61,8 @@ from typing import Any
 
 import yaml
 
+from bff import captured
+
 KUBERNETES_VERSION = "v1.36.3"
 MODULE = "k8s.io/kubernetes"
 PACKAGE = "k8s.io/kubernetes/cmd/kube-apiserver"
@@ -80,7 +82,7 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
+FIXTURES = Path(str(captured.files()))  # the CRD and the seed Upgrades, as packaged
 DEPLOY = REPO_ROOT / "deploy"
 # The kustomization whose RBAC the BFF's service account gets: the overlay
 # includes the base, so this is the most the BFF is ever granted.
@@ -1150,7 +1152,7 @@ class RealApiServer:
     def seed_objects(self) -> list[dict[str, Any]]:
         """The fixture objects, stripped of server-set metadata."""
         seeds = []
-        for path in sorted((self.fixtures / "objects").glob("*.json")):
+        for path in sorted((self.fixtures / "upgrades").glob("*.json")):
             obj = json.loads(path.read_text())
             meta = {k: v for k, v in obj["metadata"].items() if k in _KEPT_METADATA}
             meta["namespace"] = self.namespace

@@ -1,0 +1,80 @@
+"""Data captured from a real Harvester cluster and the real dashboard extension, one copy each.
+
+* ``upgrades.harvesterhci.io.crd.yaml``: Harvester's Upgrade CRD. The emulator
+  serves and validates with it, the real API server in the tests installs it,
+  and ``/openapi.json`` takes the Upgrade schema from its ``openAPIV3Schema``.
+* ``upgrades/``: three real Upgrades as read from a cluster (succeeded, in
+  progress, failed), server-owned fields included. The sandbox and the real
+  API server in the tests are seeded with them.
+* ``clients/``: the bodies the extension's ``save()`` PUTs on "Dismiss it",
+  per client version. The OpenAPI examples and the tests use them.
+
+Everything here is read-only package data; :func:`crd` and friends return
+fresh copies, so a caller may change what it gets.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import yaml
+
+from bff.model import VERSION
+
+CRD_FILE = "upgrades.harvesterhci.io.crd.yaml"
+#: The seed Upgrades, by what they show.
+UPGRADE_FILES = {
+    "failed": "upgrade-failed.json",
+    "in-progress": "upgrade-in-progress.json",
+    "succeeded": "upgrade-succeeded.json",
+}
+#: Client versions whose "Dismiss it" PUT body was captured.
+CLIENT_VERSIONS = ("v1.0.4", "v1.0.5")
+
+
+def files() -> Traversable:
+    """The package's folder (in a wheel or a source tree)."""
+    return resources.files(__name__)
+
+
+def crd_text() -> str:
+    return files().joinpath(CRD_FILE).read_text()
+
+
+def crd() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(crd_text())
+    return loaded
+
+
+def upgrade_schema(version: str = VERSION) -> dict[str, Any]:
+    """The CRD's ``openAPIV3Schema`` for ``version``."""
+    loaded = crd()
+    for served in loaded["spec"]["versions"]:
+        if served["name"] == version:
+            schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
+            return schema
+    raise KeyError(f"the CRD has no version {version}")
+
+
+def upgrade(which: str) -> dict[str, Any]:
+    """One seed Upgrade: ``"succeeded"``, ``"in-progress"`` or ``"failed"``."""
+    obj: dict[str, Any] = json.loads(files().joinpath("upgrades", UPGRADE_FILES[which]).read_text())
+    return obj
+
+
+def upgrades() -> list[dict[str, Any]]:
+    """Every seed Upgrade, in a fixed order (failed, in progress, succeeded)."""
+    return [upgrade(which) for which in UPGRADE_FILES]
+
+
+def client_body_path(version: str) -> Traversable:
+    return files().joinpath("clients", f"{version}-dismiss-put-body.json")
+
+
+def client_body(version: str) -> dict[str, Any]:
+    """What extension ``version`` PUTs on "Dismiss it"."""
+    body: dict[str, Any] = json.loads(client_body_path(version).read_text())
+    return body
