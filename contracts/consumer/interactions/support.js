@@ -10,14 +10,19 @@ process.env.PACT_DO_NOT_TRACK = 'true';
 const { PactV4, MatchersV3: M, SpecificationVersion } = require('@pact-foundation/pact');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-// The captured requests and objects, as the project keeps them (copied once from Harvester).
-const FIXTURES = path.join(ROOT, 'tests', 'fixtures');
+// The captured requests and Upgrades, as the project keeps them (copied once from
+// Harvester): the package data in bff/captured/{clients,upgrades}/, or, in a tree
+// from before that package existed, tests/fixtures/{clients,objects}/.
+const CAPTURED = path.join(ROOT, 'bff', 'captured');
+const BEFORE_THE_PACKAGE = { clients: 'clients', upgrades: 'objects' };
 const PACTS = path.join(ROOT, 'contracts', 'pacts');
 const PROVIDER = 'harvester-upgrade-bff';
 const NAMESPACE = 'harvester-system';
 
-function fixture(rel) {
-  return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8'));
+function captured(kind, name) {
+  let file = path.join(CAPTURED, kind, name);
+  if (!fs.existsSync(file)) file = path.join(ROOT, 'tests', 'fixtures', BEFORE_THE_PACKAGE[kind], name);
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
 function pactFor(consumer) {
@@ -106,7 +111,7 @@ module.exports = {
   CSRF,
   EXAMPLE_TOKEN,
   JSON_TYPE,
-  fixture,
+  captured,
   pactFor,
   session,
   steveError,

@@ -15,7 +15,7 @@ const {
   CSRF,
   EXAMPLE_TOKEN,
   JSON_TYPE,
-  fixture,
+  captured,
   pactFor,
   session,
   steveError,
@@ -33,12 +33,12 @@ function modelOf(steveObject) {
   return model;
 }
 
-const CAPTURED = fixture('clients/v1.0.4-dismiss-put-body.json');
-const FINISHED = modelOf(fixture('clients/v1.0.5-dismiss-put-body.json'));
+const CAPTURED = captured('clients', 'v1.0.4-dismiss-put-body.json');
+const FINISHED = modelOf(captured('clients', 'v1.0.5-dismiss-put-body.json'));
 const IN_PROGRESS = {
   id: 'harvester-system/hvst-upgrade-zjft7',
   type: 'harvesterhci.io.upgrade',
-  ...fixture('objects/upgrade-in-progress.json'),
+  ...captured('upgrades', 'upgrade-in-progress.json'),
 };
 
 /** The PUT body v1.0.4 sends, as matchers: what the BFF may rely on, not incidental values. */

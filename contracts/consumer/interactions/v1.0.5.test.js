@@ -13,7 +13,7 @@ const {
   CSRF,
   EXAMPLE_TOKEN,
   JSON_TYPE,
-  fixture,
+  captured,
   pactFor,
   session,
   steveError,
@@ -24,7 +24,7 @@ const {
 const pact = pactFor('harvester-ui-extension-v1.0.5');
 
 const API = '/api/v1.0.5/upgrades';
-const CAPTURED = fixture('clients/v1.0.5-dismiss-put-body.json');
+const CAPTURED = captured('clients', 'v1.0.5-dismiss-put-body.json');
 
 /** A resource as the BFF's v1.0.5 API shapes it: links and actions point at /api/v1.0.5. */
 function asServed(obj) {
@@ -40,8 +40,8 @@ function asServed(obj) {
 }
 
 const FINISHED = asServed(CAPTURED);
-const FAILED = asServed(fixture('objects/upgrade-failed.json'));
-const IN_PROGRESS = asServed(fixture('objects/upgrade-in-progress.json'));
+const FAILED = asServed(captured('upgrades', 'upgrade-failed.json'));
+const IN_PROGRESS = asServed(captured('upgrades', 'upgrade-in-progress.json'));
 
 const pathOf = (model) => model.links.self;
 const given = (interaction, objectState, model, callerState = 'the caller may dismiss upgrades') =>
