@@ -11,18 +11,14 @@ const { PactV4, MatchersV3: M, SpecificationVersion } = require('@pact-foundatio
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 // The captured requests and Upgrades, as the project keeps them (copied once from
-// Harvester): the package data in bff/captured/{clients,upgrades}/, or, in a tree
-// from before that package existed, tests/fixtures/{clients,objects}/.
+// Harvester): the package data in bff/captured/{clients,upgrades}/.
 const CAPTURED = path.join(ROOT, 'bff', 'captured');
-const BEFORE_THE_PACKAGE = { clients: 'clients', upgrades: 'objects' };
 const PACTS = path.join(ROOT, 'contracts', 'pacts');
 const PROVIDER = 'harvester-upgrade-bff';
 const NAMESPACE = 'harvester-system';
 
 function captured(kind, name) {
-  let file = path.join(CAPTURED, kind, name);
-  if (!fs.existsSync(file)) file = path.join(ROOT, 'tests', 'fixtures', BEFORE_THE_PACKAGE[kind], name);
-  return JSON.parse(fs.readFileSync(file, 'utf8'));
+  return JSON.parse(fs.readFileSync(path.join(CAPTURED, kind, name), 'utf8'));
 }
 
 function pactFor(consumer) {
