@@ -12,10 +12,13 @@ caller's credentials, so the API server is asked instead:
 An ``allowed`` answer is reused for at most ``ttl`` seconds per credential
 (a SHA-256 of the token, or of the impersonated user), verb and namespace.
 Denials and errors are never reused as allowed: the next request asks again.
+Concurrent requests for the same key share one review in flight, so an
+expired allow costs one review, not one per request waiting on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -70,6 +73,7 @@ class AccessChecker:
         self._max = max_entries
         self._clock = clock
         self._allowed: OrderedDict[tuple[bytes, str, str], float] = OrderedDict()
+        self._in_flight: dict[tuple[bytes, str, str], asyncio.Future[bool]] = {}
         self._on_review = on_review
 
     async def check(self, caller: Caller, verb: str, namespace: str) -> None:
@@ -85,14 +89,11 @@ class AccessChecker:
                 self._on_review("hit")
                 return
             del self._allowed[key]
-        try:
-            if isinstance(caller, TokenCaller):
-                allowed = await self._reviews.self_review(caller, verb, namespace)
-            else:
-                allowed = await self._reviews.subject_review(caller, verb, namespace)
-        except errors.BffError:
-            self._on_review("error")
-            raise
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            allowed = await asyncio.shield(shared)
+        else:
+            allowed = await self._review(key, caller, verb, namespace)
         if not allowed:
             self._on_review("denied")
             who = (
@@ -105,9 +106,31 @@ class AccessChecker:
                 f'in API group "{GROUP}" in the namespace "{namespace}"',
                 upstream_status=403,
             )
-        self._on_review("allowed")
-        if self._ttl > 0:
-            self._allowed[key] = self._clock() + self._ttl
-            self._allowed.move_to_end(key)
-            while len(self._allowed) > self._max:
-                self._allowed.popitem(last=False)
+
+    async def _review(
+        self, key: tuple[bytes, str, str], caller: Caller, verb: str, namespace: str
+    ) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            if isinstance(caller, TokenCaller):
+                allowed = await self._reviews.self_review(caller, verb, namespace)
+            else:
+                allowed = await self._reviews.subject_review(caller, verb, namespace)
+        except BaseException as exc:
+            if isinstance(exc, errors.BffError):
+                self._on_review("error")
+            future.set_exception(exc)
+            future.exception()  # retrieved here: a review nobody shared must not warn
+            raise
+        finally:
+            del self._in_flight[key]
+        future.set_result(allowed)
+        if allowed:
+            self._on_review("allowed")
+            if self._ttl > 0:
+                self._allowed[key] = self._clock() + self._ttl
+                self._allowed.move_to_end(key)
+                while len(self._allowed) > self._max:
+                    self._allowed.popitem(last=False)
+        return allowed

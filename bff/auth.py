@@ -52,7 +52,7 @@ def credential(request: web.Request) -> tuple[str, bool]:
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+        if scheme.lower() != "bearer" or not token or len(token.split(maxsplit=1)) != 1:
             raise errors.Unauthorized("the Authorization header must be 'Bearer <token>'")
         return token, False
     cookie = request.cookies.get(SESSION_COOKIE, "")

@@ -239,3 +239,14 @@ async def test_the_cache_follows_changes_relists_on_410_and_readiness_tracks_sta
     assert "has not reached the API server" in (cache.problem() or "")
     faults.clear()
     await _eventually(lambda: cache.problem() is None)
+
+
+async def test_concurrent_reads_share_one_access_review(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    stack = await _cached_stack(emulator_backend, stack_factory)
+    path = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}"
+    responses = await asyncio.gather(*(stack.client.get(path, headers=ADMIN) for _ in range(10)))
+    assert [r.status for r in responses] == [200] * 10
+    reviews = [r for r in _callers(stack) if "accessreviews" in r.path]
+    assert len(reviews) == 1
