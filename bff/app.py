@@ -13,6 +13,8 @@ from aiohttp import web
 
 from bff import kube
 from bff.access import AccessChecker
+from bff.admission.guard import TrustedWriters
+from bff.admission.webhook import Guard, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import UpgradeCache
@@ -76,6 +78,28 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             await cache.stop()
 
 
+async def _webhook(app: web.Application) -> AsyncIterator[None]:
+    """The admission webhook on its own HTTPS port, for as long as the app serves."""
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    cert, key = settings.webhook_tls_cert, settings.webhook_tls_key
+    if settings.webhook_port is None or not cert or not key:
+        yield
+        return
+    guard = Guard(
+        TrustedWriters.parse(settings.trusted_writers),
+        on_restore=lambda reason: metrics.status_restores.labels(str(reason)).inc(),
+    )
+    async with serving(
+        guard,
+        host=settings.host,
+        port=settings.webhook_port,
+        cert=cert,
+        key=key,
+    ):
+        yield
+
+
 async def _not_ready(app: web.Application) -> None:
     # on_shutdown runs before in-flight requests are awaited: stop claiming readiness first.
     readiness = app.get(READINESS)
@@ -91,6 +115,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_upstream)
+    app.cleanup_ctx.append(_webhook)
     app.on_shutdown.append(_not_ready)
     add_routes(app, settings.base_path)
     return app

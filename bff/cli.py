@@ -117,6 +117,14 @@ def _serve(settings: Settings) -> int:
     from bff.kube import ClusterConfigNotFound
     from bff.server import serve_until_stopped
 
+    if settings.webhook_port is not None and not settings.webhook_tls_cert:
+        print(
+            "harvester-upgrade-bff: error: --webhook-port needs --webhook-tls-cert and "
+            "--webhook-tls-key (BFF_WEBHOOK_TLS_CERT, BFF_WEBHOOK_TLS_KEY): the API server "
+            "calls webhooks over HTTPS only",
+            file=sys.stderr,
+        )
+        return 2
     try:
         asyncio.run(serve_until_stopped(create_app(settings), settings))
     except ClusterConfigNotFound as exc:

@@ -41,6 +41,13 @@ class Metrics:
             "Client PUT bodies that would have wiped or regressed .status if forwarded.",
             registry=r,
         )
+        self.status_restores = Counter(
+            "bff_status_restores",
+            "Admission webhook: values an untrusted write would have changed, put back "
+            "(status_removed, status_changed, finalizers_dropped). Dry runs are not counted.",
+            ["reason"],
+            registry=r,
+        )
         self.ignored_fields = Counter(
             "bff_ignored_fields",
             "Request body fields ignored, by category (status, spec, labels, ...).",

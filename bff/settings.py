@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bff.admission.guard import DEFAULT_TRUSTED_WRITER, TrustedWriters
 from bff.names import is_dns1123_label
 
 
@@ -60,6 +61,8 @@ class Option:
     switch: bool = False
     #: How ``--help`` shows the default, when the default value itself does not say it.
     shown: str | None = None
+    #: The flag may be given several times; its variable takes a comma-separated list.
+    repeatable: bool = False
 
 
 def _whole(text: str, why: str) -> int:
@@ -158,6 +161,14 @@ def _file(text: str) -> str:
     return text
 
 
+def _trusted_writers(text: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not entries:
+        raise ValueError("names no user or group")
+    TrustedWriters.parse(entries)
+    return entries
+
+
 def _switch(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -225,9 +236,12 @@ def setting(
     fallback_env: tuple[str, ...] = (),
     switch: bool = False,
     shown: str | None = None,
+    repeatable: bool = False,
 ) -> Any:
     """A :class:`Settings` field together with its row of the table."""
-    option = Option(flag, env, help, parse, commands, metavar, fallback_env, switch, shown)
+    option = Option(
+        flag, env, help, parse, commands, metavar, fallback_env, switch, shown, repeatable
+    )
     return field(default=default, metadata={"option": option})
 
 
@@ -404,6 +418,48 @@ class Settings:
         metavar="FILE",
     )
 
+    # --- the cluster guard (admission webhook) ---
+    webhook_port: int | None = setting(
+        "--webhook-port",
+        "BFF_WEBHOOK_PORT",
+        "Serve the admission webhook (the cluster guard) over HTTPS on this port, apart "
+        "from the API port and without user authentication. The sandbox makes its "
+        "certificate at start and has the emulator consult it (0: any free port).",
+        default=None,
+        parse=_port,
+        metavar="PORT",
+        shown="none (off)",
+    )
+    webhook_tls_cert: str | None = setting(
+        "--webhook-tls-cert",
+        "BFF_WEBHOOK_TLS_CERT",
+        "The webhook's serving certificate (PEM), reloaded when the file changes.",
+        default=None,
+        parse=_file,
+        commands=_CLUSTER,
+        metavar="FILE",
+    )
+    webhook_tls_key: str | None = setting(
+        "--webhook-tls-key",
+        "BFF_WEBHOOK_TLS_KEY",
+        "Private key for --webhook-tls-cert (PEM), reloaded with it.",
+        default=None,
+        parse=_file,
+        commands=_CLUSTER,
+        metavar="FILE",
+    )
+    trusted_writers: tuple[str, ...] = setting(
+        "--trusted-writer",
+        "BFF_TRUSTED_WRITER",
+        "A user (NAME or user:NAME) or group (group:NAME) whose writes the webhook passes "
+        "untouched; repeat the flag for more (the variable takes a comma-separated list). "
+        "Replaces the default.",
+        default=(DEFAULT_TRUSTED_WRITER,),
+        parse=_trusted_writers,
+        metavar="WRITER",
+        repeatable=True,
+    )
+
     # --- the sandbox ---
     kube_port: int = setting(
         "--kube-port",
@@ -540,6 +596,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
             dest=name,
             metavar=opt.metavar,
             default=None,
+            action="append" if opt.repeatable else "store",
             help=f"{opt.help} [env: {opt.env}; default: {shown}]",
         )
 
@@ -568,6 +625,8 @@ def from_sources(
                 raw = environ.get(env) or None
         if raw is None:
             continue
+        if opt.repeatable and isinstance(raw, list):
+            raw = ",".join(raw)
         try:
             values[name] = opt.parse(raw) if isinstance(raw, str) else raw
         except ValueError as exc:
@@ -576,6 +635,16 @@ def from_sources(
     settings = Settings(**values)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("--tls-cert and --tls-key (BFF_TLS_CERT, BFF_TLS_KEY) go together")
+    if bool(settings.webhook_tls_cert) != bool(settings.webhook_tls_key):
+        raise SettingsError(
+            "--webhook-tls-cert and --webhook-tls-key (BFF_WEBHOOK_TLS_CERT, "
+            "BFF_WEBHOOK_TLS_KEY) go together"
+        )
+    if settings.webhook_port is not None and settings.webhook_port == settings.port != 0:
+        raise SettingsError(
+            "--webhook-port / BFF_WEBHOOK_PORT must differ from --port: the webhook never "
+            "shares the API's port"
+        )
     if settings.token_review_ttl > 10:
         raise SettingsError("invalid --token-review-ttl / BFF_TOKEN_REVIEW_TTL: at most 10 seconds")
     return settings

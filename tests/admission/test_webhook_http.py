@@ -1,0 +1,385 @@
+"""The webhook over real HTTPS on loopback: routes, answers, limits, logs, metrics, reload.
+
+Covers: the mutate route's answers to the fixture reviews (v1.0.4 restored,
+unchanged and controller writes untouched, dry runs the same but uncounted);
+the validate route's denial; malformed reviews and reviews for anything but an
+Upgrade answered 400 with a clear message (never 500); 413 over the body limit;
+404/405 for other paths and methods; TLS only; log lines that say who, which
+object and what was restored, and never the token's credential id; the
+``bff_status_restores_total`` counter on the BFF's /metrics; the certificate
+reloaded when its files change; and ``serve`` starting the webhook beside the
+API (and refusing ``--webhook-port`` without a certificate, with exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import generate_latest
+
+from bff.admission.guard import TrustedWriters
+from bff.admission.webhook import MAX_REVIEW_BYTES, MUTATE_PATH, VALIDATE_PATH, Guard, serving
+from bff.cli import main
+from bff.metrics import Metrics
+from bff.sandbox.pki import ServerCertificate, make_server_certificate
+from tests.admission.reviews import (
+    CONTROLLER,
+    SA_GROUPS,
+    admitted,
+    decoded,
+    fixture,
+    succeeded,
+    update_review,
+)
+
+
+@dataclass
+class Webhook:
+    url: str
+    certificate: ServerCertificate
+    metrics: Metrics
+    session: aiohttp.ClientSession
+
+    def context(self, ca_pem: bytes | None = None) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=(ca_pem or self.certificate.ca_pem).decode())
+
+    async def post(self, path: str, body: Any, *, raw: bytes | None = None) -> tuple[int, Any]:
+        data = io.BytesIO(raw if raw is not None else json.dumps(body).encode())
+        async with self.session.post(
+            self.url + path,
+            data=data,
+            headers={"Content-Type": "application/json"},
+            ssl=self.context(),
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+    def restores(self, reason: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "bff_status_restores_total", {"reason": reason}
+        )
+        return value or 0.0
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
+    certificate = make_server_certificate(tmp_path / "pki")
+    metrics = Metrics()
+    guard = Guard(
+        TrustedWriters(), on_restore=lambda r: metrics.status_restores.labels(str(r)).inc()
+    )
+    async with (
+        serving(
+            guard,
+            host="127.0.0.1",
+            port=0,
+            cert=str(certificate.cert_file),
+            key=str(certificate.key_file),
+            check_interval=0.05,
+        ) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        yield Webhook(url, certificate, metrics, session)
+
+
+async def test_v104_body_is_repaired_over_https(webhook: Webhook) -> None:
+    live = succeeded()
+    review = update_review(live, decoded(fixture("clients/v1.0.4-dismiss-put-body.json")))
+    status, answer = await webhook.post(MUTATE_PATH, review)
+    assert status == 200
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["kind"] == "AdmissionReview"
+    stored = admitted(review, answer)
+    assert stored["status"] == live["status"]
+    assert stored["metadata"]["finalizers"] == live["metadata"]["finalizers"]
+    assert len(answer["response"]["warnings"]) == 2
+    assert webhook.restores("status_removed") == 1
+    assert webhook.restores("finalizers_dropped") == 1
+    text = generate_latest(webhook.metrics.registry).decode()
+    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in text
+
+
+async def test_unchanged_and_controller_writes_pass_untouched(webhook: Webhook) -> None:
+    live = succeeded()
+    same = update_review(live, decoded(fixture("clients/v1.0.5-dismiss-put-body.json")))
+    status, answer = await webhook.post(MUTATE_PATH, same)
+    assert (status, answer["response"]) == (200, {"uid": same["request"]["uid"], "allowed": True})
+    rewrite = dict(live, status={"conditions": []})
+    own = update_review(live, rewrite, user=CONTROLLER, groups=SA_GROUPS)
+    status, answer = await webhook.post(MUTATE_PATH, own)
+    assert (status, answer["response"]) == (200, {"uid": own["request"]["uid"], "allowed": True})
+    status, answer = await webhook.post(VALIDATE_PATH, own)
+    assert answer["response"]["allowed"] is True
+    assert webhook.restores("status_changed") == 0
+
+
+async def test_dry_run_same_answer_not_counted(webhook: Webhook) -> None:
+    live = succeeded()
+    body = decoded(fixture("clients/v1.0.4-dismiss-put-body.json"))
+    _, dry = await webhook.post(MUTATE_PATH, update_review(live, body, uid="u", dry_run=True))
+    assert webhook.restores("status_removed") == 0
+    _, real = await webhook.post(MUTATE_PATH, update_review(live, body, uid="u"))
+    assert dry == real
+    assert webhook.restores("status_removed") == 1
+
+
+async def test_validate_denies(webhook: Webhook) -> None:
+    live = succeeded()
+    review = update_review(live, {k: v for k, v in live.items() if k != "status"})
+    status, answer = await webhook.post(VALIDATE_PATH, review)
+    assert status == 200
+    response = answer["response"]
+    assert response["uid"] == review["request"]["uid"]
+    assert response["allowed"] is False
+    assert "patch" not in response
+    assert response["status"]["code"] == 403
+    assert "would remove its status" in response["status"]["message"]
+
+
+def _review_with(**request_changes: Any) -> dict[str, Any]:
+    review = update_review(succeeded(), succeeded())
+    for key, value in request_changes.items():
+        if value is None:
+            del review["request"][key]
+        else:
+            review["request"][key] = value
+    return review
+
+
+def _bad(top: dict[str, Any]) -> dict[str, Any]:
+    review = update_review(succeeded(), succeeded())
+    review.update(top)
+    return review
+
+
+CONFIGMAPS = {"group": "", "version": "v1", "resource": "configmaps"}
+CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"", "the body is not JSON"),
+        (b"{not json", "the body is not JSON"),
+        (b"\xff\xfe", "the body is not JSON"),
+        (b"[]", "the body must be a JSON object, not an array"),
+        (
+            json.dumps(_bad({"apiVersion": "admission.k8s.io/v1beta1"})).encode(),
+            "expected apiVersion admission.k8s.io/v1",
+        ),
+        (json.dumps(_bad({"kind": "TokenReview"})).encode(), "kind AdmissionReview"),
+        (json.dumps(_bad({"request": None})).encode(), "request must be a JSON object"),
+        (json.dumps(_review_with(uid=None)).encode(), "request.uid must be a non-empty string"),
+        (json.dumps(_review_with(uid="")).encode(), "request.uid must be a non-empty string"),
+        (
+            json.dumps(_review_with(resource=CONFIGMAPS)).encode(),
+            "this webhook reviews only upgrades.harvesterhci.io/v1beta1",
+        ),
+        (json.dumps(_review_with(subResource="status")).encode(), "upgrades/status"),
+        (json.dumps(_review_with(operation="PATCH")).encode(), "request.operation must be one of"),
+        (
+            json.dumps(_review_with(oldObject=None)).encode(),
+            "needs both request.object and request.oldObject",
+        ),
+        (json.dumps(_review_with(object=CONFIGMAP)).encode(), "request.object is v1/ConfigMap"),
+        (json.dumps(_review_with(object=[1])).encode(), "request.object must be a JSON object"),
+        (
+            json.dumps(_review_with(userInfo="admin")).encode(),
+            "request.userInfo must be a JSON object",
+        ),
+        (
+            json.dumps(_review_with(userInfo={"username": "a", "groups": "g"})).encode(),
+            "groups must be an array of strings",
+        ),
+        (json.dumps(_review_with(dryRun="yes")).encode(), "request.dryRun must be a boolean"),
+    ],
+)
+async def test_malformed_reviews_are_400(webhook: Webhook, raw: bytes, message: str) -> None:
+    for path in (MUTATE_PATH, VALIDATE_PATH):
+        status, answer = await webhook.post(path, None, raw=raw)
+        assert status == 400
+        assert message in answer["message"]
+    assert webhook.restores("status_removed") == 0
+
+
+async def test_limits_and_other_routes(webhook: Webhook) -> None:
+    status, answer = await webhook.post(MUTATE_PATH, None, raw=b" " * (MAX_REVIEW_BYTES + 1))
+    assert status == 413
+    assert str(MAX_REVIEW_BYTES) in answer["message"]
+    status, _ = await webhook.post("/admission/other", {})
+    assert status == 404
+    async with webhook.session.get(webhook.url + MUTATE_PATH, ssl=webhook.context()) as r:
+        assert r.status == 405
+    # TLS only: a plain HTTP request on the port gets no answer.
+    plain = webhook.url.replace("https://", "http://")
+    with pytest.raises(aiohttp.ClientError):
+        async with webhook.session.post(plain + MUTATE_PATH, data=b"{}") as r:
+            await r.read()
+    # And a client that does not trust the CA refuses the server.
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        async with webhook.session.post(
+            webhook.url + MUTATE_PATH, data=b"{}", ssl=ssl.create_default_context()
+        ) as r:
+            await r.read()
+
+
+async def test_restore_is_logged_without_secrets(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bff.admission")
+    body = decoded(fixture("clients/v1.0.4-dismiss-put-body.json"))
+    review = update_review(succeeded(), body, user="jane@example.com", groups=["ops"])
+    await webhook.post(MUTATE_PATH, review)
+    lines = [
+        r for r in caplog.records if r.name == "bff.admission" and "restored" in r.getMessage()
+    ]
+    assert len(lines) == 1
+    record = lines[0]
+    message = record.getMessage()
+    assert "jane@example.com" in message
+    assert "harvester-system/hvst-upgrade-7xn6v" in message
+    assert "status (status_removed)" in message
+    assert "finalizers (finalizers_dropped)" in message
+    assert record.__dict__["review_uid"] == review["request"]["uid"]
+    assert record.__dict__["groups"] == "ops"
+    everything = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "JTI" not in everything
+    assert "secret-jti" not in everything
+
+
+async def _handshake_ca(url: str) -> str:
+    """The issuer of the certificate the server presents now."""
+    from cryptography import x509
+
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _, writer = await asyncio.open_connection(host, int(port), ssl=context)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return x509.load_der_x509_certificate(der).issuer.rfc4514_string()
+
+
+async def test_certificate_is_reloaded_when_the_files_change(
+    webhook: Webhook, tmp_path: Path
+) -> None:
+    before = await _handshake_ca(webhook.url)
+    rotated = make_server_certificate(tmp_path / "rotated", name="rotated")
+    # Replace the files in place, as a projected Secret's symlink swap ends up.
+    webhook.certificate.key_file.write_bytes(rotated.key_file.read_bytes())
+    webhook.certificate.cert_file.write_bytes(rotated.cert_file.read_bytes())
+    after = before
+    for _ in range(200):  # bounded: the watcher looks every 0.05 s
+        after = await _handshake_ca(webhook.url)
+        if after != before:
+            break
+        await asyncio.sleep(0.05)
+    assert after == "CN=sandbox rotated CA"
+    assert before == "CN=sandbox webhook CA"
+    # A client trusting only the old CA now refuses the server; the new CA works.
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await webhook.post(MUTATE_PATH, None, raw=b"{}")
+    async with webhook.session.post(
+        webhook.url + MUTATE_PATH, data=b"{}", ssl=webhook.context(rotated.ca_pem)
+    ) as response:
+        assert response.status == 400
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_webhook_port_without_certificate_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig = Path(__file__).parent / "reviews.py"  # any existing file will do for the flag
+    code = main(["serve", "--kubeconfig", str(kubeconfig), "--webhook-port", "9443"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--webhook-port needs --webhook-tls-cert and --webhook-tls-key" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--webhook-tls-cert", "X"], "--webhook-tls-cert"),
+        (["--trusted-writer", "group:"], "--trusted-writer / BFF_TRUSTED_WRITER"),
+        (["--webhook-port", "8080", "--port", "8080"], "must differ from --port"),
+        (["--webhook-port", "99999"], "--webhook-port / BFF_WEBHOOK_PORT"),
+    ],
+)
+def test_bad_webhook_flags_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    if "X" in argv:
+        argv[argv.index("X")] = str(Path(__file__))
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err
+
+
+async def test_half_written_pair_keeps_the_old_certificate(
+    webhook: Webhook, tmp_path: Path
+) -> None:
+    rotated = make_server_certificate(tmp_path / "rotated", name="rotated")
+    # Only the certificate changed so far: it does not match the key being served.
+    webhook.certificate.cert_file.write_bytes(rotated.cert_file.read_bytes())
+    for _ in range(10):
+        await asyncio.sleep(0.05)
+        assert await _handshake_ca(webhook.url) == "CN=sandbox webhook CA"
+    webhook.certificate.key_file.write_bytes(rotated.key_file.read_bytes())
+    issuer = ""
+    for _ in range(200):
+        issuer = await _handshake_ca(webhook.url)
+        if issuer != "CN=sandbox webhook CA":
+            break
+        await asyncio.sleep(0.05)
+    assert issuer == "CN=sandbox rotated CA"
+
+
+async def test_the_bff_serves_the_webhook_on_its_own_port(
+    emulator_stack: Any, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    from dataclasses import replace
+
+    from bff.app import create_app
+
+    certificate = make_server_certificate(tmp_path / "serve")
+    port = _free_port()
+    settings = replace(
+        emulator_stack.settings,
+        webhook_port=port,
+        webhook_tls_cert=str(certificate.cert_file),
+        webhook_tls_key=str(certificate.key_file),
+    )
+    client = await aiohttp_client(create_app(settings))
+    review = update_review(succeeded(), decoded(fixture("clients/v1.0.4-dismiss-put-body.json")))
+    context = ssl.create_default_context(cadata=certificate.ca_pem.decode())
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"https://127.0.0.1:{port}{MUTATE_PATH}", json=review, ssl=context
+        ) as response:
+            assert response.status == 200
+            assert admitted(review, await response.json())["status"] == succeeded()["status"]
+        # The webhook is not on the API port, and the API port has no webhook route.
+        api = await client.post(MUTATE_PATH, json=review)
+        assert api.status == 404
+    metrics = await (await client.get("/metrics")).text()
+    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in metrics
