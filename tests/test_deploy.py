@@ -40,7 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 IMPERSONATE = DEPLOY / "overlays" / "impersonate"
+WEBHOOK = DEPLOY / "overlays" / "webhook"
 BUILDS = {"base": BASE, "impersonate": IMPERSONATE}
+# The cluster guard's overlay adds a port, a mount and objects of its own, so
+# only the checks that hold for every pod run on it too.
+ALL_BUILDS = {**BUILDS, "webhook": WEBHOOK}
 
 # The Kubernetes minor whose schemas every object is checked against;
 # kubernetes-validate>=1.32 ships them, offline.
@@ -66,7 +70,12 @@ NAMESPACED = {
     "NetworkPolicy": True,
     "ClusterRole": False,
     "ClusterRoleBinding": False,
+    "MutatingWebhookConfiguration": False,
+    "Issuer": True,
+    "Certificate": True,
 }
+# cert-manager's kinds: not in the Kubernetes schemas; checked field by field.
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
 
 # ingress-nginx's own check for Exact and Prefix paths under
 # strict-validate-path-type (the default since v1.12):
@@ -145,7 +154,7 @@ def build(directory: Path) -> list[Obj]:
 
 @functools.cache
 def _built(name: str) -> list[Obj]:
-    return build(BUILDS[name])
+    return build(ALL_BUILDS[name])
 
 
 def built(name: str) -> list[Obj]:
@@ -207,8 +216,8 @@ def all_kustomizations() -> list[Path]:
     return sorted(DEPLOY.rglob("kustomization.yaml"))
 
 
-def test_both_kustomizations_exist() -> None:
-    assert {path.parent for path in all_kustomizations()} == set(BUILDS.values())
+def test_every_kustomization_is_tested() -> None:
+    assert {path.parent for path in all_kustomizations()} == set(ALL_BUILDS.values())
 
 
 @pytest.mark.parametrize(
@@ -237,10 +246,12 @@ def test_every_manifest_file_is_part_of_a_build() -> None:
     assert manifests - referenced == set()
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_every_object_validates_against_the_kubernetes_schema(name: str) -> None:
     errors = []
     for obj in built(name):
+        if obj["kind"] in CERT_MANAGER_KINDS:
+            continue
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -248,7 +259,7 @@ def test_every_object_validates_against_the_kubernetes_schema(name: str) -> None
     assert errors == []
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_objects_live_in_harvester_system(name: str) -> None:
     for obj in built(name):
         assert obj["kind"] in NAMESPACED, f"unexpected kind {obj['kind']}"
@@ -259,10 +270,10 @@ def test_objects_live_in_harvester_system(name: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_loader_agrees_with_kubectl_kustomize(name: str) -> None:
     result = subprocess.run(
-        ["kubectl", "kustomize", str(BUILDS[name])],
+        ["kubectl", "kustomize", str(ALL_BUILDS[name])],
         capture_output=True,
         text=True,
         timeout=120,
@@ -372,7 +383,7 @@ def test_overlay_patch_refuses_a_reordered_env_list() -> None:
 # --- the Deployment ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_service_account_token_is_mounted_only_where_needed(name: str) -> None:
     objects = built(name)
     account = only(objects, "ServiceAccount")
@@ -382,7 +393,7 @@ def test_service_account_token_is_mounted_only_where_needed(name: str) -> None:
     assert pod["serviceAccountName"] == account["metadata"]["name"] == NAME
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_pod_runs_unprivileged(name: str) -> None:
     pod = only(built(name), "Deployment")["spec"]["template"]["spec"]
     pod_context = pod["securityContext"]
@@ -422,14 +433,14 @@ def test_deployment_shape(name: str) -> None:
     assert env(objects)["BFF_PORT"] == str(APP_PORT)
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_probes_use_healthz_and_readyz(name: str) -> None:
     bff = container(built(name))
     assert bff["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert bff["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_resources_are_bounded(name: str) -> None:
     resources = container(built(name))["resources"]
     requests, limits = resources["requests"], resources["limits"]
@@ -437,7 +448,7 @@ def test_resources_are_bounded(name: str) -> None:
     assert 0 < memory(requests["memory"]) <= memory(limits["memory"])
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_grace_period_outlasts_the_shutdown(name: str) -> None:
     objects = built(name)
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
@@ -448,7 +459,7 @@ def test_grace_period_outlasts_the_shutdown(name: str) -> None:
     assert pod["terminationGracePeriodSeconds"] > shutdown + int(pre_stop[1])
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", ALL_BUILDS)
 def test_replicas_spread_across_nodes(name: str) -> None:
     objects = built(name)
     pod = only(objects, "Deployment")["spec"]["template"]["spec"]
@@ -611,3 +622,151 @@ def test_readme_rancher_proxy_example_matches_only_upgrade_paths() -> None:
         "/v1/harvester/harvesterhci.io.upgrades",
     ):
         assert not location.match(uri), uri
+
+
+# --- the cluster guard overlay (deploy/overlays/webhook) --------------------
+
+WEBHOOK_PORT = 9443
+
+
+def _by_id(name: str) -> dict[tuple[str, str, str, str], Obj]:
+    return {object_id(obj): obj for obj in built(name)}
+
+
+def test_webhook_overlay_adds_the_guard_and_changes_only_its_wiring() -> None:
+    base, overlay = _by_id("base"), _by_id("webhook")
+    assert base.keys() <= overlay.keys()
+    added = sorted(overlay[key]["kind"] for key in overlay.keys() - base.keys())
+    assert added == ["Certificate", "Issuer", "MutatingWebhookConfiguration"]
+    changed = {key: jsonpatch.make_patch(base[key], overlay[key]).patch for key in base}
+    changed = {key[1]: ops for key, ops in changed.items() if ops}
+    assert sorted(changed) == ["Deployment", "NetworkPolicy", "Service"]
+    # Only additions: nothing of the base is replaced or removed.
+    for kind, ops in changed.items():
+        assert {op["op"] for op in ops} == {"add"}, kind
+    assert env(built("base")).items() <= env(built("webhook")).items()
+
+
+def test_webhook_container_serves_the_guard_with_the_mounted_certificate() -> None:
+    objects = built("webhook")
+    bff = container(objects)
+    settings = env(objects)
+    assert settings["BFF_WEBHOOK_PORT"] == str(WEBHOOK_PORT)
+    assert {"name": "webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"} in bff["ports"]
+    mounts = {m["name"]: m for m in bff["volumeMounts"]}
+    tls = mounts["webhook-tls"]
+    assert tls["readOnly"] is True
+    assert settings["BFF_WEBHOOK_TLS_CERT"] == tls["mountPath"] + "/tls.crt"
+    assert settings["BFF_WEBHOOK_TLS_KEY"] == tls["mountPath"] + "/tls.key"
+    volumes = {
+        v["name"]: v for v in only(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    secret = volumes["webhook-tls"]["secret"]
+    assert secret["secretName"] == only(objects, "Certificate")["spec"]["secretName"]
+    # Group-readable for the pod's fsGroup, nobody else: the key is in there.
+    assert secret["defaultMode"] == 0o440
+    # Everything else stays read-only: /tmp is still the only writable mount.
+    writable = [m for m in bff["volumeMounts"] if not m.get("readOnly")]
+    assert [m["mountPath"] for m in writable] == ["/tmp"]
+
+
+def test_webhook_configuration_is_the_documented_guard() -> None:
+    objects = built("webhook")
+    configuration = only(objects, "MutatingWebhookConfiguration")
+    (hook,) = configuration["webhooks"]
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["sideEffects"] == "None"
+    assert hook["matchPolicy"] == "Equivalent"
+    assert 1 <= hook["timeoutSeconds"] <= 5
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["reinvocationPolicy"] == "IfNeeded"
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["harvesterhci.io"],
+            "apiVersions": ["v1beta1"],
+            "operations": ["UPDATE"],
+            "resources": ["upgrades"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+    assert hook["objectSelector"] == {}
+    # It reaches the BFF's webhook port through the Service, never the app port.
+    service = only(objects, "Service")
+    client = hook["clientConfig"]["service"]
+    assert (client["name"], client["namespace"]) == (NAME, NAMESPACE)
+    assert client["path"] == "/admission/upgrades/mutate"
+    (port,) = (p for p in service["spec"]["ports"] if p["port"] == client["port"])
+    assert port["targetPort"] == "webhook"
+    assert "caBundle" not in hook["clientConfig"]  # injected by cert-manager
+    # The Ingress routes to the http port only.
+    for path in ingress_paths(only(objects, "Ingress")):
+        assert (
+            path["backend"]["service"]["port"] == {"name": "http"}
+            or path["backend"]["service"]["port"].get("number") == 80
+        )
+
+
+def test_webhook_certificate_is_injected_and_names_the_service() -> None:
+    objects = built("webhook")
+    configuration = only(objects, "MutatingWebhookConfiguration")
+    certificate = only(objects, "Certificate")
+    issuer = only(objects, "Issuer")
+    annotation = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    assert annotation == f"{NAMESPACE}/{certificate['metadata']['name']}"
+    assert certificate["apiVersion"] == issuer["apiVersion"] == "cert-manager.io/v1"
+    spec = certificate["spec"]
+    assert f"{NAME}.{NAMESPACE}.svc" in spec["dnsNames"]
+    assert spec["issuerRef"] == {
+        "name": issuer["metadata"]["name"],
+        "kind": "Issuer",
+        "group": "cert-manager.io",
+    }
+    assert "server auth" in spec["usages"]
+    assert issuer["spec"] == {"selfSigned": {}}
+
+
+def _cel(expression: str, username: str, groups: list[str]) -> bool:
+    import celpy
+    import celpy.adapter
+
+    env_ = celpy.Environment()
+    program = env_.program(env_.compile(expression))
+    request = {"userInfo": {"username": username, "groups": groups}}
+    return bool(program.evaluate(celpy.adapter.json_to_cel({"request": request})))
+
+
+def test_match_conditions_exclude_exactly_the_trusted_writers() -> None:
+    from bff.admission.guard import DEFAULT_TRUSTED_WRITER
+
+    objects = built("webhook")
+    (hook,) = only(objects, "MutatingWebhookConfiguration")["webhooks"]
+    (condition,) = hook["matchConditions"]
+    expression = condition["expression"]
+    assert env(objects)["BFF_TRUSTED_WRITER"] == DEFAULT_TRUSTED_WRITER
+    sa_groups = ["system:serviceaccounts", "system:serviceaccounts:harvester-system"]
+    assert _cel(expression, DEFAULT_TRUSTED_WRITER, sa_groups) is False
+    assert _cel(expression, "kubernetes-admin", ["system:masters"]) is True
+    assert _cel(expression, "system:serviceaccount:harvester-system:other", sa_groups) is True
+    assert _cel(expression, "system:serviceaccount:elsewhere:harvester", []) is True
+    assert _cel(expression, f"system:serviceaccount:{NAMESPACE}:{NAME}", sa_groups) is True
+
+
+def test_sandbox_holds_the_same_webhook_configuration() -> None:
+    from bff.sandbox.admission import guard_configuration
+
+    (ours,) = only(built("webhook"), "MutatingWebhookConfiguration")["webhooks"]
+    (sandbox,) = guard_configuration("https://127.0.0.1:1", b"pem")["webhooks"]
+    assert {k: v for k, v in sandbox.items() if k != "clientConfig"} == {
+        k: v for k, v in ours.items() if k != "clientConfig"
+    }
+    assert sandbox["clientConfig"]["url"].endswith(ours["clientConfig"]["service"]["path"])
+
+
+def test_webhook_networkpolicy_opens_only_the_webhook_port_beyond_the_base() -> None:
+    base = only(built("base"), "NetworkPolicy")["spec"]
+    policy = only(built("webhook"), "NetworkPolicy")["spec"]
+    assert policy["ingress"][: len(base["ingress"])] == base["ingress"]
+    (extra,) = policy["ingress"][len(base["ingress"]) :]
+    assert extra == {"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}
+    assert policy["egress"] == base["egress"]
