@@ -14,15 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bff import model
+from bff.model import GROUP, VERSION
+
 JSON = dict[str, Any]
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
-GROUP = "harvesterhci.io"
-VERSION = "v1beta1"
-RESOURCE = "upgrades"
-OBJECT_KIND = "Upgrade"
-OBJECT_API_VERSION = f"{GROUP}/{VERSION}"
+RESOURCE = model.PLURAL
+OBJECT_KIND = model.KIND
+OBJECT_API_VERSION = model.API_VERSION
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 # The API server shows a warning longer than this truncated; keep each one whole.
 MAX_WARNING_CHARS = 256

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import json
 import logging
 import ssl
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -46,13 +48,21 @@ import celpy.celparser
 import celpy.evaluation
 import jsonpatch
 
+from bff.admission.guard import TrustedWriters
+from bff.admission.webhook import Guard, serving
+from bff.metrics import Metrics
+from bff.model import GROUP, PLURAL, VERSION
 from bff.sandbox.identities import UserInfo
-from bff.sandbox.store import GROUP, PLURAL, VERSION, StatusError
+from bff.sandbox.status import StatusError
+from bff.sandbox.tls import SandboxCA
+from bff.settings import Settings
 
 __all__ = [
     "DEFAULT_WEBHOOK_NAME",
     "WebhookAdmission",
     "guard_configuration",
+    "guarding",
+    "trusted_writers_condition",
 ]
 
 log = logging.getLogger("bff.sandbox.admission")
@@ -78,17 +88,33 @@ class Write(Protocol):
     def dry_run(self) -> bool: ...
 
 
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join("'" + n.replace("\\", "\\\\").replace("'", "\\'") + "'" for n in names)
+
+
+def trusted_writers_condition(trusted: TrustedWriters) -> str:
+    """The CEL ``matchConditions`` expression that leaves ``trusted`` out."""
+    parts = []
+    if trusted.users:
+        parts.append(f"!(request.userInfo.username in [{_quoted(sorted(trusted.users))}])")
+    if trusted.groups:
+        parts.append(
+            f"!request.userInfo.groups.exists(g, g in [{_quoted(sorted(trusted.groups))}])"
+        )
+    return " && ".join(parts) or "true"
+
+
 def guard_configuration(
     url: str,
     ca_pem: bytes,
     *,
-    trusted_users: Sequence[str] = ("system:serviceaccount:harvester-system:harvester",),
+    trusted: TrustedWriters | None = None,
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
 ) -> JSON:
     """The cluster guard's MutatingWebhookConfiguration, as ``deploy/overlays/webhook``
     ships it, but calling ``url`` (not the in-cluster Service) and trusting ``ca_pem``."""
-    excluded = ", ".join(f"'{u}'" for u in trusted_users)
+    expression = trusted_writers_condition(trusted or TrustedWriters())
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -118,7 +144,7 @@ def guard_configuration(
                 "matchConditions": [
                     {
                         "name": "not-a-trusted-writer",
-                        "expression": f"!(request.userInfo.username in [{excluded}])",
+                        "expression": expression,
                     }
                 ],
                 "failurePolicy": failure_policy,
@@ -442,3 +468,34 @@ class WebhookAdmission:
             if not result.get("allowed"):
                 raise _denied(hook.name, result)
         return warnings
+
+
+@contextlib.asynccontextmanager
+async def guarding(
+    settings: Settings,
+    admission: WebhookAdmission | None,
+    ca: SandboxCA,
+    directory: Path,
+    metrics: Metrics,
+) -> AsyncIterator[str | None]:
+    """``sandbox --webhook-port``: serve the cluster guard on loopback with a certificate
+    from the sandbox's CA, and have ``admission`` (the emulator's) hold its
+    configuration, as a cluster holds the overlay's. Yields the webhook's URL, or None
+    when ``admission`` is None (the webhook is off)."""
+    if admission is None or settings.webhook_port is None:
+        yield None
+        return
+    cert, key = directory / "webhook.crt", directory / "webhook.key"
+    key.touch(mode=0o600)
+    key.write_bytes(ca.server_key_pem)
+    cert.write_bytes(ca.server_cert_pem)
+    trusted = TrustedWriters.parse(settings.trusted_writers)
+    guard = Guard(trusted, on_restore=lambda r: metrics.status_restores.labels(str(r)).inc())
+    try:
+        async with serving(
+            guard, host="127.0.0.1", port=settings.webhook_port, cert=str(cert), key=str(key)
+        ) as url:
+            admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted))
+            yield url
+    finally:
+        await admission.close()

@@ -24,7 +24,9 @@ from aiohttp import web
 
 from bff import server
 from bff.app import create_app
+from bff.keys import METRICS
 from bff.sandbox import provider_states
+from bff.sandbox.admission import WebhookAdmission, guarding
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import EMULATOR_STORE, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
@@ -51,6 +53,9 @@ class Sandbox:
     kubeconfig: Path
     #: Trusts the emulator's CA: for HTTP clients other than kubeconfig readers.
     client_ssl: ssl.SSLContext
+    #: The cluster guard's URL when ``settings.webhook_port`` is set (the emulator
+    #: then consults it on every Upgrade write), else None.
+    webhook_url: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +73,8 @@ async def running(
     with tempfile.TemporaryDirectory(prefix="bff-sandbox-") as tmp:
         ca = SandboxCA.create()
         ca_file = str(ca.write_ca(Path(tmp, "ca.crt")))
-        emulator_app = create_emulator_app()
+        admission = WebhookAdmission() if settings.webhook_port is not None else None
+        emulator_app = create_emulator_app(admission=admission)
         emulator = web.AppRunner(emulator_app, handle_signals=False, access_log=None)
         await emulator.setup()
         try:
@@ -98,23 +104,27 @@ async def running(
             )
             await controller.start()
             try:
-                bff_settings = replace(settings, kubeconfig=str(bff_config))
+                bff_settings = replace(settings, kubeconfig=str(bff_config), webhook_port=None)
                 bff_app = create_app(bff_settings)
                 # Pact's provider states: served by the sandbox's BFF only, never by `serve`.
                 provider_states.mount(bff_app, emulator_app[EMULATOR_STORE], bff_settings.base_path)
-                runner, bff_url = await server.start(bff_app, bff_settings)
-                try:
-                    yield Sandbox(
-                        bff_url,
-                        kube_url,
-                        controller,
-                        emulator_app,
-                        bff_app,
-                        admin_config,
-                        ca.client_context(),
-                    )
-                finally:
-                    await server.stop(runner)
+                async with guarding(
+                    settings, admission, ca, Path(tmp), bff_app[METRICS]
+                ) as webhook_url:
+                    runner, bff_url = await server.start(bff_app, bff_settings)
+                    try:
+                        yield Sandbox(
+                            bff_url,
+                            kube_url,
+                            controller,
+                            emulator_app,
+                            bff_app,
+                            admin_config,
+                            ca.client_context(),
+                            webhook_url,
+                        )
+                    finally:
+                        await server.stop(runner)
             finally:
                 await controller.stop()
         finally:
@@ -126,12 +136,18 @@ async def run(
 ) -> None:
     stopping = server.stop_event_on_signals()
     async with running(settings, kube_port, interval, kubeconfig) as sandbox:
-        print(_banner(sandbox.bff_url, sandbox.kube_url, interval, sandbox.kubeconfig), flush=True)
+        banner = _banner(
+            sandbox.bff_url, sandbox.kube_url, interval, sandbox.kubeconfig, sandbox.webhook_url
+        )
+        print(banner, flush=True)
         await stopping.wait()
         log.info("stopping the sandbox")
 
 
-def _banner(bff_url: str, kube_url: str, interval: float, kubeconfig: Path) -> str:
+def _banner(
+    bff_url: str, kube_url: str, interval: float, kubeconfig: Path, webhook_url: str | None = None
+) -> str:
+    guard = _guard_line(webhook_url)
     if interval > 0:
         advancing = f"advancing unfinished upgrades one stage every {interval:g}s"
     else:
@@ -142,6 +158,7 @@ harvester-upgrade-bff sandbox is running.
   BFF (the page and the API)  {bff_url}/
   Kubernetes API emulator     {kube_url}
   Simulated controller        watching harvester-system; {advancing}
+  Cluster guard (webhook)     {guard}
 
   Tokens   sandbox-admin   every verb
            sandbox-viewer  get, list and watch only
@@ -160,6 +177,12 @@ harvester-upgrade-bff sandbox is running.
 
 Stop with Ctrl-C.
 """
+
+
+def _guard_line(url: str | None) -> str:
+    if url is None:
+        return "off: a direct PUT to the emulator wipes status (--webhook-port 0 turns it on)"
+    return f"{url}/admission/upgrades/mutate, consulted by the emulator on every Upgrade write"
 
 
 def run_sandbox(settings: Settings) -> int:

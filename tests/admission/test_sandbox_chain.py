@@ -28,8 +28,8 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import Guard, serving
 from bff.sandbox.admission import WebhookAdmission, guard_configuration
 from bff.sandbox.identities import TOKENS, UserInfo
-from bff.sandbox.pki import ServerCertificate, make_server_certificate
-from bff.sandbox.store import StatusError
+from bff.sandbox.status import StatusError
+from tests.admission.certs import ServerCertificate, make_server_certificate
 from tests.admission.reviews import decoded, fixture, succeeded
 
 ADMIN = TOKENS["sandbox-admin"]

@@ -32,7 +32,7 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import MAX_REVIEW_BYTES, MUTATE_PATH, VALIDATE_PATH, Guard, serving
 from bff.cli import main
 from bff.metrics import Metrics
-from bff.sandbox.pki import ServerCertificate, make_server_certificate
+from tests.admission.certs import ServerCertificate, make_server_certificate
 from tests.admission.reviews import (
     CONTROLLER,
     SA_GROUPS,
@@ -257,10 +257,8 @@ async def test_restore_is_logged_without_secrets(
     assert "secret-jti" not in everything
 
 
-async def _handshake_ca(url: str) -> str:
-    """The issuer of the certificate the server presents now."""
-    from cryptography import x509
-
+async def _handshake_ca(url: str) -> bytes:
+    """The certificate the server presents now (DER)."""
     host, port = url.removeprefix("https://").rsplit(":", 1)
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -271,14 +269,19 @@ async def _handshake_ca(url: str) -> str:
     finally:
         writer.close()
         await writer.wait_closed()
-    return x509.load_der_x509_certificate(der).issuer.rfc4514_string()
+    assert isinstance(der, bytes)
+    return der
+
+
+def _der(pem: bytes) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem.decode())
 
 
 async def test_certificate_is_reloaded_when_the_files_change(
     webhook: Webhook, tmp_path: Path
 ) -> None:
     before = await _handshake_ca(webhook.url)
-    rotated = make_server_certificate(tmp_path / "rotated", name="rotated")
+    rotated = make_server_certificate(tmp_path / "rotated")
     # Replace the files in place, as a projected Secret's symlink swap ends up.
     webhook.certificate.key_file.write_bytes(rotated.key_file.read_bytes())
     webhook.certificate.cert_file.write_bytes(rotated.cert_file.read_bytes())
@@ -288,8 +291,8 @@ async def test_certificate_is_reloaded_when_the_files_change(
         if after != before:
             break
         await asyncio.sleep(0.05)
-    assert after == "CN=sandbox rotated CA"
-    assert before == "CN=sandbox webhook CA"
+    assert before == _der(webhook.certificate.cert_pem)
+    assert after == _der(rotated.cert_pem)
     # A client trusting only the old CA now refuses the server; the new CA works.
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         await webhook.post(MUTATE_PATH, None, raw=b"{}")
@@ -338,20 +341,21 @@ def test_bad_webhook_flags_are_one_line_and_exit_2(
 async def test_half_written_pair_keeps_the_old_certificate(
     webhook: Webhook, tmp_path: Path
 ) -> None:
-    rotated = make_server_certificate(tmp_path / "rotated", name="rotated")
+    rotated = make_server_certificate(tmp_path / "rotated")
     # Only the certificate changed so far: it does not match the key being served.
     webhook.certificate.cert_file.write_bytes(rotated.cert_file.read_bytes())
+    original = _der(webhook.certificate.cert_pem)
     for _ in range(10):
         await asyncio.sleep(0.05)
-        assert await _handshake_ca(webhook.url) == "CN=sandbox webhook CA"
+        assert await _handshake_ca(webhook.url) == original
     webhook.certificate.key_file.write_bytes(rotated.key_file.read_bytes())
-    issuer = ""
+    served = original
     for _ in range(200):
-        issuer = await _handshake_ca(webhook.url)
-        if issuer != "CN=sandbox webhook CA":
+        served = await _handshake_ca(webhook.url)
+        if served != original:
             break
         await asyncio.sleep(0.05)
-    assert issuer == "CN=sandbox rotated CA"
+    assert served == _der(rotated.cert_pem)
 
 
 async def test_the_bff_serves_the_webhook_on_its_own_port(

@@ -1,0 +1,216 @@
+"""``sandbox --webhook-port``: the emulator consults the cluster guard on every Upgrade write.
+
+Covers, through the sandbox as ``running()`` builds it (HTTPS emulator, simulated
+controller, BFF, and the webhook on loopback): a v1.0.4 body PUT straight to the
+emulator keeps status and finalizers, answers with the guard's ``Warning: 299``
+headers, and the simulated controller re-initialises nothing; a JSON patch
+removing status is repaired the same way; a server-side dry run gets the same
+answer and changes nothing; the controller's own writes pass; without the
+webhook, the same PUT wipes status and the controller re-initialises the
+upgrade (the bug, as before). Also the command line: the banner names the guard.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bff.sandbox.runner import Sandbox, running
+from bff.settings import Settings
+from tests.admission.reviews import fixture
+
+NAME = "hvst-upgrade-7xn6v"
+PATH = f"/apis/harvesterhci.io/v1beta1/namespaces/harvester-system/upgrades/{NAME}"
+ADMIN = {"Authorization": "Bearer sandbox-admin"}
+SETTINGS = Settings(port=0)
+SANDBOX_COMMAND = [sys.executable, "-m", "bff", "sandbox", "--port", "0", "--kube-port", "0"]
+SANDBOX_COMMAND += ["--webhook-port", "0"]
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[Sandbox]:
+    async with running(replace(SETTINGS, webhook_port=0), kube_port=0, interval=0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def unguarded() -> AsyncIterator[Sandbox]:
+    async with running(SETTINGS, kube_port=0, interval=0) as sandbox:
+        yield sandbox
+
+
+async def call(
+    sandbox: Sandbox, method: str, path: str = PATH, body: Any = None, **kwargs: Any
+) -> tuple[int, Any, list[str]]:
+    headers = dict(ADMIN, **kwargs.pop("headers", {}))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            sandbox.kube_url + path,
+            data=None if body is None else json.dumps(body),
+            headers=headers,
+            ssl=sandbox.client_ssl,
+            **kwargs,
+        ) as response,
+    ):
+        # Only the guard's warnings (the decoder adds "unknown field" ones for Steve's
+        # id and type, as kube-apiserver does).
+        guard = [w for w in response.headers.getall("Warning", []) if "harvester-upgrade-bff" in w]
+        return response.status, await response.json(), guard
+
+
+async def live(sandbox: Sandbox) -> Any:
+    status, obj, _ = await call(sandbox, "GET")
+    assert status == 200
+    return obj
+
+
+def v104_body(resource_version: str) -> Any:
+    body = fixture("clients/v1.0.4-dismiss-put-body.json")
+    body["metadata"]["resourceVersion"] = resource_version
+    return body
+
+
+async def settled(sandbox: Sandbox) -> None:
+    status, listed, _ = await call(
+        sandbox, "GET", "/apis/harvesterhci.io/v1beta1/namespaces/harvester-system/upgrades"
+    )
+    assert status == 200
+    await sandbox.controller.wait_synced(listed["metadata"]["resourceVersion"])
+
+
+async def test_direct_v104_put_keeps_status_with_the_guard(guarded: Sandbox) -> None:
+    assert guarded.webhook_url is not None
+    before = await live(guarded)
+    await settled(guarded)
+    reinitialised = guarded.controller.reinitialisations
+    status, obj, warnings = await call(
+        guarded,
+        "PUT",
+        body=v104_body(before["metadata"]["resourceVersion"]),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200
+    assert obj["status"] == before["status"]
+    assert obj["metadata"]["finalizers"] == before["metadata"]["finalizers"]
+    assert obj["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
+    assert obj["metadata"]["labels"]["harvesterhci.io/upgradeState"] == "Succeeded"
+    assert len(warnings) == 2
+    assert warnings[0].startswith('299 - "harvester-upgrade-bff: Upgrade harvester-system/')
+    assert "remove its status" in warnings[0]
+    await settled(guarded)
+    assert guarded.controller.reinitialisations == reinitialised
+    after = await live(guarded)
+    assert after["status"] == before["status"]
+    metrics = await _bff_metrics(guarded)
+    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in metrics
+    assert 'bff_status_restores_total{reason="finalizers_dropped"} 1.0' in metrics
+
+
+async def test_json_patch_removing_status_is_repaired(guarded: Sandbox) -> None:
+    before = await live(guarded)
+    status, obj, warnings = await call(
+        guarded,
+        "PATCH",
+        body=[{"op": "remove", "path": "/status"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert status == 200
+    assert obj["status"] == before["status"]
+    assert len(warnings) == 1
+    # Nothing changed, so nothing was written: the resourceVersion stays.
+    assert obj["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+async def test_dry_run_gets_the_same_answer_and_changes_nothing(guarded: Sandbox) -> None:
+    before = await live(guarded)
+    status, obj, warnings = await call(
+        guarded,
+        "PUT",
+        body=v104_body(before["metadata"]["resourceVersion"]),
+        headers={"Content-Type": "application/json"},
+        params={"dryRun": "All"},
+    )
+    assert status == 200
+    assert obj["status"] == before["status"]
+    assert len(warnings) == 2
+    after = await live(guarded)
+    assert after == before
+    assert 'bff_status_restores_total{reason="status_removed"} 1.0' not in (
+        await _bff_metrics(guarded)
+    )
+
+
+async def test_the_controllers_own_status_write_passes(guarded: Sandbox) -> None:
+    before = await live(guarded)
+    rewrite = copy.deepcopy(before)
+    rewrite["status"]["conditions"] = [{"type": "Completed", "status": "Unknown"}]
+    status, obj, warnings = await call(
+        guarded,
+        "PUT",
+        body=rewrite,
+        headers={"Authorization": "Bearer sandbox-controller", "Content-Type": "application/json"},
+    )
+    assert status == 200, obj
+    assert obj["status"] == rewrite["status"]
+    assert warnings == []
+
+
+async def test_without_the_guard_the_bug_reproduces(unguarded: Sandbox) -> None:
+    assert unguarded.webhook_url is None
+    before = await live(unguarded)
+    await settled(unguarded)
+    reinitialised = unguarded.controller.reinitialisations
+    status, obj, _ = await call(
+        unguarded,
+        "PUT",
+        body=v104_body(before["metadata"]["resourceVersion"]),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200
+    assert "status" not in obj
+    await settled(unguarded)
+    assert unguarded.controller.reinitialisations == reinitialised + 1
+    after = await live(unguarded)
+    assert after["metadata"]["labels"]["harvesterhci.io/upgradeState"] == "PreparingLoggingInfra"
+
+
+async def _bff_metrics(sandbox: Sandbox) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(sandbox.bff_url + "/metrics") as response,
+    ):
+        return await response.text()
+
+
+def test_sandbox_command_banner_names_the_guard() -> None:
+    proc = subprocess.Popen(
+        SANDBOX_COMMAND,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for _ in range(60):
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Stop with Ctrl-C" in line or not line:
+                break
+        text = "".join(lines)
+        assert "Cluster guard (webhook)     https://127.0.0.1:" in text
+        assert "/admission/upgrades/mutate, consulted by the emulator" in text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
