@@ -387,3 +387,20 @@ async def test_the_bff_serves_the_webhook_on_its_own_port(
         assert api.status == 404
     metrics = await (await client.get("/metrics")).text()
     assert 'bff_status_restores_total{reason="status_removed"} 1.0' in metrics
+
+
+def test_trusted_writer_flag_repeats_and_the_variable_is_a_list() -> None:
+    from bff.cli import _settings_args as settings_args
+    from bff.cli import build_parser
+    from bff.settings import from_sources
+
+    args = build_parser().parse_args(
+        ["serve", "--trusted-writer", "alice", "--trusted-writer", "group:ops"]
+    )
+    assert from_sources(settings_args(args), {}).trusted_writers == ("alice", "group:ops")
+    args = build_parser().parse_args(["serve"])
+    settings = from_sources(settings_args(args), {"BFF_TRUSTED_WRITER": "bob, group:x"})
+    assert settings.trusted_writers == ("bob", "group:x")
+    default = from_sources(settings_args(args), {})
+    assert default.trusted_writers == ("system:serviceaccount:harvester-system:harvester",)
+    assert default.webhook_port is None
