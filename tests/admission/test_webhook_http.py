@@ -390,17 +390,23 @@ async def test_the_bff_serves_the_webhook_on_its_own_port(
 
 
 def test_trusted_writer_flag_repeats_and_the_variable_is_a_list() -> None:
-    from bff.cli import _settings_args as settings_args
     from bff.cli import build_parser
-    from bff.settings import from_sources
+    from bff.settings import Command, from_sources
 
-    args = build_parser().parse_args(
-        ["serve", "--trusted-writer", "alice", "--trusted-writer", "group:ops"]
+    def given(*argv: str) -> dict[str, Any]:
+        args = vars(build_parser().parse_args(["serve", *argv]))
+        return {k: v for k, v in args.items() if k != "command"}
+
+    repeated = given("--trusted-writer", "alice", "--trusted-writer", "group:ops")
+    assert from_sources(repeated, {}, command=Command.SERVE).trusted_writers == (
+        "alice",
+        "group:ops",
     )
-    assert from_sources(settings_args(args), {}).trusted_writers == ("alice", "group:ops")
-    args = build_parser().parse_args(["serve"])
-    settings = from_sources(settings_args(args), {"BFF_TRUSTED_WRITER": "bob, group:x"})
-    assert settings.trusted_writers == ("bob", "group:x")
-    default = from_sources(settings_args(args), {})
+    env = {"BFF_TRUSTED_WRITER": "bob, group:x"}
+    assert from_sources(given(), env, command=Command.SERVE).trusted_writers == ("bob", "group:x")
+    default = from_sources(given(), {}, command=Command.SERVE)
     assert default.trusted_writers == ("system:serviceaccount:harvester-system:harvester",)
     assert default.webhook_port is None
+    sandbox = vars(build_parser().parse_args(["sandbox", "--webhook-port", "0"]))
+    assert "webhook_tls_cert" not in sandbox  # the sandbox makes its own certificate
+    assert sandbox["webhook_port"] == "0"
