@@ -44,6 +44,8 @@ class Guard:
 
     trusted: TrustedWriters
     on_restore: Callable[[Reason], None] = lambda _reason: None
+    #: Seconds to receive and answer one review.
+    review_timeout: float = REVIEW_TIMEOUT
 
 
 GUARD = web.AppKey("admission_guard", Guard)
@@ -56,12 +58,13 @@ def _error(status: int, message: str) -> web.Response:
 @web.middleware
 async def _limits(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A short deadline per review, and aiohttp's own errors (404, 405, 413) as JSON."""
+    timeout = request.app[GUARD].review_timeout
     try:
-        async with asyncio.timeout(REVIEW_TIMEOUT):
+        async with asyncio.timeout(timeout):
             return await handler(request)
     except TimeoutError:
-        log.warning("admission review not received within %ss", REVIEW_TIMEOUT)
-        return _error(408, f"the review was not received within {REVIEW_TIMEOUT:g}s")
+        log.warning("admission review not received within %ss", timeout)
+        return _error(408, f"the review was not received within {timeout:g}s")
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"an AdmissionReview is at most {MAX_REVIEW_BYTES} bytes")
     except web.HTTPException as exc:

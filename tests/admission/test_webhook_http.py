@@ -14,6 +14,7 @@ API (and refusing ``--webhook-port`` without a certificate, with exit 2).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -410,3 +411,31 @@ def test_trusted_writer_flag_repeats_and_the_variable_is_a_list() -> None:
     sandbox = vars(build_parser().parse_args(["sandbox", "--webhook-port", "0"]))
     assert "webhook_tls_cert" not in sandbox  # the sandbox makes its own certificate
     assert sandbox["webhook_port"] == "0"
+
+
+async def test_a_review_that_never_arrives_is_408(tmp_path: Path) -> None:
+    certificate = make_server_certificate(tmp_path / "slow")
+    guard = Guard(TrustedWriters(), review_timeout=0.2)
+    async with serving(
+        guard,
+        host="127.0.0.1",
+        port=0,
+        cert=str(certificate.cert_file),
+        key=str(certificate.key_file),
+    ) as url:
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        context = ssl.create_default_context(cadata=certificate.ca_pem.decode())
+        reader, writer = await asyncio.open_connection(host, int(port), ssl=context)
+        try:
+            # Promise a body and never send it.
+            writer.write(
+                f"POST {MUTATE_PATH} HTTP/1.1\r\nHost: {host}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            )
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+            assert head.startswith(b"HTTP/1.1 408")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
