@@ -1,4 +1,5 @@
-"""AdmissionReviews built from the fixtures, and what the API server does with an answer.
+"""AdmissionReviews built from the captured data (:mod:`bff.captured`), and what the API
+server does with an answer.
 
 ``update_review`` builds the review kube-apiserver sends for an UPDATE: the
 stored object as ``oldObject`` and the decoded request (unknown top-level fields
@@ -18,7 +19,10 @@ from typing import Any
 
 import jsonpatch
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+from bff import captured
+
+# The captured Upgrades and client bodies, as the package ships them.
+FIXTURES = Path(str(captured.files()))
 CONTROLLER = "system:serviceaccount:harvester-system:harvester"
 SA_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:harvester-system"]
 ADMIN = "kubernetes-admin"
@@ -35,7 +39,7 @@ def fixture(relative: str) -> JSON:
 
 
 def succeeded() -> JSON:
-    return fixture("objects/upgrade-succeeded.json")
+    return fixture("upgrades/upgrade-succeeded.json")
 
 
 def decoded(body: JSON) -> JSON:

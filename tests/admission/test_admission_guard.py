@@ -198,7 +198,7 @@ def test_labels_spec_annotations_and_no_change_pass_untouched(ops: list[Any]) ->
 
 
 def test_controller_rewrites_status_untouched() -> None:
-    live = fixture("objects/upgrade-in-progress.json")
+    live = fixture("upgrades/upgrade-in-progress.json")
     new = copy.deepcopy(live)
     new["status"] = {"conditions": [{"type": "Completed", "status": "Unknown"}]}
     new["metadata"]["finalizers"] = []

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.admission.reviews import decoded, fixture
 from tests.support.real_apiserver import RealApiServer, free_port
 
 pytestmark = pytest.mark.real_apiserver
@@ -171,8 +172,7 @@ def _wait_until_not_consulted(kubectl: Kubectl) -> None:
 def test_kubectl_replace_of_the_v104_body_keeps_status(guarded: tuple[Bff, Kubectl]) -> None:
     _, kubectl = guarded
     before = kubectl.get()
-    body = json.loads((ROOT / "tests/fixtures/clients/v1.0.4-dismiss-put-body.json").read_text())
-    body = {k: v for k, v in body.items() if k not in ("id", "type")}
+    body = decoded(fixture("clients/v1.0.4-dismiss-put-body.json"))
     body["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"]
     done = kubectl("replace", "-f", "-", stdin=json.dumps(body))
     assert done.returncode == 0, done.stderr
