@@ -12,8 +12,8 @@ __all__ = ["GROUPS", "KUBE_VERSION", "add_routes"]
 
 KUBE_VERSION = {
     "major": "1",
-    "minor": "33",
-    "gitVersion": "v1.33.0",
+    "minor": "36",
+    "gitVersion": "v1.36.3",
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
     "buildDate": "2025-04-23T00:00:00Z",
@@ -87,8 +87,21 @@ async def legacy_versions(request: web.Request) -> web.Response:
     )
 
 
+_NAMESPACES: JSON = {
+    "name": "namespaces",
+    "singularName": "namespace",
+    "namespaced": False,
+    "kind": "Namespace",
+    "verbs": ["get", "list"],
+    "shortNames": ["ns"],
+}
+
+
 async def legacy_resources(request: web.Request) -> web.Response:
-    return json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+    """``/api/v1``: of the core resources, only the namespaces."""
+    return json_response(
+        {"kind": "APIResourceList", "groupVersion": "v1", "resources": [_NAMESPACES]}
+    )
 
 
 async def apis(request: web.Request) -> web.Response:

@@ -197,6 +197,25 @@ async def check_all_namespaces(t: Target, r: Result) -> None:
     ]
 
 
+async def check_label_column(t: Target, r: Result) -> None:
+    table = rows(r.out)
+    assert table[0] == ["NAME", "AGE", "UPGRADESTATE"]
+    assert {row[0]: row[2:] for row in table[1:]} == {
+        SUCCEEDED: ["Succeeded"],
+        FAILED: ["Failed"],
+        IN_PROGRESS: ["UpgradingNodes"],
+    }
+
+
+async def check_api_resources(t: Target, r: Result) -> None:
+    assert rows(r.out) == [["upgrades", "harvesterhci.io/v1beta1", "true", "Upgrade"]]
+
+
+async def check_server_version(t: Target, r: Result) -> None:
+    server = json.loads(r.out)["serverVersion"]
+    assert (server["major"], server["minor"], server["gitVersion"]) == ("1", "36", "v1.36.3")
+
+
 async def check_json(t: Target, r: Result) -> None:
     obj = json.loads(r.out)
     live = await t.read(SUCCEEDED)
@@ -476,6 +495,48 @@ CASES: list[Case] = [
         "explain",
         ("explain", "upgrades.spec"),
         out=("KIND:       Upgrade", "logEnabled\t<boolean>", "version\t<string>"),
+    ),
+    Case(
+        "show-labels",
+        ("get", "upgrade", FAILED, *NS, "--show-labels", "--no-headers"),
+        out=(f"{STATE}=Failed",),
+    ),
+    Case(
+        "label-columns",
+        ("get", "upgrades", *NS, "-L", STATE),
+        after=check_label_column,
+    ),
+    Case(
+        "custom-columns",
+        (
+            "get",
+            "upgrades",
+            *NS,
+            "--sort-by=.metadata.name",
+            "-o",
+            r"custom-columns=NAME:.metadata.name,STATE:.metadata.labels.harvesterhci\.io/upgradeState",
+        ),
+        exact_out=(
+            "NAME                 STATE\n"
+            f"{SUCCEEDED}   Succeeded\n"
+            f"{FAILED}   Failed\n"
+            f"{IN_PROGRESS}   UpgradingNodes\n"
+        ),
+    ),
+    Case(
+        "paged-list",
+        ("get", "upgrades", *NS, "--chunk-size=1", "-o", "name"),
+        exact_out="".join(f"{UPGRADE}/{n}\n" for n in sorted([SUCCEEDED, IN_PROGRESS, FAILED])),
+    ),
+    Case(
+        "api-resources",
+        ("api-resources", "--api-group=harvesterhci.io", "--no-headers"),
+        after=check_api_resources,
+    ),
+    Case(
+        "server-version",
+        ("version", "-o", "json"),
+        after=check_server_version,
     ),
     Case(
         "unknown-token",
