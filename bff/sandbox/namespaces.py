@@ -13,13 +13,13 @@ from aiohttp import web
 
 from bff.sandbox.httpio import json_response
 from bff.sandbox.keys import EMULATOR_STORE
-from bff.sandbox.resource import JSON
+from bff.sandbox.resource import JSON, NAMESPACES
 from bff.sandbox.status import StatusError
 from bff.sandbox.store import now_rfc3339
 
 __all__ = ["NAMES", "add_routes"]
 
-NAMES = ("default", "harvester-system", "kube-node-lease", "kube-public", "kube-system")
+NAMES = NAMESPACES
 _NAMESPACES = web.AppKey("emulator_namespaces", dict)
 
 

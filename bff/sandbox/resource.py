@@ -15,6 +15,7 @@ __all__ = [
     "JSON",
     "KIND",
     "LIST_KIND",
+    "NAMESPACES",
     "PLURAL",
     "QUALIFIED_KIND",
     "QUALIFIED_RESOURCE",
@@ -28,3 +29,6 @@ QUALIFIED_RESOURCE = f"{PLURAL}.{GROUP}"
 QUALIFIED_KIND = f"{KIND}.{GROUP}"
 
 JSON = dict[str, Any]
+
+#: The namespaces that exist (read-only): objects can be created in these only.
+NAMESPACES = ("default", "harvester-system", "kube-node-lease", "kube-public", "kube-system")

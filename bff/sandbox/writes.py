@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bff.sandbox.identities import UserInfo
-from bff.sandbox.resource import JSON, KIND, VERSION
+from bff.sandbox.resource import JSON, KIND, NAMESPACES, VERSION
 from bff.sandbox.schema import decode
 from bff.sandbox.status import StatusError, invalid
 from bff.sandbox.store import ObjectChanged, PendingWrite, Store
@@ -104,6 +104,9 @@ async def write(
             raise _strict_decoding_error(request, body, warnings)
         if request.field_validation == "Ignore":
             warnings = []
+        if request.operation == "CREATE" and request.namespace not in NAMESPACES:
+            # The NamespaceLifecycle admission plugin, first of the admission chain.
+            raise StatusError.not_found(request.namespace, resource="namespaces", group="")
         obj, mutated = await admission.mutate(request, obj, old)
         if old is None:
             pending = store.prepare_create(request.namespace, obj)

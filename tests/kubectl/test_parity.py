@@ -35,6 +35,7 @@ from tests.support.backends import (
     SUCCEEDED,
     Backend,
     EmulatorBackend,
+    new_upgrade,
 )
 
 KUBECTL = shutil.which("kubectl")
@@ -274,6 +275,29 @@ async def stale_file(t: Target) -> Mapping[str, str]:
 
 async def bogus_file(t: Target) -> Mapping[str, str]:
     return {"file": str(await write_edited(t, SUCCEEDED, bogus=True))}
+
+
+async def new_file(t: Target) -> Mapping[str, str]:
+    path = t.home / "new.yaml"
+    path.write_text(yaml.safe_dump(new_upgrade()))
+    return {"file": str(path)}
+
+
+async def check_created(t: Target, r: Result) -> None:
+    kind, _, name = r.out.strip().partition("/")
+    assert kind == UPGRADE
+    assert name.startswith("hvst-upgrade-")
+    assert len(name) == len("hvst-upgrade-") + 5
+    created = await t.read(name)
+    assert created["status"] == new_upgrade()["status"]
+    assert created["spec"] == {**new_upgrade()["spec"], "logEnabled": True}  # defaulted
+
+
+async def check_deleting(t: Target, r: Result) -> None:
+    obj = await t.read(SUCCEEDED)  # a finalizer holds it
+    assert obj["metadata"]["deletionTimestamp"]
+    assert obj["metadata"]["deletionGracePeriodSeconds"] == 0
+    assert obj["metadata"]["generation"] == 2
 
 
 async def check_replaced(t: Target, r: Result) -> None:
@@ -539,6 +563,28 @@ CASES: list[Case] = [
         after=check_server_version,
     ),
     Case(
+        "create-generated-name",
+        ("create", "-f", "{file}", *NS, "-o", "name"),
+        setup=new_file,
+        after=check_created,
+    ),
+    Case(
+        "create-in-missing-namespace",
+        ("create", "-f", "{file}", "-n", "no-such-namespace"),
+        setup=new_file,
+        rc=1,
+        err=(
+            'Error from server (NotFound): error when creating "{file}": namespaces '
+            '"no-such-namespace" not found',
+        ),
+    ),
+    Case(
+        "delete-waits-for-finalizers",
+        ("delete", "upgrade", SUCCEEDED, *NS, "--wait=false"),
+        exact_out=f'{UPGRADE} "{SUCCEEDED}" deleted\n',
+        after=check_deleting,
+    ),
+    Case(
         "unknown-token",
         ("get", "upgrades", *NS),
         token="sandbox-unknown",
@@ -568,22 +614,35 @@ async def test_kubectl(target: Target, case: Case) -> None:
         await case.after(target, result)
 
 
-async def test_kubectl_get_watch_sees_a_change(target: Target) -> None:
-    """``get -w`` prints the object, then again when it changes; bounded by a timeout."""
+@pytest.mark.parametrize("output", ["name", "table"])
+async def test_kubectl_get_watch_sees_a_change(target: Target, output: str) -> None:
+    """``get -w`` prints the object, then again when it changes; bounded by a timeout.
+
+    ``table`` is kubectl's default human output (a header, then one row per event)."""
+    wanted = ("-o", "name") if output == "name" else ()
     proc = await asyncio.create_subprocess_exec(
-        *target.argv(("get", "upgrade", FAILED, *NS, "-w", "-o", "name",
-                      "--request-timeout=30s")),
+        *target.argv(("get", "upgrade", FAILED, *NS, "-w", *wanted, "--request-timeout=30s")),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=target.env("sandbox-viewer"),
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
+
+    async def line() -> str:
+        assert proc.stdout is not None
+        return (await asyncio.wait_for(proc.stdout.readline(), WATCH_LINE_TIMEOUT)).decode()
+
     try:
-        first = await asyncio.wait_for(proc.stdout.readline(), WATCH_LINE_TIMEOUT)
-        assert first.decode() == f"{UPGRADE}/{FAILED}\n"
+        if output == "name":
+            assert await line() == f"{UPGRADE}/{FAILED}\n"
+        else:
+            assert (await line()).split() == ["NAME", "AGE"]
+            assert (await line()).split()[0] == FAILED
         await target.backend.merge_patch(FAILED, {"metadata": {"labels": {READ: "true"}}})
-        second = await asyncio.wait_for(proc.stdout.readline(), WATCH_LINE_TIMEOUT)
-        assert second.decode() == f"{UPGRADE}/{FAILED}\n"
+        if output == "name":
+            assert await line() == f"{UPGRADE}/{FAILED}\n"
+        else:
+            assert (await line()).split()[0] == FAILED
         assert proc.returncode is None  # still watching
     finally:
         if proc.returncode is None:
