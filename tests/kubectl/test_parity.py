@@ -46,8 +46,8 @@ READ = "harvesterhci.io/read-message"
 STATE = "harvesterhci.io/upgradeState"
 UPGRADE = "upgrade.harvesterhci.io"
 # Bounds, in seconds: no case may hang the suite.
-KUBECTL_TIMEOUT = 60.0
-WATCH_LINE_TIMEOUT = 20.0
+KUBECTL_TIMEOUT = 120.0
+WATCH_LINE_TIMEOUT = 60.0
 
 
 @dataclass
