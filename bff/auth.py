@@ -48,6 +48,11 @@ def forbidden_header(names: Iterable[str]) -> str | None:
 
 def credential(request: web.Request) -> tuple[str, bool]:
     """The caller's token and whether it came from a cookie. 401 when there is none."""
+    if len(request.headers.getall("Authorization", [])) > 1:
+        raise errors.BadRequest(
+            "the header Authorization is given more than once; give it once",
+            code=errors.Code.AMBIGUOUS_REQUEST,
+        )
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")

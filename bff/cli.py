@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     from bff.app import create_app
     from bff.kube import ClusterConfigNotFound
-    from bff.server import serve_until_stopped
+    from bff.server import StartupError, serve_until_stopped
 
     if settings.webhook_port is not None and not settings.webhook_tls_cert:
         print(
@@ -127,9 +127,13 @@ def _serve(settings: Settings) -> int:
         return 2
     try:
         asyncio.run(serve_until_stopped(create_app(settings), settings))
+    except StartupError as exc:
+        print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
+        return 2
     except ClusterConfigNotFound as exc:
+        reason = str(exc).rstrip(". ")
         print(
-            f"harvester-upgrade-bff: error: {exc}. Point it at a cluster with --kubeconfig FILE "
+            f"harvester-upgrade-bff: error: {reason}. Point it at a cluster with --kubeconfig FILE "
             "or KUBECONFIG, run it in a pod with a service account, or try "
             "'harvester-upgrade-bff sandbox' for a local emulator.",
             file=sys.stderr,

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+import yaml
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import rest as k8s_rest
@@ -94,9 +95,18 @@ async def load_configuration(options: UpstreamOptions) -> Any:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError) as exc:
         where = f"kubeconfig {path!r}" if path else "in-cluster service account"
+        reason = " ".join(str(exc).split()).rstrip(". ")
         raise ClusterConfigNotFound(
-            f"cannot load cluster configuration from {where}: {exc}"
+            f"cannot load cluster configuration from {where}: {reason}"
         ) from exc
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        # A file that is not YAML, or YAML that is not a kubeconfig.
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ClusterConfigNotFound(
+            f"cannot load cluster configuration from kubeconfig {path!r}: "
+            f"it is not a valid kubeconfig file{at}"
+        ) from None
     configuration.connection_pool_maxsize = options.pool_size
     if not configuration.proxy:  # a kubeconfig proxy-url wins, as with kubectl
         configuration.proxy = proxy.for_server(configuration.host or "")
@@ -417,6 +427,14 @@ class _Calls:
             raise translate(exc) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise translate(exc) from None
+        except ValueError:
+            # The client could not build the request or read the answer (a header value
+            # with a newline, a reply that is not the declared model): never a 500.
+            log.warning("the Kubernetes client could not %s: a request or answer it cannot use",
+                        verb)  # fmt: skip
+            raise errors.UpstreamUnavailable(
+                "the Kubernetes API request could not be made or its answer read", http_status=502
+            ) from None
         finally:
             self._observe(verb, time.perf_counter() - started, status)
 
@@ -498,11 +516,25 @@ class TokenReviewer(_Calls):
         if status is None or not status.authenticated or status.user is None:
             return None
         user = status.user
+        _check_header_safe(user)
         return ImpersonatedCaller(
             username=user.username or "",
             uid=user.uid or "",
             groups=tuple(user.groups or ()),
             extra={k: tuple(v or ()) for k, v in (user.extra or {}).items()},
+        )
+
+
+def _check_header_safe(user: Any) -> None:
+    """Every part of the reviewed identity becomes an Impersonate-* header: no control chars."""
+    values = [user.username or "", user.uid or "", *(user.groups or ())]
+    for key, extra in (user.extra or {}).items():
+        values.extend([key, *(extra or ())])
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for value in values for c in value):
+        raise errors.Forbidden(
+            "the Kubernetes API named a user for this token that cannot be impersonated "
+            "(control characters in the user name, uid, groups or extra)",
+            code=errors.Code.UNUSABLE_IDENTITY,
         )
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import orjson
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
@@ -21,6 +22,9 @@ from bff.keys import CLIENT_ADDRESS
 from bff.settings import LogFormat
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+#: Set on a request aiohttp's HTTP parser refused: it has no route, method or path to log.
+MALFORMED = web.RequestKey("malformed", bool)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -103,8 +107,15 @@ def configure(fmt: LogFormat, level: str, stream: Any = None) -> None:
 
 
 def route_template(request: BaseRequest) -> str:
-    """The matched route's template (``/api/{version}/upgrades/{namespace}/{name}``)."""
-    match_info = getattr(request, "match_info", None)
+    """The matched route's template (``/api/{version}/upgrades/{namespace}/{name}``).
+
+    ``unmatched`` when no route was resolved, as for a request the HTTP parser
+    refused: aiohttp's ``match_info`` asserts there is one.
+    """
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):
+        return "unmatched"
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     return resource.canonical if resource is not None else "unmatched"
@@ -120,15 +131,17 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        route = route_template(request)
+        malformed = request.get(MALFORMED, False)
+        method = "-" if malformed else request.method
+        route = "malformed" if malformed else route_template(request)
         self.logger.info(
             "%s %s %s",
-            request.method,
+            method,
             route,
             response.status,
             extra={
                 "request_id": response.headers.get("X-Request-ID", "-"),
-                "method": request.method,
+                "method": method,
                 "route": route,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),

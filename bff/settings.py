@@ -79,6 +79,24 @@ def _real(text: str, why: str) -> float:
         raise ValueError(why) from None
 
 
+def _choice(kind: type[enum.StrEnum]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError("must be one of " + ", ".join(m.value for m in kind)) from None
+
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    why = "must be zero or a positive whole number"
+    value = _whole(text, why)
+    if value < 0:
+        raise ValueError(why)
+    return value
+
+
 def _positive_int(text: str) -> int:
     why = "must be a positive whole number"
     value = _whole(text, why)
@@ -275,7 +293,7 @@ class Settings:
         "and authorises it. impersonate: check the token with a TokenReview, then act as "
         "the BFF with Impersonate-* headers for that user.",
         default=AuthMode.PASSTHROUGH,
-        parse=AuthMode,
+        parse=_choice(AuthMode),
         metavar="{passthrough,impersonate}",
     )
     kubeconfig: str | None = setting(
@@ -381,12 +399,47 @@ class Settings:
         parse=_non_negative_float,
         metavar="SECONDS",
     )
+    keepalive_timeout: float = setting(
+        "--keepalive-timeout",
+        "BFF_KEEPALIVE_TIMEOUT",
+        "Seconds an idle keep-alive connection stays open after a response.",
+        default=75.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    header_timeout: float = setting(
+        "--header-timeout",
+        "BFF_HEADER_TIMEOUT",
+        "Seconds a client has to send a request's headers, from their first byte; "
+        "slower connections are closed.",
+        default=10.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    idle_timeout: float = setting(
+        "--idle-timeout",
+        "BFF_IDLE_TIMEOUT",
+        "Seconds a new connection may send nothing, and a request body may stall, "
+        "before the connection is closed (a stalled body gets 408).",
+        default=15.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    max_connections: int = setting(
+        "--max-connections",
+        "BFF_MAX_CONNECTIONS",
+        "Most client connections open at once; beyond it the longest-idle ones are "
+        "closed. 0: derived from the open-file limit.",
+        default=0,
+        parse=_non_negative_int,
+        metavar="N",
+    )
     log_format: LogFormat = setting(
         "--log-format",
         "BFF_LOG_FORMAT",
         "Log format.",
         default=LogFormat.TEXT,
-        parse=LogFormat,
+        parse=_choice(LogFormat),
         commands=_LOGGING,
         metavar="{text,json}",
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bff import errors
-from bff.api.bodies import read_json
+from bff.api.bodies import read_json, refuse_body, single
 from bff.api.paths import STEVE_COLLECTION
 from bff.api.versions import STEVE, VERSIONS, ClientVersion
 from bff.identity import Caller
@@ -77,7 +77,7 @@ async def list_upgrades(request: web.Request) -> web.Response:
     _, family, caller = await _begin(request, "list")
     settings = request.app[SETTINGS]
     namespace = check_namespace(request.match_info.get("namespace", settings.namespace))
-    selector = request.query.get("labelSelector", "")
+    selector = single(request.query, "labelSelector") or ""
     try:
         parsed = parse_selector(selector)
     except SelectorError as exc:
@@ -133,7 +133,7 @@ async def post_action(request: web.Request) -> web.Response:
                 headers={"Allow": "GET, PUT"},
             )
         namespace, name = _target(request)
-        raw = request.query.get("action", "")
+        raw = single(request.query, "action") or ""
         if raw not in (Action.DISMISS, Action.CANCEL):
             raise errors.BadRequest(
                 f"unknown action {raw[:40]!r}; actions are dismiss and cancel",
@@ -141,6 +141,7 @@ async def post_action(request: web.Request) -> web.Response:
             )
         action = Action(raw)
         request[ACTION] = action
+        await refuse_body(request)
         service = request.app[SERVICE]
         if action is Action.DISMISS:
             return _Write(action, version, family, caller, namespace, name,

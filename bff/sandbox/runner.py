@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shlex
 import ssl
 import sys
@@ -81,7 +82,14 @@ async def running(
             site = web.TCPSite(
                 emulator, "127.0.0.1", kube_port, ssl_context=ca.server_context(Path(tmp))
             )
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise server.StartupError(
+                    f"cannot listen on 127.0.0.1:{kube_port} for the Kubernetes API emulator "
+                    f"(--kube-port, BFF_KUBE_PORT): {reason}"
+                ) from None
             kube_url = f"https://127.0.0.1:{emulator.addresses[0][1]}"
             bff_config = write_kubeconfig(
                 Path(tmp, "bff.kubeconfig"), kube_url, token="sandbox-bff", ca_file=ca_file
@@ -102,16 +110,17 @@ async def running(
             controller = SimulatedController(
                 kubeconfig=str(controller_config), namespace=settings.namespace, interval=interval
             )
-            await controller.start()
-            try:
-                bff_settings = replace(settings, kubeconfig=str(bff_config), webhook_port=None)
-                bff_app = create_app(bff_settings)
-                # Pact's provider states: served by the sandbox's BFF only, never by `serve`.
-                provider_states.mount(bff_app, emulator_app[EMULATOR_STORE], bff_settings.base_path)
-                async with guarding(
-                    settings, admission, ca, Path(tmp), bff_app[METRICS]
-                ) as webhook_url:
-                    runner, bff_url = await server.start(bff_app, bff_settings)
+            # The BFF first: a busy --port is one line, before the controller logs anything.
+            bff_settings = replace(settings, kubeconfig=str(bff_config), webhook_port=None)
+            bff_app = create_app(bff_settings)
+            # Pact's provider states: served by the sandbox's BFF only, never by `serve`.
+            provider_states.mount(bff_app, emulator_app[EMULATOR_STORE], bff_settings.base_path)
+            async with guarding(
+                settings, admission, ca, Path(tmp), bff_app[METRICS]
+            ) as webhook_url:
+                runner, bff_url = await server.start(bff_app, bff_settings)
+                try:
+                    await controller.start()
                     try:
                         yield Sandbox(
                             bff_url,
@@ -124,9 +133,9 @@ async def running(
                             webhook_url,
                         )
                     finally:
-                        await server.stop(runner)
-            finally:
-                await controller.stop()
+                        await controller.stop()
+                finally:
+                    await server.stop(runner)
         finally:
             await emulator.cleanup()
 
@@ -189,7 +198,7 @@ def run_sandbox(settings: Settings) -> int:
     try:
         kubeconfig = Path(settings.write_kubeconfig) if settings.write_kubeconfig else None
         asyncio.run(run(settings, settings.kube_port, settings.controller_interval, kubeconfig))
-    except OSError as exc:
+    except server.StartupError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0

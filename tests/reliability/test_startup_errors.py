@@ -1,0 +1,192 @@
+"""A bad start, as a new user meets it: one line on stderr, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bff.sandbox.kubeconfig import write_kubeconfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+    clean.pop("KUBECONFIG", None)
+    clean.pop("KUBERNETES_SERVICE_HOST", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bff", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert lines[0].startswith("harvester-upgrade-bff: error: ")
+    assert not lines[0].rstrip().endswith("..")
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Path:
+    # Nothing listens there; serve starts without reaching the cluster.
+    return write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", token="t")
+
+
+def _pem_pair(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_port_in_use(busy_port: int, kubeconfig: Path) -> None:
+    line = one_line_exit_2(run("serve", "--kubeconfig", str(kubeconfig), "--port", str(busy_port)))
+    assert f"127.0.0.1:{busy_port}" in line
+    assert "--port" in line
+    assert "address already in use" in line.lower()
+
+
+def test_junk_tls_files(tmp_path: Path, kubeconfig: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    line = one_line_exit_2(
+        run(
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(junk),
+            "--tls-key",
+            str(junk),
+        )
+    )
+    assert f"--tls-cert {junk} is not a PEM certificate" in line
+
+
+def test_swapped_tls_files(tmp_path: Path, kubeconfig: Path) -> None:
+    cert, key = _pem_pair(tmp_path, "bff")
+    line = one_line_exit_2(
+        run(
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(key),
+            "--tls-key",
+            str(cert),
+        )
+    )
+    assert "swapped" in line
+
+
+def test_a_key_for_another_certificate(tmp_path: Path, kubeconfig: Path) -> None:
+    cert, _ = _pem_pair(tmp_path, "one")
+    _, other_key = _pem_pair(tmp_path, "two")
+    line = one_line_exit_2(
+        run(
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(other_key),
+        )
+    )
+    assert "does not match" in line
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["apiVersion: v1\nclusters: [\n", "\tkind: Config\n", "- just\n- a list\n", "::: ::"],
+)
+def test_kubeconfig_that_is_not_valid(tmp_path: Path, content: str) -> None:
+    bad = tmp_path / "kubeconfig"
+    bad.write_text(content)
+    line = one_line_exit_2(run("serve", "--kubeconfig", str(bad), "--port", "0"))
+    assert str(bad) in line
+
+
+def test_no_cluster_at_all_one_sentence_ending() -> None:
+    line = one_line_exit_2(run("serve", "--port", "0"))
+    assert "in-cluster service account" in line
+    assert ".." not in line
+    assert "sandbox" in line
+
+
+def test_sandbox_with_its_kube_port_busy(busy_port: int) -> None:
+    line = one_line_exit_2(run("sandbox", "--port", "0", "--kube-port", str(busy_port)))
+    assert "--kube-port" in line
+    assert str(busy_port) in line
+
+
+def test_sandbox_with_its_own_port_busy(busy_port: int) -> None:
+    line = one_line_exit_2(run("sandbox", "--port", str(busy_port), "--kube-port", "0"))
+    assert "--port" in line
+
+
+@pytest.mark.parametrize(
+    ("flag", "choices"),
+    [("--auth-mode", "passthrough, impersonate"), ("--log-format", "text, json")],
+)
+def test_a_bad_choice_lists_the_choices(flag: str, choices: str) -> None:
+    line = one_line_exit_2(run("serve", flag, "bogus"))
+    assert f"must be one of {choices}" in line
+
+
+def test_bench_errors_go_to_stderr() -> None:
+    one_line_exit_2(run("bench", "--requests", "0"))
