@@ -66,7 +66,8 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
         "BadRequest",
         "Bad input, refused before any upstream call: malformed JSON, a name or namespace "
         "that is not DNS-1123, a body whose identity does not match the URL, a bad label "
-        "shape, an invalid labelSelector or an unknown action.",
+        "shape, an invalid labelSelector or an unknown action; a duplicate JSON key; a query "
+        "parameter or header that may appear once given twice; a body on an action.",
         {
             Code.INVALID_NAME: "name 'Bad_Name' is not a valid DNS-1123 subdomain "
             "(lower-case alphanumerics, '-' and '.', at most 253 characters)",
@@ -77,6 +78,9 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
             Code.IDENTITY_MISMATCH: "metadata.name in the body does not match the name in the URL",
             Code.INVALID_LABELS: "metadata.labels must be an object of strings",
             Code.UNKNOWN_ACTION: "unknown action 'delete'; actions are dismiss and cancel",
+            Code.DUPLICATE_KEY: "duplicate key 'name' in the JSON body",
+            Code.AMBIGUOUS_REQUEST: "the query parameter action is given 2 times; give it once",
+            Code.UNEXPECTED_BODY: "actions take no request body; send none (or {})",
             Code.BAD_REQUEST: "the request could not be understood",
         },
     ),
@@ -99,6 +103,8 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
             Code.ORIGIN_NOT_ALLOWED: "origin 'https://evil.example' is not allowed",
             Code.INVALID_CSRF_TOKEN: "a cookie-authenticated PUT needs the X-API-CSRF header "
             "equal to the CSRF cookie",
+            Code.UNUSABLE_IDENTITY: "the Kubernetes API named a user for this token that cannot "
+            "be impersonated (control characters in the user name, uid, groups or extra)",
         },
     ),
     404: (
@@ -132,6 +138,11 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
             "to the latest version and try again",
         },
     ),
+    408: (
+        "RequestTimeout",
+        "The request body stalled for longer than --idle-timeout.",
+        {Code.REQUEST_TIMEOUT: "the request body stalled for more than 15s"},
+    ),
     413: (
         "PayloadTooLarge",
         "The request body is over the limit (64 KiB by default).",
@@ -139,7 +150,8 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
     ),
     415: (
         "UnsupportedMediaType",
-        "A PUT body must be application/json.",
+        "A PUT body must be application/json in UTF-8 (a declared charset other than "
+        "UTF-8 is refused).",
         {Code.UNSUPPORTED_MEDIA_TYPE: "the body must be application/json, not 'text/plain'"},
     ),
     422: (
@@ -183,8 +195,8 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
 #: Error statuses per kind of operation, as the contract's error table assigns them
 #: (plus 500, which only a bug produces).
 _READ_ERRORS = (400, 401, 403, 404, 429, 500, 502, 503, 504)
-_PUT_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504)
-_ACTION_ERRORS = (400, 401, 403, 404, 405, 409, 422, 429, 500, 502, 503, 504)
+_PUT_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504)
+_ACTION_ERRORS = (400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 502, 503, 504)
 
 
 def _error_response(status: int) -> JSON:
