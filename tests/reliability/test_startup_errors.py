@@ -189,4 +189,4 @@ def test_a_bad_choice_lists_the_choices(flag: str, choices: str) -> None:
 
 
 def test_bench_errors_go_to_stderr() -> None:
-    one_line_exit_2(run("bench", "--requests", "0"))
+    one_line_exit_2(run("bench", "--rounds", "1"))
