@@ -94,12 +94,16 @@ async def serve_factory(
 
     runners: list[web.AppRunner] = []
 
-    async def build(**overrides: Any) -> Served:
+    async def build(
+        *, upstream: Callable[[TestServer], Any] | None = None, **overrides: Any
+    ) -> Served:
+        """``upstream``, given the emulator, may return the URL the BFF uses instead of it."""
         emulator: TestServer = await aiohttp_server(create_emulator_app())
+        url = str(emulator.make_url("")).rstrip("/")
+        if upstream is not None:
+            url = await upstream(emulator)
         kubeconfig = write_kubeconfig(
-            tmp_path / f"bff-{len(runners)}.kubeconfig",
-            str(emulator.make_url("")).rstrip("/"),
-            token="sandbox-bff",
+            tmp_path / f"bff-{len(runners)}.kubeconfig", url, token="sandbox-bff"
         )
         settings = replace(
             Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE, port=0), **overrides

@@ -1,0 +1,117 @@
+"""``harvester-upgrade-bff serve`` as a child process, in front of an in-test emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bff.sandbox.emulator import create_emulator_app
+from bff.sandbox.kubeconfig import write_kubeconfig
+from tests.support.backends import GROUP, NAMESPACE, PLURAL, SUCCEEDED, VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+READ = "harvesterhci.io/read-message"
+ADMIN = {"Authorization": "Bearer sandbox-admin"}
+COLLECTION = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def make_finished_upgrades(emulator: TestServer, count: int) -> list[str]:
+    """``count`` copies of the finished seed upgrade, under new names."""
+    names = []
+    async with aiohttp.ClientSession(headers=ADMIN) as session:
+        async with session.get(emulator.make_url(f"{COLLECTION}/{SUCCEEDED}")) as response:
+            template = await response.json()
+        for i in range(count):
+            obj = copy.deepcopy(template)
+            name = f"hvst-upgrade-load{i:03d}"
+            obj["metadata"] = {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {k: v for k, v in template["metadata"]["labels"].items() if k != READ},
+            }
+            async with session.post(emulator.make_url(COLLECTION), json=obj) as response:
+                assert response.status == 201, await response.text()
+            names.append(name)
+    return names
+
+
+async def read_all(emulator: TestServer) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession(headers=ADMIN) as session,
+        session.get(emulator.make_url(COLLECTION)) as response,
+    ):
+        return {o["metadata"]["name"]: o for o in (await response.json())["items"]}
+
+
+class Serve:
+    """``harvester-upgrade-bff serve`` in a child process."""
+
+    def __init__(self, kubeconfig: Path, log: Path, *extra: str) -> None:
+        self.extra = extra
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bff", "serve", "--port", str(self.port),
+                "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE,
+                "--shutdown-timeout", "20", *self.extra,
+                cwd=ROOT, env=env, stdout=log, stderr=log,
+            )  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"serve did not start: {self.log.read_text()[-2000:]}")
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), 60)
+
+
+@pytest.fixture
+async def emulator(aiohttp_server: Any) -> TestServer:
+    server: TestServer = await aiohttp_server(create_emulator_app())
+    return server
+
+
+@pytest.fixture
+async def serve(emulator: TestServer, tmp_path: Path) -> AsyncIterator[Serve]:
+    kubeconfig = write_kubeconfig(
+        tmp_path / "bff.kubeconfig", str(emulator.make_url("")).rstrip("/"), token="sandbox-bff"
+    )
+    process = Serve(kubeconfig, tmp_path / "serve.log")
+    yield process
+    if process.process is not None and process.process.returncode is None:
+        process.process.kill()
+        await process.process.wait()

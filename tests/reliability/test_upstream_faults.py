@@ -1,0 +1,181 @@
+"""Upstream faults: every client gets a correct error or result, nothing is written twice,
+readiness follows the upstream's health, and the BFF recovers by itself.
+
+Faults come from the emulator's fault hooks (errors, delays) and from a TCP
+fault proxy (refused connections, answers cut mid-message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bff.patches import mark_read_patch
+from bff.sandbox.emulator import Fault
+from tests.reliability.conftest import Served, ServeFactory
+from tests.reliability.faultproxy import FaultProxy
+from tests.support.backends import NAMESPACE, SUCCEEDED
+
+ADMIN = {"Authorization": "Bearer sandbox-admin"}
+DISMISS = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss"
+READ = "harvesterhci.io/read-message"
+
+
+async def ask(served: Served, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, served.url + path, headers=ADMIN) as response,
+    ):
+        return response.status, await response.json(content_type=None), response.headers
+
+
+def label_writes(served: Served) -> list[Any]:
+    """Label patches the API server applied (faulted attempts answered otherwise)."""
+    return [e for e in served.journal.writes("PATCH") if e.status == 200]
+
+
+async def dismissed(served: Served) -> bool:
+    url = served.emulator.make_url(
+        f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
+    )
+    async with aiohttp.ClientSession() as session, session.get(url, headers=ADMIN) as response:
+        return (await response.json())["metadata"]["labels"].get(READ) == "true"
+
+
+async def recovers_with_one_write(served: Served) -> None:
+    status, body, headers = await ask(served, "POST", DISMISS)
+    assert status == 200, body
+    assert headers["X-Upgrade-Bff-Changed"] == "true"
+    status, body, headers = await ask(served, "POST", DISMISS)
+    assert (status, headers["X-Upgrade-Bff-Changed"]) == (200, "false")
+    [write] = label_writes(served)
+    assert write.body == mark_read_patch(write.body["metadata"]["resourceVersion"])
+    assert await dismissed(served)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[list[FaultProxy]]:
+    made: list[FaultProxy] = []
+    yield made
+    for p in made:
+        await p.stop()
+
+
+def via(made: list[FaultProxy]) -> Any:
+    async def upstream(emulator: TestServer) -> str:
+        p = FaultProxy("127.0.0.1", int(emulator.port or 0))
+        await p.start()
+        made.append(p)
+        return p.url
+
+    return upstream
+
+
+async def test_connection_refused_is_503_not_ready_then_recovers(
+    serve_factory: ServeFactory, proxy: list[FaultProxy]
+) -> None:
+    served = await serve_factory(upstream=via(proxy), upstream_connect_timeout=1.0)
+    assert (await ask(served, "GET", "/readyz"))[0] == 200
+    await proxy[0].refuse()
+    for _ in range(3):
+        status, body, _ = await ask(served, "POST", DISMISS)
+        assert (status, body["code"]) == (503, "UpstreamUnavailable"), body
+    assert (await ask(served, "GET", "/readyz"))[0] == 503
+    assert label_writes(served) == []
+    await proxy[0].restore()
+    assert (await ask(served, "GET", "/readyz"))[0] == 200
+    await recovers_with_one_write(served)
+
+
+async def test_an_answer_cut_mid_message_is_a_5xx_and_nothing_is_written(
+    serve_factory: ServeFactory, proxy: list[FaultProxy]
+) -> None:
+    served = await serve_factory(upstream=via(proxy))
+    proxy[0].cut_after = 300  # inside the object's JSON, after the headers
+    for _ in range(3):
+        status, body, _ = await ask(served, "POST", DISMISS)
+        assert status in (502, 503), body
+        assert body["code"] == "UpstreamUnavailable"
+    assert label_writes(served) == []
+    proxy[0].cut_after = None
+    await recovers_with_one_write(served)
+
+
+async def test_a_hang_past_the_read_timeout_is_504_then_recovers(
+    serve_factory: ServeFactory,
+) -> None:
+    served = await serve_factory(upstream_read_timeout=0.5)
+    served.faults.add(Fault("GET", f"/{SUCCEEDED}", delay=2.0, times=2))
+    for _ in range(2):
+        status, body, _ = await ask(served, "POST", DISMISS)
+        assert (status, body["code"]) == (504, "UpstreamUnavailable"), body
+    assert label_writes(served) == []
+    await recovers_with_one_write(served)
+
+
+async def test_a_hung_patch_is_504_and_is_not_sent_twice(serve_factory: ServeFactory) -> None:
+    """The API server may still apply a patch the BFF gave up on: at most once, never twice."""
+    served = await serve_factory(upstream_read_timeout=0.5)
+    served.faults.add(Fault("PATCH", delay=1.5, times=1))
+    status, body, _ = await ask(served, "POST", DISMISS)
+    assert (status, body["code"]) == (504, "UpstreamUnavailable"), body
+    status, body, _headers = await ask(served, "POST", DISMISS)
+    assert status == 200, body
+    # The abandoned attempt never applied (the BFF hung up: 499); the retry applied once.
+    assert [e.status for e in served.journal.writes("PATCH")] == [499, 200]
+    assert len(label_writes(served)) == 1
+
+
+async def test_500s_are_502_nothing_written_then_recovers(serve_factory: ServeFactory) -> None:
+    served = await serve_factory()
+    served.faults.add(Fault("PATCH", status=500, times=3))
+    for _ in range(3):
+        status, body, _ = await ask(served, "POST", DISMISS)
+        assert (status, body["code"]) == (502, "UpstreamUnavailable"), body
+    assert label_writes(served) == []
+    assert not await dismissed(served)
+    await recovers_with_one_write(served)
+
+
+async def test_429_passes_retry_after_through(serve_factory: ServeFactory) -> None:
+    served = await serve_factory()
+    served.faults.add(Fault("GET", f"/{SUCCEEDED}", status=429, headers={"Retry-After": "7"}))
+    status, body, headers = await ask(served, "POST", DISMISS)
+    assert (status, body["code"], headers["Retry-After"]) == (429, "TooManyRequests", "7")
+    assert label_writes(served) == []
+    await recovers_with_one_write(served)
+
+
+async def test_a_409_storm_past_the_retry_budget_is_409_nothing_written(
+    serve_factory: ServeFactory,
+) -> None:
+    served = await serve_factory(conflict_retries=3)
+    served.faults.add(Fault("PATCH", status=409, times=3))
+    status, body, _ = await ask(served, "POST", DISMISS)
+    assert (status, body["code"]) == (409, "ConflictRetriesExhausted"), body
+    assert len(served.journal.writes("PATCH")) == 3
+    assert label_writes(served) == []
+    await recovers_with_one_write(served)
+
+
+async def test_410_gone_is_a_5xx_nothing_written_then_recovers(
+    serve_factory: ServeFactory,
+) -> None:
+    served = await serve_factory()
+    served.faults.add(Fault("GET", f"/{SUCCEEDED}", status=410, times=2))
+    for _ in range(2):
+        status, body, _ = await ask(served, "POST", DISMISS)
+        assert (status, body["code"]) == (502, "UpstreamUnavailable"), body
+    assert label_writes(served) == []
+    await recovers_with_one_write(served)
+
+
+async def test_readiness_follows_discovery_failures(serve_factory: ServeFactory) -> None:
+    served = await serve_factory()
+    served.faults.add(Fault("GET", "/apis/harvesterhci.io/v1beta1", status=503, times=1))
+    assert (await ask(served, "GET", "/readyz"))[0] == 503
+    assert (await ask(served, "GET", "/readyz"))[0] == 200
