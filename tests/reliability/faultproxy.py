@@ -2,8 +2,9 @@
 
 ``refuse()`` closes the listening socket and every open connection, so new
 connections are refused; ``restore()`` listens again on the same port.
-``cut_responses_after(n)`` forwards only the first ``n`` bytes of each answer
-and then closes the connection: a response (or a watch) cut mid-message.
+``cut_after = n`` forwards only the first ``n`` bytes of each answer and then
+closes the connection: a response cut mid-message; ``cut_watches()`` does that
+to the watch streams open now, inside their next event.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut_after: int | None = None
+        self.watches = 0
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._streams: list[tuple[list[int | None], list[int]]] = []
+
+    def cut_watches(self, after: int = 600) -> None:
+        """Cut every open watch stream once ``after`` more bytes of it have passed."""
+        for limit, answered in self._streams:
+            limit[0] = answered[0] + after
+        self._streams.clear()
 
     @property
     def url(self) -> str:
@@ -55,15 +64,24 @@ class FaultProxy:
             return
         self._writers.add(up_writer)
 
+        limit: list[int | None] = [self.cut_after]
+        answered = [0]
+
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, cut: bool) -> None:
             sent = 0
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 while data := await src.read(65536):
-                    if cut and self.cut_after is not None and sent + len(data) > self.cut_after:
-                        dst.write(data[: max(0, self.cut_after - sent)])
+                    # A watch may reuse a kept-alive connection: look at every request.
+                    if not cut and b"watch=true" in data.lower():
+                        self.watches += 1
+                        self._streams.append((limit, answered))
+                    if cut and limit[0] is not None and sent + len(data) > limit[0]:
+                        dst.write(data[: max(0, limit[0] - sent)])
                         await dst.drain()
                         break
                     sent += len(data)
+                    if cut:
+                        answered[0] = sent
                     dst.write(data)
                     await dst.drain()
             for w in (writer, up_writer):

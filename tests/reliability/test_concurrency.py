@@ -130,6 +130,7 @@ async def storm(served: Served, name: str, tmp_path: Any) -> Storm:
         final = await _read(session, served, name)
         await controller.wait_synced(final["metadata"]["resourceVersion"])
         assert controller.reinitialisations == 0, controller.reinitialised
+        print(f"concurrency: {REQUESTS} requests, {rewriter.writes} controller writes")
         return Counter(statuses), final, rewriter.last_status, plan
 
 

@@ -167,6 +167,7 @@ def test_reduction_is_nothing_or_the_one_label_patch() -> None:
         assert the_write(body, after) is None
 
     check()
+    print(f"properties: {EXAMPLES} examples, {dict(branches)}")
     # The strategy really reaches both branches, often.
     assert branches["dismiss"] >= EXAMPLES // 10, branches
     assert branches["nothing"] >= EXAMPLES // 10, branches

@@ -7,6 +7,7 @@ fault proxy (refused connections, answers cut mid-message).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -179,3 +180,56 @@ async def test_readiness_follows_discovery_failures(serve_factory: ServeFactory)
     served.faults.add(Fault("GET", "/apis/harvesterhci.io/v1beta1", status=503, times=1))
     assert (await ask(served, "GET", "/readyz"))[0] == 503
     assert (await ask(served, "GET", "/readyz"))[0] == 200
+
+
+async def _bff_status(served: Served) -> Any:
+    _, body, _ = await ask(served, "GET", f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}")
+    return body.get("status")
+
+
+async def _rewrite_status(served: Served, marker: str) -> Any:
+    url = served.emulator.make_url(
+        f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
+    )
+    controller = {"Authorization": "Bearer sandbox-controller"}
+    async with aiohttp.ClientSession(headers=controller) as session:
+        async with session.get(url) as response:
+            obj = await response.json()
+        obj["status"]["previousVersion"] = marker
+        async with session.put(url, json=obj) as response:
+            assert response.status == 200, await response.text()
+            return (await response.json())["status"]
+
+
+async def _until(predicate: Any, rounds: int = 200) -> None:
+    for _ in range(rounds):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not within the bound")
+
+
+async def test_read_cache_watch_cut_mid_event_and_410_recover_by_themselves(
+    serve_factory: ServeFactory, proxy: list[FaultProxy]
+) -> None:
+    served = await serve_factory(upstream=via(proxy), read_cache=True)
+
+    async def ready() -> bool:
+        return (await ask(served, "GET", "/readyz"))[0] == 200
+
+    await _until(ready)
+    watches = proxy[0].watches
+    # The watch stream is cut inside the event the status rewrite causes.
+    proxy[0].cut_watches(after=600)
+    # ... and the watch after it is refused 410 Gone.
+    served.faults.add(Fault("GET", "/upgrades", status=410, times=1))
+    status = await _rewrite_status(served, "v1.4.cut")
+
+    async def caught_up() -> bool:
+        return await _bff_status(served) == status
+
+    await _until(caught_up)
+    assert proxy[0].watches >= watches + 2
+    assert label_writes(served) == []
+    await recovers_with_one_write(served)
+    assert await ready()
