@@ -78,7 +78,8 @@ def parse_json(raw: bytes) -> object:
         ) from None
     if nesting_depth(text) > MAX_DEPTH:
         raise errors.BadRequest(
-            f"malformed JSON: nested deeper than {MAX_DEPTH} levels", code=errors.Code.MALFORMED_JSON
+            f"malformed JSON: nested deeper than {MAX_DEPTH} levels",
+            code=errors.Code.MALFORMED_JSON,
         )
     try:
         return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
@@ -87,9 +88,13 @@ def parse_json(raw: bytes) -> object:
             f"duplicate key {exc.key[:60]!r} in the JSON body", code=errors.Code.DUPLICATE_KEY
         ) from None
     except RecursionError:
-        raise errors.BadRequest("malformed JSON: nested too deeply", code=errors.Code.MALFORMED_JSON) from None
+        raise errors.BadRequest(
+            "malformed JSON: nested too deeply", code=errors.Code.MALFORMED_JSON
+        ) from None
     except ValueError as exc:
-        raise errors.BadRequest(f"malformed JSON: {str(exc)[:120]}", code=errors.Code.MALFORMED_JSON) from None
+        raise errors.BadRequest(
+            f"malformed JSON: {str(exc)[:120]}", code=errors.Code.MALFORMED_JSON
+        ) from None
 
 
 def _check_charset(request: web.Request) -> None:
