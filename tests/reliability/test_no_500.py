@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from bff import captured
 from bff.sandbox.emulator import Fault
 from bff.settings import AuthMode
 from tests.reliability.conftest import Served, ServeFactory
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 PUT_ROUTES = (
     "/api/v1.0.4/upgrades/{ns}/{name}",
@@ -25,10 +24,7 @@ PUT_ROUTES = (
 
 
 def put_body() -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(
-        (FIXTURES / "clients" / "v1.0.5-dismiss-put-body.json").read_text()
-    )
-    return body
+    return captured.client_body("v1.0.5")
 
 
 async def call(

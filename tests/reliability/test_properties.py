@@ -12,20 +12,19 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bff import captured
 from bff.errors import BffError
 from bff.model import READ_MESSAGE
 from bff.patches import check_body, mark_read_patch, reduce_put
 from bff.sandbox.patching import apply_merge_patch
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-LIVE = {p.stem: json.loads(p.read_text()) for p in sorted((FIXTURES / "objects").glob("*.json"))}
-CLIENT = {p.stem: json.loads(p.read_text()) for p in sorted((FIXTURES / "clients").glob("*.json"))}
+LIVE = {which: captured.upgrade(which) for which in captured.UPGRADE_FILES}
+CLIENT = {version: captured.client_body(version) for version in captured.CLIENT_VERSIONS}
 EXAMPLES = 400
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
