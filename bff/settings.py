@@ -14,6 +14,7 @@ import enum
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -693,6 +694,16 @@ def from_sources(
             "--webhook-tls-cert and --webhook-tls-key (BFF_WEBHOOK_TLS_CERT, "
             "BFF_WEBHOOK_TLS_KEY) go together"
         )
+    if settings.webhook_tls_cert and settings.webhook_tls_key:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                settings.webhook_tls_cert, settings.webhook_tls_key
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(
+                "--webhook-tls-cert / --webhook-tls-key (BFF_WEBHOOK_TLS_CERT, BFF_WEBHOOK_TLS_KEY)"
+                f": not a PEM certificate and its key ({exc.__class__.__name__})"
+            ) from None
     if settings.webhook_port is not None and settings.webhook_port == settings.port != 0:
         raise SettingsError(
             "--webhook-port / BFF_WEBHOOK_PORT must differ from --port: the webhook never "

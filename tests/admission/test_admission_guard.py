@@ -312,3 +312,49 @@ def test_any_untrusted_write_keeps_status_and_finalizers_and_nothing_else(
     assert kept[: len(finalizers or [])] == (finalizers or [])
     assert stored["metadata"]["labels"] == labels
     assert stored["spec"] == spec
+
+
+def _mangle(review: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(review)
+    node: Any = out
+    for key in path[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            return out
+        node = node[key]
+    if isinstance(node, dict):
+        node[path[-1]] = value
+    return out
+
+
+REVIEW_PATHS = [
+    ["apiVersion"], ["kind"], ["request"], ["request", "uid"], ["request", "resource"],
+    ["request", "subResource"], ["request", "operation"], ["request", "userInfo"],
+    ["request", "userInfo", "username"], ["request", "userInfo", "groups"],
+    ["request", "dryRun"], ["request", "object"], ["request", "oldObject"],
+    ["request", "object", "metadata"], ["request", "object", "status"],
+    ["request", "oldObject", "status"], ["request", "object", "metadata", "finalizers"],
+    ["request", "oldObject", "metadata", "finalizers"], ["request", "namespace"],
+    ["request", "name"],
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.sampled_from(range(len(REVIEW_PATHS))), json_values), max_size=4)
+)
+def test_no_review_raises_anything_but_a_review_error(changes: list[tuple[int, Any]]) -> None:
+    """Whatever arrives, the answer is an AdmissionReview or a ReviewError (a 400)."""
+    review = update_review(succeeded(), decoded(fixture("clients/v1.0.4-dismiss-put-body.json")))
+    for index, value in changes:
+        review = _mangle(review, REVIEW_PATHS[index], value)
+    try:
+        out = answer(review)
+    except rv.ReviewError as exc:
+        message = str(exc)
+    else:
+        message = ""
+    if message:
+        return
+    assert out["response"]["uid"] == review["request"]["uid"]
+    if "patch" in out["response"]:
+        admitted(review, out)  # the patch applies to the object it was made for

@@ -439,3 +439,18 @@ async def test_a_review_that_never_arrives_is_408(tmp_path: Path) -> None:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
+
+
+def test_a_certificate_that_does_not_load_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = make_server_certificate(tmp_path / "good")
+    other = make_server_certificate(tmp_path / "other")
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello\n")
+    for cert, key in [(not_pem, good.key_file), (good.cert_file, other.key_file)]:
+        argv = ["serve", "--webhook-port", "9443", "--webhook-tls-cert", str(cert)]
+        assert main([*argv, "--webhook-tls-key", str(key)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "not a PEM certificate and its key" in err
