@@ -741,12 +741,17 @@ def _ops_paths() -> JSON:
             "parameters": _path_params("file"),
             "get": _operation(
                 "staticFile",
-                "The page's script and style, and the API description page",
+                "The page's script, style and icon, and the API description page",
                 OPS_TAG,
                 {
                     "200": ok(
                         "The file.",
-                        {"text/javascript": text, "text/css": text, "text/html": text},
+                        {
+                            "text/javascript": text,
+                            "text/css": text,
+                            "text/html": text,
+                            "image/svg+xml": text,
+                        },
                     ),
                     "404": _ref("responses", "NotFound"),
                 },

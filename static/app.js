@@ -1,5 +1,8 @@
 // The page: list Harvester Upgrades through the BFF, dismiss or cancel them with the
 // v1.0.5 actions, or send the legacy v1.0.4 PUT, and show what each action changed.
+// The list keeps itself current (see `changes` below). In the sandbox only, the page
+// also offers the sandbox tokens and a button that sends the v1.0.4 body straight to
+// the API emulator: the bug the BFF prevents.
 // Plain script under a strict CSP: no inline code, no third-party resources, and
 // every URL relative so the page works under any base path.
 "use strict";
@@ -10,6 +13,9 @@
   const LEGACY = "api/v1.0.4/upgrades";
   const STATE = "harvesterhci.io/upgradeState";
   const READ = "harvesterhci.io/read-message";
+  const FINISHED = ["Succeeded", "Failed"];
+  const POLL_MS = 2000;
+  const CLOCK_MS = 30000;
   // What extension v1.0.2-v1.0.4 drops from the Steve model before its PUT.
   const LEGACY_DROPPED_METADATA = [
     "finalizers", "uid", "creationTimestamp", "generation", "managedFields", "ownerReferences",
@@ -20,8 +26,10 @@
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
       if (key === "class") node.className = value;
       else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (value === true) node.setAttribute(key, "");
       else node.setAttribute(key, value);
     }
     for (const child of children.flat(Infinity)) {
@@ -44,6 +52,9 @@
     }
     return "";
   }
+
+  // A bearer token, or Rancher's session (whose CSRF cookie the page can see).
+  const signedIn = () => Boolean(token() || cookie("CSRF"));
 
   async function call(method, url, body) {
     const headers = { Accept: "application/json" };
@@ -87,14 +98,64 @@
 
   function notice(text, kind) {
     const node = $("#notice");
-    node.textContent = text || "";
-    node.className = "notice" + (kind ? " " + kind : "");
+    const className = "notice" + (kind ? " " + kind : "");
+    // Only when it changes: the region is live, and the list refreshes itself.
+    if (node.textContent !== (text || "")) node.textContent = text || "";
+    if (node.className !== className) node.className = className;
+  }
+
+  // --- time ----------------------------------------------------------------------------
+
+  const relativeFormat = new Intl.RelativeTimeFormat("en", { numeric: "always" });
+  const UNITS = [
+    ["year", 365 * 24 * 3600], ["month", 30 * 24 * 3600], ["week", 7 * 24 * 3600],
+    ["day", 24 * 3600], ["hour", 3600], ["minute", 60],
+  ];
+
+  function relative(iso, now) {
+    const seconds = (Date.parse(iso) - now) / 1000;
+    if (Math.abs(seconds) < 60) return "just now";
+    for (const [unit, size] of UNITS) {
+      if (Math.abs(seconds) >= size) return relativeFormat.format(Math.trunc(seconds / size), unit);
+    }
+    return "just now";
+  }
+
+  function absolute(iso) {
+    return new Date(Date.parse(iso)).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
+  function timeEl(iso) {
+    return el("time", { datetime: iso, title: absolute(iso) }, relative(iso, Date.now()));
+  }
+
+  function tickClock() {
+    const now = Date.now();
+    for (const node of document.querySelectorAll("#upgrades time[datetime]")) {
+      const text = relative(node.getAttribute("datetime"), now);
+      if (node.textContent !== text) node.textContent = text;
+    }
+  }
+
+  // When the upgrade finished, or last moved on, or (failing both) was created.
+  function when(obj) {
+    const conditions = (obj.status && obj.status.conditions) || [];
+    const completed = conditions.find((c) => c.type === "Completed");
+    if (completed && completed.lastUpdateTime && completed.status !== "Unknown") {
+      return ["finished", completed.lastUpdateTime];
+    }
+    const times = conditions.map((c) => c.lastUpdateTime).filter(Boolean).sort();
+    if (times.length) return ["last step", times[times.length - 1]];
+    if (obj.metadata.creationTimestamp) return ["created", obj.metadata.creationTimestamp];
+    return null;
   }
 
   // --- the list ------------------------------------------------------------------------
 
   const labelsOf = (obj) => (obj && obj.metadata && obj.metadata.labels) || {};
+  const keyOf = (obj) => `${obj.metadata.namespace}/${obj.metadata.name}`;
   const path = (obj) => `${encodeURIComponent(obj.metadata.namespace)}/${encodeURIComponent(obj.metadata.name)}`;
+  const isFinished = (obj) => FINISHED.includes(labelsOf(obj)[STATE]);
 
   function stateBadge(state) {
     const kind = state === "Succeeded" ? "ok" : state === "Failed" ? "bad" : state ? "busy" : "none";
@@ -104,51 +165,144 @@
   function conditionList(obj) {
     const conditions = (obj.status && obj.status.conditions) || [];
     if (!conditions.length) return el("span", { class: "muted" }, "none");
-    return el("ul", { class: "conditions" }, conditions.map((c) =>
-      el("li", { class: "cond " + String(c.status).toLowerCase(), title: c.message || c.reason || "" },
-        `${c.type}: ${c.status}`)));
+    return el("ul", { class: "conditions" }, conditions.map((c) => {
+      const about = [c.reason, c.message].filter(Boolean).join(": ");
+      const at = c.lastUpdateTime ? `${about ? about + "; " : ""}updated ${absolute(c.lastUpdateTime)}` : about;
+      return el("li", { class: "cond " + String(c.status).toLowerCase(), title: at || null },
+        `${c.type}: ${c.status}`);
+    }));
+  }
+
+  function versions(obj) {
+    const to = obj.spec && obj.spec.version;
+    const from = obj.status && obj.status.previousVersion;
+    if (!to && !from) return null;
+    return el("span", { class: "versions", "data-field": "versions" },
+      from ? `${from} → ${to || "?"}` : `→ ${to}`);
+  }
+
+  // Why an action that sets read-message cannot succeed now, or null when it can.
+  function dismissBlocked(obj) {
+    if (isFinished(obj)) return null;
+    const state = labelsOf(obj)[STATE] || "no state yet";
+    return `Dismiss once the upgrade has Succeeded or Failed; it is ${state}.`;
   }
 
   function row(obj) {
     const labels = labelsOf(obj);
     const read = labels[READ] === "true";
-    const id = `${obj.metadata.namespace}/${obj.metadata.name}`;
-    const button = (label, kind, title) => el("button", {
-      type: "button", class: kind === "legacy" ? "quiet" : "", title,
+    const id = keyOf(obj);
+    const whyId = `why-${obj.metadata.namespace}-${obj.metadata.name}`;
+    const blocked = dismissBlocked(obj);
+    const button = (label, kind, title, disabled) => el("button", {
+      type: "button", class: { legacy: "quiet", direct: "danger" }[kind] || "", title,
+      disabled: disabled || busy, "aria-describedby": disabled ? whyId : null,
       dataset: { action: kind, target: id },
     }, label);
-    return el("tr", { dataset: { name: obj.metadata.name, namespace: obj.metadata.namespace } },
-      el("td", { class: "name" }, el("strong", {}, obj.metadata.name),
-        el("div", { class: "muted" }, obj.metadata.namespace,
-          obj.spec && obj.spec.version ? ` · ${obj.spec.version}` : "")),
-      el("td", { "data-field": "state" }, stateBadge(labels[STATE])),
-      el("td", {}, conditionList(obj)),
-      el("td", { "data-field": "read", class: read ? "read yes" : "read no" }, read ? "read" : "not read"),
-      el("td", { class: "actions" }, el("div", { class: "buttons" },
-        button("Dismiss", "dismiss", "POST ?action=dismiss (v1.0.5)"),
-        button("Cancel", "cancel", "POST ?action=cancel (v1.0.5)"),
-        button("Legacy v1.0.4 PUT", "legacy", "PUT the object without status, as extension v1.0.4 does"))));
+    const stamp = when(obj);
+    return el("tr", { dataset: { name: obj.metadata.name, namespace: obj.metadata.namespace, rv: obj.metadata.resourceVersion || "" } },
+      el("td", { class: "name", "data-label": "Name" }, el("strong", {}, obj.metadata.name),
+        el("div", { class: "muted" }, obj.metadata.namespace, " · ", versions(obj)),
+        stamp ? el("div", { class: "muted when" }, `${stamp[0]} `, timeEl(stamp[1])) : null),
+      el("td", { "data-field": "state", "data-label": "State" }, stateBadge(labels[STATE])),
+      el("td", { "data-label": "Conditions" }, conditionList(obj)),
+      el("td", { "data-field": "read", "data-label": "Message read", class: read ? "read yes" : "read no" },
+        read ? "read" : "not read"),
+      el("td", { class: "actions", "data-label": "Actions" },
+        el("div", { class: "buttons" },
+          button("Dismiss", "dismiss", "POST ?action=dismiss (v1.0.5)", Boolean(blocked)),
+          button("Cancel", "cancel", "POST ?action=cancel (v1.0.5)", false),
+          button("Legacy v1.0.4 PUT", "legacy", "PUT the object without status through the BFF, as extension v1.0.4 does", Boolean(blocked)),
+          sandbox ? button("Direct PUT to the cluster (the bug)", "direct",
+            "PUT the same v1.0.4 body straight to the API emulator, bypassing the BFF", false) : null),
+        blocked ? el("p", { class: "why", id: whyId, "data-field": "why" }, blocked) : null));
   }
 
   let known = new Map();
+  let items = [];
+  let shown = "";
+  let busy = false;
+
+  // Re-render only when something changed, keeping focus on the same button.
+  function render(force) {
+    const fingerprint = items.map((obj) => `${keyOf(obj)}@${obj.metadata.resourceVersion}`).join(" ") + (busy ? " busy" : "");
+    if (!force && fingerprint === shown) return;
+    shown = fingerprint;
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("#upgrades button[data-action]") : null;
+    const refocus = focused ? [focused.dataset.action, focused.dataset.target] : null;
+    $("#upgrades tbody").replaceChildren(...items.map(row));
+    $("#empty").hidden = items.length > 0;
+    if (refocus) {
+      const again = [...document.querySelectorAll("#upgrades button[data-action]")]
+        .find((b) => b.dataset.action === refocus[0] && b.dataset.target === refocus[1]);
+      if (again && !again.disabled) again.focus();
+    }
+  }
+
+  function signedOut(text) {
+    items = [];
+    known = new Map();
+    render(true);
+    $("#empty").hidden = true;
+    notice(text, "info");
+  }
 
   async function load() {
-    const result = await call("GET", CURRENT);
-    const body = $("#upgrades tbody");
-    if (!result.ok) {
-      body.replaceChildren();
-      known = new Map();
-      $("#empty").hidden = true;
-      if (result.status === 401 && !token()) notice("Enter a bearer token to see the upgrades.", "info");
-      else notice(errorText(result), "bad");
+    if (!signedIn()) {
+      signedOut("Enter a bearer token to see the upgrades.");
       return false;
     }
-    const items = (result.data && result.data.data) || [];
-    known = new Map(items.map((obj) => [`${obj.metadata.namespace}/${obj.metadata.name}`, obj]));
-    body.replaceChildren(...items.map(row));
-    $("#empty").hidden = items.length > 0;
+    const result = await call("GET", CURRENT);
+    if (!result.ok) {
+      items = [];
+      known = new Map();
+      render(true);
+      $("#empty").hidden = true;
+      notice(errorText(result), "bad");
+      // A token the server refuses stays refused: stop asking until a new one is given.
+      if (result.status === 401 || result.status === 403) changes.stop();
+      return false;
+    }
+    items = (result.data && result.data.data) || [];
+    known = new Map(items.map((obj) => [keyOf(obj), obj]));
+    render(false);
     notice(`${items.length} upgrade${items.length === 1 ? "" : "s"} in ${items.length ? items[0].metadata.namespace : "the namespace"}.`);
     return true;
+  }
+
+  // --- keeping the list current --------------------------------------------------------
+
+  // Where "something changed" comes from. Polling the list is the source today; a source
+  // of server-sent events would call onChange the same way from its message handler.
+  function pollingSource(intervalMs) {
+    let timer = null;
+    return {
+      start(onChange) {
+        this.stop();
+        timer = setInterval(() => { if (!document.hidden) onChange(); }, intervalMs);
+      },
+      stop() {
+        if (timer !== null) clearInterval(timer);
+        timer = null;
+      },
+      get running() { return timer !== null; },
+    };
+  }
+
+  const changes = pollingSource(POLL_MS);
+  let loading = null;
+
+  // One list request at a time; none while an action is in flight.
+  function refresh() {
+    if (busy || loading) return loading;
+    loading = load().finally(() => { loading = null; });
+    return loading;
+  }
+
+  function follow() {
+    $("#live").hidden = false;
+    changes.start(refresh);
   }
 
   // --- what changed --------------------------------------------------------------------
@@ -193,11 +347,22 @@
     return found.length ? found : raw ? [raw] : [];
   }
 
+  function panel() {
+    const node = $("#result");
+    return { node, field: (name) => $(`[data-field="${name}"]`, node) };
+  }
+
+  function showController(lines) {
+    const { field } = panel();
+    field("controller-title").hidden = !lines;
+    field("controller").hidden = !lines;
+    field("controller").replaceChildren(...(lines || []).map((l) => el("div", { class: l.kind || "" }, l.text)));
+  }
+
   function report(request, before, result) {
-    const panel = $("#result");
-    const field = (name) => $(`[data-field="${name}"]`, panel);
-    panel.hidden = false;
-    panel.classList.toggle("failed", !result.ok);
+    const { node, field } = panel();
+    node.hidden = false;
+    node.classList.toggle("failed", !result.ok);
     field("request").textContent = request;
     field("response").textContent = `${result.status} ${result.statusText}`.trim();
     const changed = result.headers.get("X-Upgrade-Bff-Changed");
@@ -206,6 +371,7 @@
     field("warnings").replaceChildren(warned.length
       ? el("ul", { class: "warnings" }, warned.map((w) => el("li", {}, w)))
       : el("span", { class: "muted" }, "none"));
+    showController(null);
     const error = field("error");
     if (result.ok && result.data) {
       error.hidden = true;
@@ -218,6 +384,33 @@
       field("labels").replaceChildren(el("span", { class: "muted" }, "no change"));
       field("status-diff").replaceChildren(el("span", { class: "muted" }, "no change"));
     }
+  }
+
+  // The sandbox's direct PUT: what the cluster stored, then what its controller did.
+  function reportDirect(result) {
+    const { field } = panel();
+    const answer = result.data || {};
+    report(`${answer.request || "PUT"} (straight to the API emulator, bypassing the BFF)`,
+      answer.before, { ...result, data: result.ok ? answer.after : result.data });
+    if (!result.ok) return;
+    field("changed").textContent = "true: the whole object was replaced";
+    const wiped = !(answer.stored && answer.stored.status);
+    const counts = answer.reinitialisations || {};
+    const reinitialised = counts.after > counts.before;
+    const lines = [];
+    if (answer.guard && !wiped) {
+      lines.push({ kind: "ok", text: "The cluster guard restored status in the PUT: nothing was wiped." });
+    } else if (wiped) {
+      lines.push({ kind: "bad", text: "The PUT wiped status: the CRD has no status subresource." });
+    }
+    lines.push({
+      kind: reinitialised ? "bad" : "ok",
+      text: reinitialised
+        ? `Re-initialised the upgrade: it starts over (re-initialisations ${counts.before} → ${counts.after}).`
+        : `Re-initialised nothing (re-initialisations ${counts.before} → ${counts.after}).`,
+    });
+    for (const line of answer.controller || []) lines.push({ kind: "log", text: `log: ${line}` });
+    showController(lines);
   }
 
   // --- actions -------------------------------------------------------------------------
@@ -237,41 +430,69 @@
   async function act(kind, id) {
     const known_ = known.get(id);
     if (!known_) return;
-    const base = kind === "legacy" ? LEGACY : CURRENT;
+    const base = kind === "legacy" || kind === "direct" ? LEGACY : CURRENT;
     const url = `${base}/${path(known_)}`;
     // Read the object fresh, so "before" is what the server had just before the action.
     const fresh = await call("GET", url);
     const before = fresh.ok ? fresh.data : known_;
-    let request;
-    let result;
-    if (kind === "legacy") {
-      request = `PUT ${url}`;
-      result = await call("PUT", url, legacyBody(before));
+    if (kind === "direct") {
+      reportDirect(await call("POST", `${sandbox.directPut}/${path(known_)}`, legacyBody(before)));
+    } else if (kind === "legacy") {
+      report(`PUT ${url}`, before, await call("PUT", url, legacyBody(before)));
     } else {
-      request = `POST ${url}?action=${kind}`;
-      result = await call("POST", `${url}?action=${kind}`);
+      report(`POST ${url}?action=${kind}`, before, await call("POST", `${url}?action=${kind}`));
     }
-    report(request, before, result);
-    await load();
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  // --- the sandbox ---------------------------------------------------------------------
+
+  // Set only when the page is served by `harvester-upgrade-bff sandbox`, which marks it.
+  let sandbox = null;
+
+  async function discoverSandbox() {
+    const marker = document.querySelector('meta[name="harvester-upgrade-bff-sandbox"]');
+    if (!marker) return;
+    const result = await call("GET", marker.getAttribute("content"));
+    if (!result.ok || !result.data) return;
+    sandbox = { ...result.data, directPut: "sandbox/direct-put" };
+    const choices = $("#sandbox-tokens");
+    for (const choice of sandbox.tokens || []) {
+      choices.append(el("button", {
+        type: "button", class: "quiet", title: choice.can, "aria-label": `Use ${choice.token} (${choice.can})`,
+        dataset: { token: choice.token },
+      }, choice.token));
+    }
+    choices.hidden = false;
+    $("#sandbox-foot").hidden = false;
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
     const input = $("#token");
     const forget = $("#forget");
     forget.hidden = !token();
 
-    $("#login").addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const value = input.value.trim();
+    async function useToken(value) {
       if (value) sessionStorage.setItem(TOKEN_KEY, value);
       input.value = "";
       forget.hidden = !token();
-      await load();
+      if (await load()) follow();
+    }
+
+    $("#login").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await useToken(input.value.trim());
+    });
+
+    $("#sandbox-tokens").addEventListener("click", async (event) => {
+      const choice = event.target.closest("button[data-token]");
+      if (choice) await useToken(choice.dataset.token);
     });
 
     forget.addEventListener("click", async () => {
       sessionStorage.removeItem(TOKEN_KEY);
       forget.hidden = true;
+      changes.stop();
+      $("#live").hidden = true;
       $("#result").hidden = true;
       await load();
     });
@@ -280,16 +501,21 @@
 
     $("#upgrades").addEventListener("click", async (event) => {
       const button = event.target.closest("button[data-action]");
-      if (!button) return;
-      const buttons = document.querySelectorAll("#upgrades button");
-      buttons.forEach((b) => { b.disabled = true; });
+      if (!button || button.disabled) return;
+      busy = true;
+      if (loading) await loading;
+      render(true);
       try {
         await act(button.dataset.action, button.dataset.target);
       } finally {
-        document.querySelectorAll("#upgrades button").forEach((b) => { b.disabled = false; });
+        busy = false;
+        await load();
+        render(true);
       }
     });
 
-    load();
+    setInterval(tickClock, CLOCK_MS);
+    await discoverSandbox();
+    if (await load()) follow();
   });
 })();

@@ -3,13 +3,21 @@
 The BFF runs in front of the Kubernetes API emulator with the simulated Harvester
 controller watching; Playwright drives Debian's Chromium through the page as a
 person would: enter the sandbox-admin token, see the three seed upgrades, dismiss
-the succeeded one, be refused on the in-progress one, send the legacy v1.0.4 PUT
-for the failed one. After each step the emulator's store is read directly:
-status is never touched, and the controller never re-initialises anything.
+the succeeded one, find Dismiss disabled (with the reason) on the in-progress one,
+send the legacy v1.0.4 PUT for the failed one. After each step the emulator's store
+is read directly: status is never touched, and the controller never re-initialises
+anything.
 
-Also: the page works under a base path (relative URLs only), survives its strict
-CSP with no console error, keeps the token for the session, shows the error for
-a read-only token, and the API description page renders every operation.
+Also: the list follows changes made outside the page by itself; the page works at
+360 px wide, under a base path (relative URLs only), keeps the token for the session,
+shows the error for a read-only token, and the API description page renders every
+operation. In the sandbox (``harvester-upgrade-bff sandbox``'s own stack) the page
+offers the sandbox tokens and the "Direct PUT to the cluster (the bug)" button; in
+``serve`` it offers neither and never asks for them.
+
+Every console error fails a test, failed resource loads included: a test that makes
+a request fail on purpose says which (status and URL) with ``expect_failed_load``,
+and it must then happen.
 
 Skipped with one line when /usr/bin/chromium is missing, unless
 BFF_REQUIRE_BROWSER=1 (CI), which makes that a failure.
@@ -17,15 +25,21 @@ BFF_REQUIRE_BROWSER=1 (CI), which makes that a failure.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bff import captured, openapi
 from bff.sandbox.emulator import EMULATOR_STORE
+from bff.sandbox.runner import Sandbox, running
+from bff.settings import Settings
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,7 +56,6 @@ ARGS = [
 ]
 READ = "harvesterhci.io/read-message"
 STATE = "harvesterhci.io/upgradeState"
-SCREENSHOT = Path("/tmp/harvester-upgrade-bff-page.png")
 TIMEOUT_MS = 10_000
 
 pytestmark = pytest.mark.browser
@@ -76,23 +89,60 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+FAILED_LOAD = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
+
+
+@dataclass
+class Console:
+    """Every console error of a page, and the failed loads a test expects (each once)."""
+
+    errors: list[str] = field(default_factory=list)
+    pending: list[tuple[int, str]] = field(default_factory=list)
+
+    def on_message(self, message: ConsoleMessage) -> None:
+        # A CSP violation, a script error or a failed resource load shows up as an error.
+        if message.type != "error":
+            return
+        url = message.location.get("url", "")
+        failed = FAILED_LOAD.search(message.text)
+        if failed is not None:
+            for expected in self.pending:
+                if expected[0] == int(failed.group(1)) and expected[1] in url:
+                    self.pending.remove(expected)
+                    return
+        self.errors.append(f"{message.text} [{url}]")
+
+    def check(self) -> None:
+        assert self.errors == [], "console errors on the page"
+        assert self.pending == [], "expected failed loads did not happen"
+
+
+CONSOLES: dict[int, Console] = {}
+
+
+def expect_failed_load(page: Page, status: int, url_part: str) -> None:
+    """Declare that ``page`` will log one failed load with ``status`` for a URL."""
+    CONSOLES[id(page)].pending.append((status, url_part))
+
+
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     opened = await context.new_page()
     opened.set_default_timeout(TIMEOUT_MS)
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        # A CSP violation or a script error shows up here as an error.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            problems.append(message.text)
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield opened
-    await context.close()
-    assert problems == [], "console errors on the page"
+    console = CONSOLES[id(opened)] = Console()
+    opened.on("console", console.on_message)
+    opened.on("pageerror", lambda exc: console.errors.append(str(exc)))
+    opened.on(
+        "requestfailed",
+        lambda request: console.errors.append(f"request failed: {request.url}"),
+    )
+    try:
+        yield opened
+    finally:
+        await context.close()
+        del CONSOLES[id(opened)]
+    console.check()
 
 
 def row(page: Page, name: str) -> Any:
@@ -148,22 +198,32 @@ async def test_dismiss_cancel_and_legacy_put_through_the_page(
     await expect(result.locator('[data-field="changed"]')).to_have_text("false")
     await expect(result.locator('[data-field="labels"]')).to_have_text("unchanged")
 
-    # Dismiss the in-progress upgrade: refused, with the BFF's message, and no write.
-    await row(page, IN_PROGRESS).get_by_role("button", name="Dismiss").click()
-    error = result.locator('[data-field="error"]')
-    await expect(error).to_be_visible()
-    await expect(error).to_contain_text("409 UpgradeInProgress")
-    await expect(error).to_contain_text("still in progress")
-    await expect(result.locator('[data-field="response"]')).to_contain_text("409")
-    await expect(row(page, IN_PROGRESS).locator('[data-field="read"]')).to_have_text("not read")
+    # Mid-upgrade, Dismiss and the legacy PUT (which dismisses) cannot succeed: both are
+    # disabled, and the reason is shown and tied to them.
+    in_progress = row(page, IN_PROGRESS)
+    dismiss = in_progress.get_by_role("button", name="Dismiss")
+    await expect(dismiss).to_be_disabled()
+    await expect(in_progress.get_by_role("button", name="Legacy v1.0.4 PUT")).to_be_disabled()
+    await expect(in_progress.get_by_role("button", name="Cancel")).to_be_enabled()
+    why = in_progress.locator('[data-field="why"]')
+    await expect(why).to_have_text(
+        "Dismiss once the upgrade has Succeeded or Failed; it is UpgradingNodes."
+    )
+    await expect(dismiss).to_have_attribute("aria-describedby", await why.get_attribute("id"))
+    for name in (SUCCEEDED, FAILED):
+        await expect(row(page, name).get_by_role("button", name="Dismiss")).to_be_enabled()
+        await expect(row(page, name).locator('[data-field="why"]')).to_have_count(0)
+    await dismiss.click(force=True)  # a disabled button does nothing, even when forced
+    await expect(result.locator('[data-field="request"]')).to_contain_text(SUCCEEDED)
     live = upstream(backend, IN_PROGRESS)
     assert READ not in live["metadata"]["labels"]
     assert live["status"] == seed(IN_PROGRESS)["status"]
 
     # Cancel on the in-progress upgrade: never fails, writes nothing.
-    await row(page, IN_PROGRESS).get_by_role("button", name="Cancel").click()
+    await in_progress.get_by_role("button", name="Cancel").click()
+    await expect(result.locator('[data-field="request"]')).to_contain_text("action=cancel")
     await expect(result.locator('[data-field="changed"]')).to_have_text("false")
-    await expect(error).to_be_hidden()
+    await expect(result.locator('[data-field="error"]')).to_be_hidden()
 
     # The legacy v1.0.4 PUT (no status in the body) on the failed upgrade.
     await row(page, FAILED).get_by_role("button", name="Legacy v1.0.4 PUT").click()
@@ -177,8 +237,6 @@ async def test_dismiss_cancel_and_legacy_put_through_the_page(
     await expect(result.locator('[data-field="status-diff"]')).to_have_text("unchanged")
     await expect(row(page, FAILED).locator('[data-field="read"]')).to_have_text("read")
     await expect(row(page, FAILED).locator('[data-field="state"]')).to_have_text("Failed")
-
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # The controller has seen every write and re-initialised nothing.
     await stack.settle()
@@ -226,6 +284,7 @@ async def test_page_works_under_a_base_path_and_keeps_the_token(
 
 
 async def test_read_only_token_sees_the_refusal(emulator_stack: Any, page: Page) -> None:
+    expect_failed_load(page, 403, f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss")
     await sign_in(page, str(emulator_stack.client.make_url("/")), token="sandbox-viewer")
     await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
     await row(page, SUCCEEDED).get_by_role("button", name="Dismiss").click()
@@ -235,6 +294,7 @@ async def test_read_only_token_sees_the_refusal(emulator_stack: Any, page: Page)
 
 
 async def test_unknown_token_is_reported(emulator_stack: Any, page: Page) -> None:
+    expect_failed_load(page, 401, "/api/v1.0.5/upgrades")
     await sign_in(page, str(emulator_stack.client.make_url("/")), token="not-a-token")
     await expect(page.locator("#notice")).to_contain_text("401")
     await expect(page.locator("#upgrades tbody tr")).to_have_count(0)
@@ -258,3 +318,198 @@ async def test_api_page_renders_every_operation(emulator_stack: Any, page: Page)
     await expect(put).to_contain_text("UpgradeInProgress")
     await expect(put).to_contain_text("Example v1.0.4")
     await expect(page.locator("#schema-UpgradeResource")).to_be_visible()
+
+
+async def test_the_list_follows_changes_made_outside_the_page(
+    emulator_stack: Any, page: Page
+) -> None:
+    backend: Backend = emulator_stack.backend
+    await sign_in(page, str(emulator_stack.client.make_url("/")))
+    await expect(page.locator("#live")).to_have_text("Updates by itself")
+    in_progress = row(page, IN_PROGRESS)
+    await expect(in_progress.get_by_role("button", name="Dismiss")).to_be_disabled()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+
+    # Someone else (kubectl, another browser) dismisses the failed upgrade ...
+    await backend.merge_patch(FAILED, {"metadata": {"labels": {READ: "true"}}})
+    await expect(row(page, FAILED).locator('[data-field="read"]')).to_have_text("read")
+
+    # ... and Harvester finishes the one in progress: its Dismiss becomes possible.
+    finished = seed(IN_PROGRESS)["status"]
+    for condition in finished["conditions"]:
+        if condition["type"] in ("Completed", "NodesUpgraded"):
+            condition["status"] = "True"
+            condition["lastUpdateTime"] = "2025-05-02T10:20:00Z"
+    await backend.merge_patch(
+        IN_PROGRESS,
+        {
+            "metadata": {"labels": {STATE: "Succeeded"}},
+            "status": {"conditions": finished["conditions"]},
+        },
+    )
+    await expect(in_progress.locator('[data-field="state"]')).to_have_text("Succeeded")
+    await expect(in_progress.get_by_role("button", name="Dismiss")).to_be_enabled()
+    await expect(in_progress.locator('[data-field="why"]')).to_have_count(0)
+    await expect(in_progress.locator("time")).to_have_attribute("title", "2025-05-02 10:20:00 UTC")
+    # Nobody pressed Refresh: the page asked by itself, for the list only.
+    assert requests, "the page did not ask for the list again"
+    assert {url.rsplit("/", 1)[-1] for url in requests} == {"upgrades"}
+
+
+async def test_rows_show_versions_times_and_a_real_placeholder(
+    emulator_stack: Any, page: Page
+) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    url = str(emulator_stack.client.make_url("/"))
+    await page.goto(url)
+    token = page.get_by_label("Bearer token")
+    await expect(token).to_have_attribute("placeholder", "Paste a bearer token")
+    await expect(token).to_have_value("")
+    # Signed out, the page asks the API for nothing (so nothing fails with 401).
+    await expect(page.locator("#notice")).to_contain_text("Enter a bearer token")
+    assert not [r for r in requests if "/api/" in r]
+
+    await sign_in(page, url)
+    succeeded = row(page, SUCCEEDED)
+    await expect(succeeded.locator('[data-field="versions"]')).to_have_text("v1.4.2 → v1.5.0")
+    stamp = succeeded.locator("time")
+    await expect(stamp).to_have_attribute("datetime", "2025-03-10T10:58:02Z")
+    await expect(stamp).to_have_attribute("title", "2025-03-10 10:58:02 UTC")
+    await expect(stamp).to_have_text(re.compile(r"^\d+ (years?|months?|weeks?|days?) ago$"))
+    await expect(succeeded.locator(".when")).to_contain_text("finished")
+    await expect(row(page, IN_PROGRESS).locator(".when")).to_contain_text("last step")
+
+    # The favicon is the page's own file, served with its type.
+    icon = await page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon == "static/favicon.svg"
+    answer = await page.request.get(url + icon)
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+
+    # Not the sandbox: no token choices, no direct PUT, and no request for either.
+    await expect(page.locator("#sandbox-tokens")).to_be_hidden()
+    await expect(
+        page.get_by_role("button", name="Direct PUT to the cluster (the bug)")
+    ).to_have_count(0)
+    assert not [r for r in requests if "/sandbox/" in r]
+
+
+@pytest.mark.parametrize("width", [360, 420])
+async def test_the_page_fits_a_phone(emulator_stack: Any, page: Page, width: int) -> None:
+    await page.set_viewport_size({"width": width, "height": 740})
+    await sign_in(page, str(emulator_stack.client.make_url("/")))
+    await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
+    await row(page, FAILED).get_by_role("button", name="Legacy v1.0.4 PUT").click()
+    await expect(page.locator('#result [data-field="changed"]')).to_have_text("true")
+    # Once the action is over (the buttons are back), measure everything in one go.
+    await expect(row(page, FAILED).get_by_role("button", name="Cancel")).to_be_enabled()
+    scroll = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"the page is {scroll} px wide in a {width} px window"
+    boxes = await page.evaluate(
+        """() => [...document.querySelectorAll("#upgrades button")].map((b) => {
+             const r = b.getBoundingClientRect();
+             return [b.textContent, r.left, r.right, r.width];
+           })"""
+    )
+    assert len(boxes) == 9
+    for text, left, right, box_width in boxes:
+        assert box_width > 0, text
+        assert left >= 0, text
+        assert right <= width, text
+    # Each card still says what each value is.
+    label = (
+        await row(page, SUCCEEDED)
+        .locator('[data-field="state"]')
+        .evaluate("td => getComputedStyle(td, '::before').content")
+    )
+    assert label == '"State"'
+
+
+# --- the sandbox's own stack: what only ``harvester-upgrade-bff sandbox`` offers ------------
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    # The sandbox command logs at INFO by default; the controller's lines are shown from there.
+    logger = logging.getLogger("bff.sandbox.controller")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        async with running(Settings(port=0), kube_port=0, interval=0) as started:
+            yield started
+    finally:
+        logger.setLevel(level)
+
+
+async def cluster_object(sandbox: Sandbox, name: str) -> dict[str, Any]:
+    url = f"{sandbox.kube_url}/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{name}"
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sandbox.client_ssl)) as session,
+        session.get(url, headers={"Authorization": "Bearer sandbox-admin"}) as response,
+    ):
+        assert response.status == 200
+        return await response.json()  # type: ignore[no-any-return]
+
+
+async def test_sandbox_offers_its_tokens_and_shows_the_bug(sandbox: Sandbox, page: Page) -> None:
+    await page.goto(sandbox.bff_url + "/")
+    choices = page.locator("#sandbox-tokens")
+    await expect(choices).to_be_visible()
+    await expect(choices.get_by_role("button")).to_have_text(["sandbox-admin", "sandbox-viewer"])
+    await page.get_by_role("button", name="Use sandbox-admin").click()
+    await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
+    await expect(page.get_by_role("button", name="Forget token")).to_be_visible()
+
+    result = page.locator("#result")
+    await (
+        row(page, SUCCEEDED)
+        .get_by_role("button", name="Direct PUT to the cluster (the bug)")
+        .click()
+    )
+    await expect(result.locator('[data-field="request"]')).to_contain_text(
+        f"PUT /apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
+    )
+    await expect(result.locator('[data-field="request"]')).to_contain_text("bypassing the BFF")
+    controller = result.locator('[data-field="controller"]')
+    await expect(controller).to_be_visible()
+    await expect(controller).to_contain_text("The PUT wiped status")
+    await expect(controller).to_contain_text(
+        "Re-initialised the upgrade: it starts over (re-initialisations 0 → 1)."
+    )
+    await expect(controller).to_contain_text(f"log: re-initialised upgrade {SUCCEEDED} (1 so far)")
+    await expect(result.locator('[data-field="status-diff"]')).to_contain_text(
+        '~ conditions.0.status: "True" → "Unknown"'
+    )
+    await expect(row(page, SUCCEEDED).locator('[data-field="state"]')).to_have_text(
+        "PreparingLoggingInfra"
+    )
+    await expect(row(page, SUCCEEDED).get_by_role("button", name="Dismiss")).to_be_disabled()
+
+    # What the cluster now holds, read from the emulator, not through the page or the BFF.
+    live = await cluster_object(sandbox, SUCCEEDED)
+    assert live["metadata"]["labels"][STATE] == "PreparingLoggingInfra"
+    assert [c["type"] for c in live["status"]["conditions"]] == ["Completed", "LogReady"]
+    assert sandbox.controller.reinitialised == [SUCCEEDED]
+
+    # The BFF's own legacy PUT on the failed one still changes nothing but the label.
+    await row(page, FAILED).get_by_role("button", name="Legacy v1.0.4 PUT").click()
+    await expect(result.locator('[data-field="status-diff"]')).to_have_text("unchanged")
+    await expect(controller).to_be_hidden()
+    assert sandbox.controller.reinitialised == [SUCCEEDED]
+
+
+async def test_sandbox_viewer_token_cannot_make_the_direct_put(
+    sandbox: Sandbox, page: Page
+) -> None:
+    expect_failed_load(page, 403, f"/sandbox/direct-put/{NAMESPACE}/{FAILED}")
+    await page.goto(sandbox.bff_url + "/")
+    await page.get_by_role("button", name="Use sandbox-viewer").click()
+    await (
+        row(page, FAILED).get_by_role("button", name="Direct PUT to the cluster (the bug)").click()
+    )
+    await expect(page.locator('#result [data-field="error"]')).to_contain_text("403 Forbidden")
+    live = await cluster_object(sandbox, FAILED)
+    assert live["status"] == seed(FAILED)["status"]
+    assert sandbox.controller.reinitialisations == 0

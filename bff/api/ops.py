@@ -59,7 +59,12 @@ def _static(name: str) -> bytes:
     return _static_root().joinpath(name).read_bytes()
 
 
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
 
 
 def static_file(name: str) -> web.Response:

@@ -10,4 +10,4 @@ RANCHER_PREFIX = "/k8s/clusters/{cluster}"
 STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
 
 #: The files of the page besides ``index.html``; ``/static/{file}`` serves exactly these.
-STATIC_FILES = ("app.js", "app.css", "api.html", "api.js")
+STATIC_FILES = ("app.js", "app.css", "api.html", "api.js", "favicon.svg")

@@ -26,7 +26,7 @@ from aiohttp import web
 from bff import server
 from bff.app import create_app
 from bff.keys import METRICS
-from bff.sandbox import provider_states
+from bff.sandbox import page, provider_states
 from bff.sandbox.admission import WebhookAdmission, guarding
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import EMULATOR_STORE, create_emulator_app
@@ -115,6 +115,15 @@ async def running(
             bff_app = create_app(bff_settings)
             # Pact's provider states: served by the sandbox's BFF only, never by `serve`.
             provider_states.mount(bff_app, emulator_app[EMULATOR_STORE], bff_settings.base_path)
+            client_ssl = ca.client_context()
+            page.install(
+                bff_app,
+                base_path=bff_settings.base_path,
+                kube_url=kube_url,
+                kube_ssl=client_ssl,
+                controller=controller,
+                guard=admission is not None,
+            )
             async with guarding(
                 settings, admission, ca, Path(tmp), bff_app[METRICS]
             ) as webhook_url:
@@ -129,7 +138,7 @@ async def running(
                             emulator_app,
                             bff_app,
                             admin_config,
-                            ca.client_context(),
+                            client_ssl,
                             webhook_url,
                         )
                     finally:
