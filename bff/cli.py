@@ -32,7 +32,8 @@ Start the sandbox in this process (on free loopback ports) and show, step by ste
 the finished upgrade's status; extension v1.0.4's dismiss body PUT straight to the
 cluster wiping it, and the simulated controller re-initialising the upgrade; the same
 body through the BFF leaving status intact; the v1.0.5 dismiss action; a dismiss
-refused mid-upgrade. Each step checks what it claims: the exit status is 0 only if
+refused mid-upgrade; the direct PUT again on a second sandbox with the cluster
+guard on, repaired. Each step checks what it claims: the exit status is 0 only if
 every check held, 1 otherwise. Colour on a terminal only; NO_COLOR turns it off.
 """
 

@@ -11,8 +11,9 @@ loopback ports), then:
    intact, ``read-message`` set, and the response's headers say what happened;
 4. calls the v1.0.5 dismiss action;
 5. tries to dismiss an upgrade that is still in progress: refused, nothing written;
-6. would repeat step 2 with the cluster guard on, but this build has no guard yet,
-   so the step says it is absent.
+6. repeats step 2 on a second sandbox started with the cluster guard on (``sandbox
+   --webhook-port``): the emulator consults the admission webhook, which puts status
+   back into the PUT, and the controller re-initialises nothing.
 
 Every step checks what it claims and the command exits 0 only when every check held,
 so it doubles as a smoke test of the whole stack. Colour only on a terminal, and
@@ -224,7 +225,7 @@ async def wait_for_reinitialisation(controller: SimulatedController, before: int
 
 
 async def _steps(
-    p: Printer, c: Client, controller: SimulatedController, log: ControllerLog
+    p: Printer, c: Client, controller: SimulatedController, log: ControllerLog, settings: Settings
 ) -> None:
     # 1. The finished upgrade as the cluster holds it.
     p.step(1, f"The finished upgrade {SUCCEEDED}, as the cluster holds it")
@@ -349,12 +350,47 @@ async def _steps(
         "nothing was written: same resourceVersion, no read-message",
     )
 
-    # 6. The cluster guard.
-    p.step(6, "The direct PUT again, with the cluster guard on")
-    p.absent(
-        "this build has no cluster guard (admission webhook) yet, so the direct PUT of "
-        "step 2 is not repaired; only requests through the BFF are protected"
-    )
+    # 6. The cluster guard: the same direct PUT, to a sandbox whose emulator consults it.
+    p.step(6, "The direct PUT again, with the cluster guard on (sandbox --webhook-port)")
+    async with (
+        running(replace(settings, webhook_port=0), kube_port=0, interval=0) as guarded,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=guarded.client_ssl)) as session,
+    ):
+        p.dim(f"a second sandbox, whose emulator consults the guard at {guarded.webhook_url}")
+        g = Client(session, guarded.kube_url, guarded.bff_url)
+        controller = guarded.controller
+        live = await g.cluster_get(SUCCEEDED)
+        p.state("before", live)
+        p.dim(
+            f"PUT {UPGRADES}/{SUCCEEDED}  the same body without status, "
+            f"live resourceVersion {resource_version(live)}"
+        )
+        count_before = controller.reinitialisations
+        put = await g.call("PUT", f"{g.kube_url}{UPGRADES}/{SUCCEEDED}", legacy_dismiss_body(live))
+        p.detail(f"-> {put.status}")
+        for warning in put.warnings:
+            p.detail(f"   Warning: {warning}")
+        if put.status == 200:
+            await controller.wait_synced(resource_version(put.body))
+        after = await g.cluster_get(SUCCEEDED)
+        p.state("after", after)
+        p.check(put.status == 200, "200 OK: the PUT went through")
+        p.check(
+            (put.body or {}).get("status") == live.get("status"),
+            "the guard put status back into the PUT: nothing was wiped",
+        )
+        p.check(
+            any("the cluster guard restored it" in w for w in put.warnings),
+            "the API server relays the guard's Warning headers",
+        )
+        p.check(
+            labels_of(after).get(READ) == "true" and labels_of(after).get(STATE) == "Succeeded",
+            "the label change passed untouched; upgradeState stays Succeeded",
+        )
+        p.check(
+            controller.reinitialisations == count_before,
+            "the simulated controller re-initialised nothing",
+        )
 
 
 async def run_demo(settings: Settings, out: TextIO, colour: bool) -> int:
@@ -372,7 +408,7 @@ async def run_demo(settings: Settings, out: TextIO, colour: bool) -> int:
             printer.dim(f"sandbox: BFF {sandbox.bff_url}, API emulator {sandbox.kube_url}")
             printer.dim("simulated controller watching harvester-system, not advancing upgrades")
             client = Client(session, sandbox.kube_url, sandbox.bff_url)
-            await _steps(printer, client, sandbox.controller, log)
+            await _steps(printer, client, sandbox.controller, log, settings)
     printer.line()
     if printer.failures:
         printer.line(
@@ -396,7 +432,7 @@ def use_colour(out: TextIO) -> bool:
 
 def main(settings: Settings) -> int:
     # The narration is the output; request logs of the parts would drown it.
-    logging.getLogger("bff").setLevel(logging.WARNING)
+    logging.getLogger("bff").setLevel(logging.ERROR)
     try:
         return asyncio.run(run_demo(settings, sys.stdout, use_colour(sys.stdout)))
     except OSError as exc:

@@ -394,6 +394,10 @@
       answer.before, { ...result, data: result.ok ? answer.after : result.data });
     if (!result.ok) return;
     field("changed").textContent = "true: the whole object was replaced";
+    const relayed = (answer.warnings || []).map((w) => w.replace(/^\d{3} [^ ]+ "(.*)"$/, "$1"));
+    field("warnings").replaceChildren(relayed.length
+      ? el("ul", { class: "warnings" }, relayed.map((w) => el("li", {}, w)))
+      : el("span", { class: "muted" }, "none"));
     const wiped = !(answer.stored && answer.stored.status);
     const counts = answer.reinitialisations || {};
     const reinitialised = counts.after > counts.before;

@@ -86,6 +86,11 @@ def test_demo_runs_every_step_and_exits_0() -> None:
     assert "finalizers" not in out  # a body without finalizers draws no finalizers warning
     # Step 5.
     assert "-> 409 UpgradeInProgress" in out
+    # Step 6: the same direct PUT with the cluster guard on.
+    step6 = out[out.index("6. The direct PUT again") :]
+    assert "ok   the guard put status back into the PUT: nothing was wiped" in step6
+    assert "ok   the simulated controller re-initialised nothing" in step6
+    assert "the cluster guard restored it" in step6
     assert "FAIL" not in out
     assert "checks held." in out.splitlines()[-1]
     # Not a terminal: no colour.

@@ -29,7 +29,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -513,3 +513,29 @@ async def test_sandbox_viewer_token_cannot_make_the_direct_put(
     live = await cluster_object(sandbox, FAILED)
     assert live["status"] == seed(FAILED)["status"]
     assert sandbox.controller.reinitialisations == 0
+
+
+async def test_with_the_guard_on_the_page_shows_the_repair(page: Page) -> None:
+    settings = replace(Settings(port=0), webhook_port=0)
+    async with running(settings, kube_port=0, interval=0) as guarded:
+        await page.goto(guarded.bff_url + "/")
+        await page.get_by_role("button", name="Use sandbox-admin").click()
+        result = page.locator("#result")
+        await (
+            row(page, SUCCEEDED)
+            .get_by_role("button", name="Direct PUT to the cluster (the bug)")
+            .click()
+        )
+        controller = result.locator('[data-field="controller"]')
+        await expect(controller).to_contain_text(
+            "The cluster guard restored status in the PUT: nothing was wiped."
+        )
+        await expect(controller).to_contain_text(
+            "Re-initialised nothing (re-initialisations 0 → 0)."
+        )
+        await expect(result.locator('[data-field="warnings"]')).to_contain_text(
+            "the cluster guard restored it"
+        )
+        await expect(result.locator('[data-field="status-diff"]')).to_have_text("unchanged")
+        await expect(row(page, SUCCEEDED).locator('[data-field="state"]')).to_have_text("Succeeded")
+        assert guarded.controller.reinitialised == []

@@ -161,3 +161,26 @@ async def test_the_sandbox_extras_follow_the_base_path(session: aiohttp.ClientSe
         assert MARKER.decode() in page
         status, _ = await fetch(session, "GET", sandbox.bff_url + "/sandbox/page.json")
         assert status == 200
+
+
+async def test_with_the_guard_on_the_direct_put_is_repaired(session: aiohttp.ClientSession) -> None:
+    settings = replace(Settings(port=0), webhook_port=0)
+    async with running(settings, kube_port=0, interval=0) as sandbox:
+        _, listed = await fetch(session, "GET", sandbox.bff_url + "/sandbox/page.json")
+        assert listed["guard"] is True
+        url = f"{sandbox.kube_url}{KUBE_PATH}/{SUCCEEDED}"
+        _, live = await fetch(session, "GET", url, headers=ADMIN, ssl=sandbox.client_ssl)
+        status, answer = await fetch(
+            session,
+            "POST",
+            f"{sandbox.bff_url}/sandbox/direct-put/{NAMESPACE}/{SUCCEEDED}",
+            json=legacy_dismiss_body(live),
+            headers=ADMIN,
+        )
+        assert status == 200, answer
+        assert answer["guard"] is True
+        assert answer["stored"]["status"] == live["status"]
+        assert answer["after"]["status"] == live["status"]
+        assert answer["reinitialisations"] == {"before": 0, "after": 0}
+        assert any("the cluster guard restored it" in w for w in answer["warnings"])
+        assert sandbox.controller.reinitialised == []

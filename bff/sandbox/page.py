@@ -125,6 +125,7 @@ def install(
         mark, count = log.count, controller.reinitialisations
         async with session.put(url, headers=headers, json=body) as put:
             put_status, stored = put.status, await put.json(content_type=None)
+            warnings = put.headers.getall("Warning", [])
         if put_status != 200:
             return _upstream_error(put_status, stored)
         await controller.wait_synced(str(stored["metadata"]["resourceVersion"]))
@@ -139,6 +140,7 @@ def install(
                 "reinitialisations": {"before": count, "after": controller.reinitialisations},
                 "controller": log.since(mark),
                 "guard": guard,
+                "warnings": warnings,
             }
         )
 
