@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,47 @@ def test_bad_bench_flags_exit_2_with_one_line(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2, args
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_bench_leaves_no_process_behind_when_killed() -> None:
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "bff", "bench", "--quick", "--load-generator", "python"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert bench.stderr is not None
+    try:
+        for line in bench.stderr:  # printed once every service is up
+            if line.startswith("load generator:"):
+                break
+        children = _children(bench.pid)
+        assert len(children) >= 4  # upstream, BFF, forwarder, ceiling
+    finally:
+        bench.kill()
+        bench.wait()
+        bench.stderr.close()
+    for _ in range(300):
+        alive = [pid for pid in children if _running(pid)]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+#: prctl(2) option: the signal a child gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 
@@ -57,17 +61,26 @@ def cores() -> list[int]:
         return []
 
 
-def pinner(cpus: Sequence[int]) -> Callable[[], None] | None:
-    """A ``preexec_fn`` pinning a child to ``cpus``, or None where that is not possible."""
-    if not cpus or not hasattr(os, "sched_setaffinity"):
-        return None
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the bench dies, even by SIGKILL (no orphans)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def pinner(cpus: Sequence[int]) -> Callable[[], None]:
+    """A ``preexec_fn``: the child dies with the bench, and is pinned to ``cpus`` if it can."""
     chosen = set(cpus)
 
-    def pin() -> None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, chosen)
+    def setup() -> None:
+        _die_with_parent()
+        if chosen and hasattr(os, "sched_setaffinity"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, chosen)
 
-    return pin
+    return setup
 
 
 class Child:
