@@ -5,7 +5,7 @@ through them; writes take each path once per connection slot, so a real
 dismiss always meets a fresh object), headers, duration and connections. Both
 generators report the same :class:`Result`.
 
-The Python generator (``python -m bff.bench.load PLAN INDEX COUNT``) runs as
+The Python generator (``python -m bff.bench.load PLAN INDEX COUNT OUT``) runs as
 several processes, each an asyncio loop with its share of the connections.
 """
 
@@ -157,27 +157,37 @@ def _python(plan: Plan, work: Path, pin: Callable[[], None] | None) -> Result:
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps(asdict(plan)))
     count = max(1, plan.threads)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bff.bench.load", str(plan_file), str(i), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=pin,
-        )
-        for i in range(count)
-    ]
+    # Results go to files, not pipes: a worker's latencies outgrow a pipe's buffer,
+    # and a worker blocked writing to it would never exit.
+    outs = [work / f"result-{i}.json" for i in range(count)]
+    errs = [work / f"stderr-{i}.txt" for i in range(count)]
+    processes = []
+    for i in range(count):
+        with errs[i].open("w") as err_file:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bff.bench.load", str(plan_file), str(i), str(count),
+                     str(outs[i])],
+                    stdout=subprocess.DEVNULL,
+                    stderr=err_file,
+                    preexec_fn=pin,
+                )
+            )  # fmt: skip
     cpus = [Cpu(p.pid) for p in processes]
     outputs = []
     ticks = 0
-    for process, cpu in zip(processes, cpus, strict=True):
+    deadline = time.monotonic() + plan.duration + 60
+    for index, (process, cpu) in enumerate(zip(processes, cpus, strict=True)):
         while process.poll() is None:
+            if time.monotonic() > deadline:
+                for other in processes:
+                    other.kill()
+                raise RuntimeError("the load generator did not finish in time")
             cpu.sample()
             time.sleep(0.05)
-        out, err = process.communicate(timeout=plan.duration + 30)
         if process.returncode != 0:
-            raise RuntimeError(f"load generator failed: {err.strip()[-300:]}")
-        outputs.append(json.loads(out))
+            raise RuntimeError(f"load generator failed: {errs[index].read_text()[-300:]}")
+        outputs.append(json.loads(outs[index].read_text()))
         ticks += cpu.used()
     latencies = sorted(x for o in outputs for x in o["latencies"])
     seconds = max(o["seconds"] for o in outputs)
@@ -211,7 +221,11 @@ async def _worker(plan: Plan, index: int, count: int) -> dict[str, object]:
     position = index
     connector = aiohttp.TCPConnector(limit=connections, ssl=False)
     async with aiohttp.ClientSession(
-        plan.url, connector=connector, headers=plan.headers, trust_env=False
+        plan.url,
+        connector=connector,
+        headers=plan.headers,
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=10),  # as wrk's --timeout
     ) as session:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -231,7 +245,7 @@ async def _worker(plan: Plan, index: int, count: int) -> dict[str, object]:
                         await response.read()
                         if response.status >= 400:
                             errors += 1
-                except (aiohttp.ClientError, OSError):
+                except (aiohttp.ClientError, OSError, TimeoutError):
                     errors += 1
                 latencies.append(time.perf_counter() - sent)
 
@@ -246,11 +260,11 @@ async def _worker(plan: Plan, index: int, count: int) -> dict[str, object]:
 
 
 def main(argv: Sequence[str]) -> None:
-    plan_file, index, count = argv
+    plan_file, index, count, out = argv
     raw = json.loads(Path(plan_file).read_text())
     raw["paths"] = tuple(raw["paths"])
     plan = Plan(**raw)
-    print(json.dumps(asyncio.run(_worker(plan, int(index), int(count)))))
+    Path(out).write_text(json.dumps(asyncio.run(_worker(plan, int(index), int(count)))))
 
 
 if __name__ == "__main__":
