@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from bff.sandbox import tables
 from bff.sandbox.httpio import (
     field_selector,
     fields_match,
@@ -65,6 +66,9 @@ async def get(request: web.Request) -> web.StreamResponse:
     obj = _store(request).get(namespace, name)
     if obj is None:
         raise StatusError.not_found(name)
+    if tables.wants_table(request):
+        rv = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+        return json_response(tables.table([obj], rv, include=tables.include_object(request)))
     return json_response(obj)
 
 
@@ -106,6 +110,9 @@ async def _list(request: web.Request, namespace: str | None) -> web.StreamRespon
         )
     else:
         metadata["continue"] = ""
+    if tables.wants_table(request):
+        shown = {k: v for k, v in metadata.items() if v != ""}
+        return json_response(tables.table(items, shown, include=tables.include_object(request)))
     return json_response(
         {"apiVersion": API_VERSION, "items": items, "kind": LIST_KIND, "metadata": metadata}
     )

@@ -2,7 +2,8 @@
 
 Filtering (namespace, label and field selectors) is the cacher's, through
 :func:`bff.sandbox.events.visible_event`; bookmarks come every
-``BOOKMARK_INTERVAL`` seconds when the client allows them.
+``BOOKMARK_INTERVAL`` seconds when the client allows them. Asked ``as=Table`` (kubectl's
+``get -w``), each event carries a one-row Table (:mod:`bff.sandbox.tables`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from bff.labels import Selector
+from bff.sandbox import tables
 from bff.sandbox.events import Event, bookmark, visible_event
 from bff.sandbox.httpio import fields_match, flag, labels_of
 from bff.sandbox.keys import BOOKMARK_INTERVAL, EMULATOR_STORE
@@ -42,6 +44,21 @@ async def watch(
             and fields_match(obj, fields)
             and selector.matches(labels_of(obj))
         )
+
+    as_table = tables.wants_table(request)
+    include = tables.include_object(request) if as_table else ""
+    first = True
+
+    def shown(event: JSON) -> JSON:
+        """The event as sent: with a Table for its object when one was asked for."""
+        nonlocal first
+        if not as_table or event["type"] in ("ERROR", "BOOKMARK"):
+            return event
+        obj = event["object"]
+        rv = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+        converted = tables.table([obj], rv, include=include, with_columns=first)
+        first = False
+        return {"type": event["type"], "object": converted}
 
     initial: list[JSON] = []
     error: StatusError | None = None
@@ -80,7 +97,7 @@ async def watch(
             await _send(response, {"type": "ERROR", "object": error.status})
             return response
         for item in initial:
-            await _send(response, item)
+            await _send(response, shown(item))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         interval = request.app[BOOKMARK_INTERVAL]
@@ -104,7 +121,7 @@ async def watch(
                 break
             converted = visible_event(event, passes)
             if converted is not None:
-                await _send(response, converted)
+                await _send(response, shown(converted))
     except ConnectionResetError:
         pass
     finally:
