@@ -65,7 +65,10 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         )
 
         async def problem() -> str | None:
-            return (cache.problem() if cache else None) or await upstream.probe.problem()
+            # "is not None": an empty cache has len() 0, so it is falsy.
+            return (
+                cache.problem() if cache is not None else None
+            ) or await upstream.probe.problem()
 
         app[READINESS] = Readiness(problem)
         if cache is None:

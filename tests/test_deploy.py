@@ -7,9 +7,10 @@ small loader in this module. It follows `resources` and applies JSON 6902
 build is compared with the loader's.
 
 Covered:
-- RBAC: the base grants exactly get/list/watch/patch on upgrades.harvesterhci.io
-  and no write verb besides patch; the impersonate overlay adds only
-  TokenReview create and impersonation, and changes only BFF_AUTH_MODE.
+- RBAC: the base grants the BFF's account list and watch on upgrades only (the
+  read cache's; tests/realapi/test_deploy_rbac.py shows on a real kube-apiserver
+  that every grant is needed and enough); the impersonate overlay
+  adds only TokenReview create and impersonation, and changes only BFF_AUTH_MODE.
 - The Deployment's hardening, probes, replicas, resources and shutdown timing.
 - Service, Ingress, PodDisruptionBudget and NetworkPolicy all line up with the
   pods and ports, and the Ingress exposes exactly the required prefixes.
@@ -287,16 +288,28 @@ def test_loader_agrees_with_kubectl_kustomize(name: str) -> None:
 # --- RBAC -------------------------------------------------------------------
 
 
-def test_base_role_grants_exactly_the_upgrade_verbs() -> None:
+def test_base_role_grants_only_the_read_caches_list_and_watch() -> None:
     role = only(built("base"), "Role")
     assert role["metadata"]["name"] == NAME
     assert len(role["rules"]) == 1
     (rule,) = role["rules"]
     assert rule["apiGroups"] == ["harvesterhci.io"]
     assert rule["resources"] == ["upgrades"]
-    assert sorted(rule["verbs"]) == ["get", "list", "patch", "watch"]
+    # get and patch are always the caller's (tests/realapi/test_deploy_rbac.py).
+    assert sorted(rule["verbs"]) == ["list", "watch"]
     assert "resourceNames" not in rule
     assert "nonResourceURLs" not in rule
+
+
+def test_base_role_is_bound_to_the_service_account() -> None:
+    objects = built("base")
+    binding = only(objects, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": only(objects, "Role")["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
 
 
 def test_nothing_in_base_grants_update_create_or_delete() -> None:
@@ -309,17 +322,6 @@ def test_nothing_in_base_grants_update_create_or_delete() -> None:
         assert not granted & FORBIDDEN_VERBS, role["metadata"]["name"]
         resources = {r for rule in role["rules"] for r in rule.get("resources", [])}
         assert "*" not in resources
-
-
-def test_base_role_is_bound_to_the_service_account() -> None:
-    objects = built("base")
-    binding = only(objects, "RoleBinding")
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": only(objects, "Role")["metadata"]["name"],
-    }
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
 
 
 def test_impersonate_overlay_adds_only_reviews_and_impersonation() -> None:

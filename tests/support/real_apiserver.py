@@ -1326,3 +1326,22 @@ class RealApiServer:
         out.write_text(json.dumps(config, indent=2))
         out.chmod(0o600)
         return out
+
+
+def main() -> int:
+    """``python -m tests.support.real_apiserver``: build (or find) the cached binary."""
+    began = time.monotonic()
+    try:
+        binary = ensure_binary()
+    except RealApiServerUnavailable as exc:
+        print(f"real API server unavailable: {exc}", file=sys.stderr)
+        return 2
+    except RealApiServerError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"kube-apiserver {KUBERNETES_VERSION}: {binary} ({time.monotonic() - began:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
