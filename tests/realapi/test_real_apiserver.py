@@ -1,10 +1,11 @@
 """The real API server harness, and ground truth for the sandbox emulator.
 
 The first tests check the harness itself: the server is up, serves the Upgrade
-CRD, holds the seeds, and makes real 401/403 decisions through the auth stub.
+CRD, holds the seeds, authenticates the static tokens and TokenRequest tokens,
+and makes its 401/403 decisions from real RBAC objects.
 
-The rest record what a real API server (upstream apiextensions-apiserver,
-pinned in ``tests.support.real_apiserver``) does in the situations the
+The rest record what a real API server (upstream kube-apiserver, pinned in
+``tests.support.real_apiserver``) does in the situations the
 emulator is most likely to get wrong. Each asserts the observed status code
 and message, so a change in upstream behaviour, or a harness mistake, shows up
 here first. Everything goes through kubernetes-asyncio, the client the BFF uses.

@@ -1,7 +1,7 @@
 """The referee: the API semantics the BFF relies on, asserted the same way on both servers.
 
 Every test here runs against the sandbox emulator and against a real
-apiextensions-apiserver with one set of expectations (status, reason and,
+kube-apiserver with one set of expectations (status, reason and,
 where the wording matters to a client, the message). A test that passes on
 the real server and fails on the emulator is a bug in the emulator.
 """
