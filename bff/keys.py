@@ -1,4 +1,7 @@
-"""Typed application keys: everything the app shares between handlers."""
+"""Typed application keys: everything the app shares between handlers.
+
+Per-request keys are in :mod:`bff.request_facts`.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,3 @@ SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)
 CACHE = web.AppKey("cache", UpgradeCache)
-
-# Per-request facts, set by the handlers and read by the metrics middleware and logs.
-CLIENT_VERSION = web.RequestKey("client_version", str)
-ACTION = web.RequestKey("action", str)
-CLIENT_ADDRESS = web.RequestKey("client_address", str)

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from bff.keys import CLIENT_ADDRESS
+from bff.request_facts import CLIENT_ADDRESS
 from bff.settings import LogFormat
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

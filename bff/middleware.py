@@ -17,8 +17,9 @@ from aiohttp import web
 
 from bff import errors
 from bff.auth import client_address, forbidden_header
-from bff.keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION, METRICS, SETTINGS
+from bff.keys import METRICS, SETTINGS
 from bff.logs import request_id, route_template
+from bff.request_facts import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +61,6 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
     return error
 
 
-async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The handler's response, or the Steve-shaped error it raised (redirects pass through)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(_from_http_exception(exc))
-    except errors.BffError as exc:
-        return error_response(exc)
-
-
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id (a valid X-Request-ID or a new one), client address, security headers."""
@@ -80,7 +69,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = request_id.set(rid)
     request[CLIENT_ADDRESS] = client_address(request, request.app[SETTINGS].trusted_proxies)
     try:
-        response = await answer(request, handler)
+        response = await handler(request)
         response.headers["X-Request-ID"] = rid
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -96,26 +85,15 @@ CORS_HEADERS = "Authorization, Content-Type, X-API-CSRF, X-Request-ID"
 
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS for the explicitly allowed origins only: echoed, never ``*``.
+    """CORS headers for the explicitly allowed origins only: echoed, never ``*``.
 
-    Same-origin use (the usual Ingress setup) needs none of this. A preflight
-    from any other origin gets no CORS headers, so the browser refuses it.
+    Same-origin use (the usual Ingress setup) needs none of this. Errors carry
+    them too (they are responses by the time they get here), or the browser
+    would hide them from the page.
     """
+    response = await handler(request)
     origin = request.headers.get("Origin", "").lower()
-    allowed = origin in request.app[SETTINGS].allowed_origins
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        if not allowed:
-            raise errors.Forbidden(
-                "this origin may not call the API", code=errors.Code.ORIGIN_NOT_ALLOWED
-            )
-        response: web.StreamResponse = web.Response(status=204)
-        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-        response.headers["Access-Control-Max-Age"] = "600"
-    else:
-        # Errors too carry the CORS headers, or the browser hides them from the page.
-        response = await answer(request, handler)
-    if allowed:
+    if origin in request.app[SETTINGS].allowed_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Expose-Headers"] = (
@@ -123,6 +101,29 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         response.headers.add("Vary", "Origin")
     return response
+
+
+@web.middleware
+async def errors_to_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where an error becomes a response (redirects pass through).
+
+    A :class:`bff.errors.BffError` or one of aiohttp's HTTP errors becomes its
+    Steve-shaped JSON; anything else is logged in full and answered with a
+    plain 500 whose message says nothing about what went wrong.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc))
+    except errors.BffError as exc:
+        return error_response(exc)
+    except Exception:
+        log.exception("unexpected error while serving %s", route_template(request))
+        return error_response(
+            errors.BffError("internal error; see the BFF's log", code=errors.Code.INTERNAL_ERROR)
+        )
 
 
 @web.middleware
@@ -137,17 +138,19 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 @web.middleware
-async def unexpected(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The last line: an unexpected exception is logged in full and answered with a plain 500."""
-    try:
+async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A CORS preflight: answered for an allowed origin, refused (403) for any other."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
         return await handler(request)
-    except (web.HTTPException, errors.BffError):
-        raise
-    except Exception:
-        log.exception("unexpected error while serving %s", route_template(request))
-        raise errors.BffError(
-            "internal error; see the BFF's log", code=errors.Code.INTERNAL_ERROR
-        ) from None
+    if request.headers.get("Origin", "").lower() not in request.app[SETTINGS].allowed_origins:
+        raise errors.Forbidden(
+            "this origin may not call the API", code=errors.Code.ORIGIN_NOT_ALLOWED
+        )
+    response = web.Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
 
 
 @web.middleware
@@ -159,10 +162,7 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         status = response.status
         return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except errors.BffError as exc:
+    except web.HTTPException as exc:  # a redirect
         status = exc.status
         raise
     finally:
@@ -170,9 +170,11 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         m.requests.labels(
             request.get(CLIENT_VERSION, "none"),
             route_template(request),
-            request.get(ACTION, "none"),
+            str(request.get(ACTION, "none")),
             str(status),
         ).inc()
 
 
-MIDDLEWARES = (request_context, cors, metrics, guard, unexpected)
+#: Outermost first. Errors become responses in exactly one of them, so every
+#: middleware outside it (headers, CORS, metrics) sees a response, error or not.
+MIDDLEWARES = (request_context, cors, metrics, errors_to_responses, guard, preflight)

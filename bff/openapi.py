@@ -28,11 +28,11 @@ from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from bff.errors import Code
 from bff.model import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
 from bff.patches import WARNINGS
-from bff.upgrades import Action
+from bff.request_facts import ACTIONS as UPGRADE_ACTIONS
 
 JSON = dict[str, object]
 
-ACTIONS = (str(Action.DISMISS), str(Action.CANCEL))
+ACTIONS = tuple(str(action) for action in UPGRADE_ACTIONS)
 
 # JSON Schema patterns are searches, not full matches: anchor them.
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

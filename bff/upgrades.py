@@ -15,7 +15,6 @@ read goes upstream with the caller's credentials.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,6 +30,7 @@ from bff.patches import (
     Ignored,
     JSONObject,
     check_body,
+    check_same_object,
     is_finished,
     is_read,
     reduce_put,
@@ -38,12 +38,6 @@ from bff.patches import (
     upgrade_state,
 )
 from bff.steve import Family, collection, resource
-
-
-class Action(enum.StrEnum):
-    DISMISS = "dismiss"
-    CANCEL = "cancel"
-    PUT = "put"
 
 
 class Gateway(Protocol):
@@ -177,7 +171,7 @@ class UpgradeService:
             name,
             live,
             refuse_unfinished=True,
-            recheck=lambda fresh: reduce_put(checked, fresh).wants_read,
+            recheck=lambda fresh: check_same_object(checked, fresh),
         )
         return Outcome(
             obj=outcome.obj,
@@ -195,7 +189,7 @@ class UpgradeService:
         live: JSONObject,
         *,
         refuse_unfinished: bool,
-        recheck: Callable[[JSONObject], bool] | None = None,
+        recheck: Callable[[JSONObject], None] | None = None,
     ) -> Outcome:
         conflicts = 0
         while True:
@@ -226,5 +220,5 @@ class UpgradeService:
             live = await self._gateway.get(caller, namespace, name)  # fresh, never the cache
             if self._cache is not None:
                 self._cache.observe(live)
-            if recheck is not None and not recheck(live):
-                return Outcome(obj=live, changed=False, conflicts=conflicts)
+            if recheck is not None:
+                recheck(live)  # raises if the object is no longer the one the client saw

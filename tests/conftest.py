@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bff.app import create_app
@@ -115,7 +116,7 @@ class Stack:
     """The BFF under test and everything around it."""
 
     backend: Backend
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     recorder: Recorder
     controller: SimulatedController
     settings: Settings
@@ -145,7 +146,7 @@ async def make_stack(
         token="sandbox-bff",
     )
     settings = replace(Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE), **overrides)
-    client: TestClient = await aiohttp_client(create_app(settings))
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
     controller = SimulatedController(
         kubeconfig=str(kubeconfig_for(backend, tmp_path, "sandbox-controller", "ctl.kubeconfig")),
         namespace=NAMESPACE,
@@ -181,7 +182,7 @@ async def stack_factory(
         async def build(backend: Backend, **overrides: Any) -> Stack:
             generator = make_stack(backend, tmp_path, aiohttp_server, aiohttp_client, **overrides)
             built = await generator.__anext__()
-            exits.push_async_callback(generator.aclose)
+            exits.push_async_callback(generator.aclose)  # type: ignore[attr-defined]
             return built
 
         yield build

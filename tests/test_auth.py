@@ -125,3 +125,16 @@ def test_review_cache_is_bounded() -> None:
 
 def test_a_token_never_shows_in_repr() -> None:
     assert "s3cret" not in repr(TokenCaller("s3cret"))
+
+
+def test_a_reviewed_token_expires_on_the_cache_clock() -> None:
+    now = [100.0]
+    cache = ReviewCache(0.3, clock=lambda: now[0])
+    user = ImpersonatedCaller(username="alice")
+    cache.put("t", user)
+    assert cache.get("t") == user
+    now[0] = 100.29
+    assert cache.get("t") == user
+    now[0] = 100.3
+    assert cache.get("t") is None, "gone once the ttl has passed"
+    assert cache.get("other") is None

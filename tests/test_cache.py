@@ -108,7 +108,7 @@ async def test_impersonate_mode_asks_a_subject_access_review_for_the_reviewed_us
     assert (await stack.client.get(path, headers=nobody)).status == 403
     reviews = [r for r in stack.recorder.requests if "subjectaccessreviews" in r.path]
     assert [r.path.rsplit("/", 1)[1] for r in reviews] == ["subjectaccessreviews"] * 3
-    assert [r.body["spec"]["user"] for r in reviews] == [
+    assert [r.body["spec"]["user"] for r in reviews] == [  # type: ignore[index]
         "sandbox-viewer", "sandbox-nobody", "sandbox-nobody"
     ]  # fmt: skip
     assert all(r.headers["Authorization"] == BFF_TOKEN for r in reviews)

@@ -103,7 +103,7 @@ def read_kustomization(directory: Path) -> Obj:
     # A field this loader ignored would make the tests check something other
     # than what kubectl applies. Teach the loader first, then use the field.
     assert not unsupported, f"{path}: the test loader does not implement {sorted(unsupported)}"
-    return kustomization
+    return kustomization  # type: ignore[no-any-return]
 
 
 def object_id(obj: Obj) -> tuple[str, str, str, str]:
@@ -237,7 +237,7 @@ def test_every_referenced_file_exists(kustomization: Path) -> None:
 
 def test_every_manifest_file_is_part_of_a_build() -> None:
     """A manifest nobody references is never applied, and never tested."""
-    referenced = set()
+    referenced = set()  # type: ignore[var-annotated]
     for kustomization in all_kustomizations():
         directory = kustomization.parent
         content = read_kustomization(directory)
@@ -641,8 +641,8 @@ def test_webhook_overlay_adds_the_guard_and_changes_only_its_wiring() -> None:
     added = sorted(overlay[key]["kind"] for key in overlay.keys() - base.keys())
     assert added == ["Certificate", "Issuer", "MutatingWebhookConfiguration"]
     changed = {key: jsonpatch.make_patch(base[key], overlay[key]).patch for key in base}
-    changed = {key[1]: ops for key, ops in changed.items() if ops}
-    assert sorted(changed) == ["Deployment", "NetworkPolicy", "Service"]
+    changed = {key[1]: ops for key, ops in changed.items() if ops}  # type: ignore[misc]
+    assert sorted(changed) == ["Deployment", "NetworkPolicy", "Service"]  # type: ignore[comparison-overlap]
     # Only additions: nothing of the base is replaced or removed.
     for kind, ops in changed.items():
         assert {op["op"] for op in ops} == {"add"}, kind
@@ -735,7 +735,7 @@ def _cel(expression: str, username: str, groups: list[str]) -> bool:
     env_ = celpy.Environment()
     program = env_.program(env_.compile(expression))
     request = {"userInfo": {"username": username, "groups": groups}}
-    return bool(program.evaluate(celpy.adapter.json_to_cel({"request": request})))
+    return bool(program.evaluate(celpy.adapter.json_to_cel({"request": request})))  # type: ignore[arg-type]
 
 
 def test_match_conditions_exclude_exactly_the_trusted_writers() -> None:

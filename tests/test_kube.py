@@ -196,7 +196,7 @@ async def test_the_generated_client_cannot_write_past_the_allowlist(
         objects.patch_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, PATCH_BODY
         ),
-        objects.patch_namespaced_custom_object_status(
+        objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
             GROUP, VERSION, NAMESPACE, PLURAL, SUCCEEDED, PATCH_BODY, _content_type=MERGE
         ),
         objects.replace_namespaced_custom_object_status(

@@ -305,7 +305,7 @@ async def test_api_page_renders_every_operation(emulator_stack: Any, page: Page)
     operations = page.locator("section.op[data-operation]")
     expected = {
         f"{method.upper()} {path}"
-        for path, item in openapi.document()["paths"].items()
+        for path, item in openapi.document()["paths"].items()  # type: ignore[attr-defined]
         for method in item
         if method in ("get", "put", "post")
     }

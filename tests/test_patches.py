@@ -11,11 +11,11 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 from bff import captured, errors
-from bff.model import READ_MESSAGE
+from bff.model import READ_MESSAGE, UPGRADE_STATE
 from bff.patches import (
     Ignored,
     check_body,
@@ -186,23 +186,50 @@ json_values = st.recursive(
 )
 
 
+#: Label keys and values: the ones that matter, spelled right and nearly right, and any text.
+label_keys = st.sampled_from(
+    [READ_MESSAGE, UPGRADE_STATE, "harvesterhci.io/latestUpgrade", "harvesterhci.io/read-Message"]
+) | st.text(max_size=20)
+label_values = st.sampled_from(["true", "false", "True", "", "Succeeded"]) | st.text(max_size=10)
+label_maps = st.dictionaries(label_keys, label_values, max_size=5)
+
+
+def test_the_label_strategy_reaches_the_dismiss_branch() -> None:
+    """Without this, the property below could pass with the dismiss branch never drawn."""
+    assert find(label_maps, lambda labels: labels.get(READ_MESSAGE) == "true")
+    assert find(
+        label_maps, lambda labels: READ_MESSAGE in labels and labels[READ_MESSAGE] != "true"
+    )
+
+
 @given(
-    labels=st.dictionaries(st.text(max_size=20), st.text(max_size=10), max_size=5),
+    labels=label_maps,
+    live_read=st.booleans(),
     spec=json_values,
     status=json_values,
     extra=st.dictionaries(st.text(max_size=8), json_values, max_size=2),
 )
 def test_only_read_message_true_ever_leads_to_a_write(
-    labels: dict[str, str], spec: object, status: object, extra: dict[str, object]
+    labels: dict[str, str],
+    live_read: bool,
+    spec: object,
+    status: object,
+    extra: dict[str, object],
 ) -> None:
+    live = copy.deepcopy(LIVE)
+    live["metadata"]["labels"].pop(READ_MESSAGE, None)
+    if live_read:
+        live["metadata"]["labels"][READ_MESSAGE] = "true"
     body: dict[str, Any] = {
         "metadata": {"name": NAME, "namespace": NS, "labels": labels},
         "spec": spec,
         "status": status,
         **{k: v for k, v in extra.items() if k not in ("metadata", "id", "apiVersion", "kind")},
     }
-    reduction = reduce_put(check_body(body, namespace=NS, name=NAME), LIVE)
-    assert reduction.dismiss == (labels.get(READ_MESSAGE) == "true")
+    reduction = reduce_put(check_body(body, namespace=NS, name=NAME), live)
+    wants = labels.get(READ_MESSAGE) == "true"
+    assert reduction.wants_read == wants
+    assert reduction.dismiss == (wants and not live_read)
     if status != LIVE["status"]:
         assert reduction.status_wipe
         assert Ignored.STATUS in reduction.ignored

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -140,11 +141,13 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 async def _bff(
     aiohttp_client: Callable[..., Any], tmp_path: Path, server: str, ca_file: str | None = None
-) -> TestClient:
+) -> TestClient[web.Request, web.Application]:
     kubeconfig = write_kubeconfig(
         tmp_path / "bff.kubeconfig", server, token="sandbox-bff", ca_file=ca_file
     )
-    client: TestClient = await aiohttp_client(create_app(Settings(kubeconfig=str(kubeconfig))))
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(
+        create_app(Settings(kubeconfig=str(kubeconfig)))
+    )
     return client
 
 

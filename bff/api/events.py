@@ -28,13 +28,14 @@ from bff import errors
 from bff.api.handlers import _begin
 from bff.cache import Change
 from bff.keys import CACHE, SERVICE, SETTINGS
+from bff.request_facts import Action
 
 KEEPALIVE = 15.0
 REAUTHORISE = 10.0
 
 
 async def upgrade_events(request: web.Request) -> web.StreamResponse:
-    _, family, caller = await _begin(request, "watch")
+    _, family, caller = await _begin(request, Action.WATCH)
     cache = request.app.get(CACHE)
     if cache is None:
         raise errors.NotFound(

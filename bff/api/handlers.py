@@ -9,8 +9,6 @@ they succeed or are refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -19,13 +17,14 @@ from bff.api.bodies import read_json, refuse_body, single
 from bff.api.paths import STEVE_COLLECTION
 from bff.api.versions import STEVE, VERSIONS, ClientVersion
 from bff.identity import Caller
-from bff.keys import ACTION, AUTH, CLIENT_VERSION, METRICS, SERVICE, SETTINGS
+from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
 from bff.labels import SelectorError, parse_selector
 from bff.model import READ_MESSAGE
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
+from bff.request_facts import ACTION, ACTIONS, CLIENT_VERSION, Action
 from bff.steve import Family, resource
-from bff.upgrades import Action, Outcome
+from bff.upgrades import Outcome
 
 audit_log = logging.getLogger("bff.audit")
 
@@ -56,7 +55,7 @@ def _family(request: web.Request, version: ClientVersion) -> Family:
     return Family(client_version=version.name, collection_url=url, actions=version.actions)
 
 
-async def _begin(request: web.Request, action: str) -> tuple[ClientVersion, Family, Caller]:
+async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Family, Caller]:
     version = _client_version(request)
     request[CLIENT_VERSION] = version.name
     request[ACTION] = action
@@ -74,7 +73,7 @@ def _target(request: web.Request) -> tuple[str, str]:
 
 
 async def list_upgrades(request: web.Request) -> web.Response:
-    _, family, caller = await _begin(request, "list")
+    _, family, caller = await _begin(request, Action.LIST)
     settings = request.app[SETTINGS]
     namespace = check_namespace(request.match_info.get("namespace", settings.namespace))
     selector = single(request.query, "labelSelector") or ""
@@ -91,118 +90,118 @@ async def list_upgrades(request: web.Request) -> web.Response:
 
 
 async def get_upgrade(request: web.Request) -> web.Response:
-    _, family, caller = await _begin(request, "get")
+    _, family, caller = await _begin(request, Action.GET)
     namespace, name = _target(request)
     body = await request.app[SERVICE].get_rendered(caller, namespace, name, family)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-@dataclass(frozen=True)
-class _Write:
-    """A write request, once its client, caller and target are known."""
-
-    action: Action
-    version: ClientVersion
-    family: Family
-    caller: Caller
-    namespace: str
-    name: str
-    run: Callable[[], Awaitable[Outcome]]
-
-
 async def put_upgrade(request: web.Request) -> web.Response:
-    async def plan() -> _Write:
+    with _WriteAudit(request) as audit:
         version, family, caller = await _begin(request, Action.PUT)
+        audit.acting(caller, version, Action.PUT)
         namespace, name = _target(request)
-
-        async def run() -> Outcome:
-            body = await read_json(request, request.app[SETTINGS].max_body_bytes)
-            return await request.app[SERVICE].put(caller, namespace, name, body)
-
-        return _Write(Action.PUT, version, family, caller, namespace, name, run)
-
-    return await _write(request, plan)
+        body = await read_json(request, request.app[SETTINGS].max_body_bytes)
+        outcome = await request.app[SERVICE].put(caller, namespace, name, body)
+        return audit.written(outcome, family)
 
 
 async def post_action(request: web.Request) -> web.Response:
-    async def plan() -> _Write:
-        version, family, caller = await _begin(request, "action")
+    with _WriteAudit(request) as audit:
+        version, family, caller = await _begin(request, Action.ACTION)
+        audit.acting(caller, version, Action.ACTION)
         if not version.actions:
             raise errors.MethodNotAllowed(
                 f"{version.name} clients have no actions; they PUT the object",
                 headers={"Allow": "GET, PUT"},
             )
         namespace, name = _target(request)
-        raw = single(request.query, "action") or ""
-        if raw not in (Action.DISMISS, Action.CANCEL):
-            raise errors.BadRequest(
-                f"unknown action {raw[:40]!r}; actions are dismiss and cancel",
-                code=errors.Code.UNKNOWN_ACTION,
-            )
-        action = Action(raw)
+        action = _action(single(request.query, "action") or "")
         request[ACTION] = action
+        audit.acting(caller, version, action)
         await refuse_body(request)
         service = request.app[SERVICE]
         if action is Action.DISMISS:
-            return _Write(action, version, family, caller, namespace, name,
-                          lambda: service.dismiss(caller, namespace, name))  # fmt: skip
-        return _Write(action, version, family, caller, namespace, name,
-                      lambda: service.cancel(caller, namespace, name))  # fmt: skip
-
-    return await _write(request, plan)
+            outcome = await service.dismiss(caller, namespace, name)
+        else:
+            outcome = await service.cancel(caller, namespace, name)
+        return audit.written(outcome, family)
 
 
-async def _write(request: web.Request, plan: Callable[[], Awaitable[_Write]]) -> web.Response:
-    """Run a write and account for it: metrics, one audit line, Warning headers.
-
-    Refusals are audited too, including those before the caller or the target
-    is known (no credential, a bad name, an unknown action).
-    """
-    metrics = request.app[METRICS]
-    match = request.match_info
-    entry: dict[str, object] = {
-        "user": "-",
-        "client_version": match.get("version", STEVE.name)[:20],
-        "action": request.get(ACTION, "-"),
-        "object": f"{match.get('namespace', '-')[:63]}/{match.get('name', '-')[:253]}",
-    }
-    try:
-        write = await plan()
-        entry.update(user=write.caller.audit_name, client_version=write.version.name,
-                     action=str(write.action))  # fmt: skip
-        outcome = await write.run()
-    except errors.BffError as exc:
-        entry.update(
-            action=str(request.get(ACTION, entry["action"])),
-            result="refused",
-            code=exc.code,
-            status=exc.status,
-            upstream_status=exc.upstream_status,
-            labels_changed=[],
-            ignored=[],
+def _action(raw: str) -> Action:
+    if raw not in ACTIONS:
+        raise errors.BadRequest(
+            f"unknown action {raw[:40]!r}; actions are dismiss and cancel",
+            code=errors.Code.UNKNOWN_ACTION,
         )
-        audit_log.info("write refused", extra={"audit": entry})
-        raise
-    metrics.writes.labels("performed" if outcome.changed else "skipped").inc()
-    if outcome.conflicts:
-        metrics.conflict_retries.inc(outcome.conflicts)
-    if outcome.status_wipe:
-        metrics.status_wipes_prevented.inc()
-    for category in outcome.ignored:
-        metrics.ignored_fields.labels(str(category)).inc()
-    ignored = sorted(str(c) for c in outcome.ignored)
-    entry.update(
-        result="changed" if outcome.changed else "unchanged",
-        status=200,
-        upstream_status=200 if outcome.changed else None,
-        labels_changed=[READ_MESSAGE] if outcome.changed else [],
-        ignored=ignored,
-        conflict_retries=outcome.conflicts,
-        status_wipe_prevented=outcome.status_wipe,
-    )
-    audit_log.info("write", extra={"audit": entry})
-    response = web.json_response(resource(outcome.obj, write.family))
-    response.headers["X-Upgrade-Bff-Changed"] = "true" if outcome.changed else "false"
-    for category in sorted(outcome.ignored):
-        response.headers.add("Warning", f'299 - "{WARNINGS[category]}"')
-    return response
+    return Action(raw)
+
+
+class _WriteAudit:
+    """One audit line per write request, whatever happens, and the metrics of a write.
+
+    Used as ``with _WriteAudit(request) as audit:`` around the whole handler:
+    a refusal (a :class:`errors.BffError`, even before the caller or the target
+    is known) is logged as ``refused``, any other exception as ``error`` (the
+    error middleware answers it with a plain 500), and :meth:`written` logs the
+    outcome and builds the answer.
+    """
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        match = request.match_info
+        self._entry: dict[str, object] = {
+            "user": "-",
+            "client_version": match.get("version", STEVE.name)[:20],
+            "action": str(request.get(ACTION, "-")),
+            "object": f"{match.get('namespace', '-')[:63]}/{match.get('name', '-')[:253]}",
+        }
+
+    def __enter__(self) -> _WriteAudit:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        self._entry["action"] = str(self._request.get(ACTION, self._entry["action"]))
+        if isinstance(exc, errors.BffError):
+            self._entry.update(result="refused", code=exc.code, status=exc.status,
+                               upstream_status=exc.upstream_status)  # fmt: skip
+            message = "write refused"
+        else:
+            self._entry.update(result="error", code=errors.Code.INTERNAL_ERROR, status=500,
+                               upstream_status=None)  # fmt: skip
+            message = "write failed"
+        self._entry.update(labels_changed=[], ignored=[])
+        audit_log.info(message, extra={"audit": self._entry})
+
+    def acting(self, caller: Caller, version: ClientVersion, action: Action) -> None:
+        self._entry.update(user=caller.audit_name, client_version=version.name,
+                           action=str(action))  # fmt: skip
+
+    def written(self, outcome: Outcome, family: Family) -> web.Response:
+        metrics = self._request.app[METRICS]
+        metrics.writes.labels("performed" if outcome.changed else "skipped").inc()
+        if outcome.conflicts:
+            metrics.conflict_retries.inc(outcome.conflicts)
+        if outcome.status_wipe:
+            metrics.status_wipes_prevented.inc()
+        for category in outcome.ignored:
+            metrics.ignored_fields.labels(str(category)).inc()
+        self._entry.update(
+            result="changed" if outcome.changed else "unchanged",
+            status=200,
+            upstream_status=200 if outcome.changed else None,
+            labels_changed=[READ_MESSAGE] if outcome.changed else [],
+            ignored=sorted(str(c) for c in outcome.ignored),
+            conflict_retries=outcome.conflicts,
+            status_wipe_prevented=outcome.status_wipe,
+        )
+        audit_log.info("write", extra={"audit": self._entry})
+        response = web.json_response(resource(outcome.obj, family))
+        response.headers["X-Upgrade-Bff-Changed"] = "true" if outcome.changed else "false"
+        for category in sorted(outcome.ignored):
+            response.headers.add("Warning", f'299 - "{WARNINGS[category]}"')
+        return response

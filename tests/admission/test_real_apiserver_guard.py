@@ -54,7 +54,7 @@ def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
     for hook in configuration["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration
+    return configuration  # type: ignore[no-any-return]
 
 
 class Bff:

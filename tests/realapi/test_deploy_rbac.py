@@ -163,7 +163,7 @@ def bff_token(kubeconfig: Path) -> str:
     return token.strip()
 
 
-Client = Callable[..., Awaitable[TestClient]]
+Client = Callable[..., Awaitable[TestClient]]  # type: ignore[type-arg]
 
 
 READY_WAIT = 50  # x 0.1 s: the read cache is ready once it has listed and watches

@@ -95,7 +95,7 @@ async def _get(api: client.CustomObjectsApi, name: str = SUCCEEDED) -> dict[str,
 
 
 async def _merge(api: client.CustomObjectsApi, body: Any, name: str = SUCCEEDED) -> dict[str, Any]:
-    obj: dict[str, Any] = await api.patch_namespaced_custom_object(
+    obj: dict[str, Any] = await api.patch_namespaced_custom_object(  # type: ignore[call-arg]
         GROUP, VERSION, NAMESPACE, PLURAL, name, body, _content_type=MERGE
     )
     return obj
@@ -110,7 +110,7 @@ async def _put(api: client.CustomObjectsApi, body: Any, name: str = SUCCEEDED) -
 
 def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
     """The ``Status`` object a failed request answered with."""
-    body: dict[str, Any] = json.loads(exc.value.body)
+    body: dict[str, Any] = json.loads(exc.value.body)  # type: ignore[arg-type]
     assert body["kind"] == "Status"
     assert body["code"] == exc.value.status
     return body
@@ -560,7 +560,7 @@ async def test_merge_patch_uid_is_not_a_precondition(admin: client.CustomObjects
 
 async def test_strategic_merge_patch_is_415(admin: client.CustomObjectsApi) -> None:
     with pytest.raises(ApiException) as exc:
-        await admin.patch_namespaced_custom_object(
+        await admin.patch_namespaced_custom_object(  # type: ignore[call-arg]
             GROUP,
             VERSION,
             NAMESPACE,
@@ -584,7 +584,7 @@ async def test_strategic_merge_patch_is_415(admin: client.CustomObjectsApi) -> N
 
 
 async def test_json_patch_is_accepted(admin: client.CustomObjectsApi) -> None:
-    result = await admin.patch_namespaced_custom_object(
+    result = await admin.patch_namespaced_custom_object(  # type: ignore[call-arg]
         GROUP,
         VERSION,
         NAMESPACE,
@@ -598,7 +598,7 @@ async def test_json_patch_is_accepted(admin: client.CustomObjectsApi) -> None:
 
 async def test_failed_json_patch_test_op_is_422(admin: client.CustomObjectsApi) -> None:
     with pytest.raises(ApiException) as exc:
-        await admin.patch_namespaced_custom_object(
+        await admin.patch_namespaced_custom_object(  # type: ignore[call-arg]
             GROUP,
             VERSION,
             NAMESPACE,
@@ -810,7 +810,7 @@ async def test_kubernetes_asyncio_watch_raises_410(admin: client.CustomObjectsAp
     exc, calls = await _watch_from_revision_1(admin, timeout_seconds=5)
     assert calls == 1
     assert exc.status == 410
-    assert re.fullmatch(r"Expired: too old resource version: 1 \(\d+\)", exc.reason)
+    assert re.fullmatch(r"Expired: too old resource version: 1 \(\d+\)", exc.reason)  # type: ignore[arg-type]
     assert exc.body is None
 
 

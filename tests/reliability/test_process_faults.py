@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from bff.patches import mark_read_patch
 from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_JOURNAL, Fault
-from tests.reliability.procs import (
+from tests.reliability.procs import (  # type: ignore[attr-defined]
     ADMIN,
     NAMESPACE,
     READ,

@@ -27,7 +27,7 @@ LIVE = {which: captured.upgrade(which) for which in captured.UPGRADE_FILES}
 CLIENT = {version: captured.client_body(version) for version in captured.CLIENT_VERSIONS}
 EXAMPLES = 400
 
-text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)  # type: ignore[arg-type]
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),

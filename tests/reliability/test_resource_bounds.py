@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from tests.reliability.procs import ADMIN, NAMESPACE, Serve, emulator, serve
+from tests.reliability.procs import ADMIN, NAMESPACE, Serve, emulator, serve  # type: ignore[attr-defined]
 from tests.support.backends import FAILED, IN_PROGRESS, SUCCEEDED
 
 __all__ = ["emulator", "serve"]  # fixtures

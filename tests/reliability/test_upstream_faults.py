@@ -44,7 +44,7 @@ async def dismissed(served: Served) -> bool:
         f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
     )
     async with aiohttp.ClientSession() as session, session.get(url, headers=ADMIN) as response:
-        return (await response.json())["metadata"]["labels"].get(READ) == "true"
+        return (await response.json())["metadata"]["labels"].get(READ) == "true"  # type: ignore[no-any-return]
 
 
 async def recovers_with_one_write(served: Served) -> None:
@@ -226,7 +226,7 @@ async def test_read_cache_watch_cut_mid_event_and_410_recover_by_themselves(
     status = await _rewrite_status(served, "v1.4.cut")
 
     async def caught_up() -> bool:
-        return await _bff_status(served) == status
+        return await _bff_status(served) == status  # type: ignore[no-any-return]
 
     await _until(caught_up)
     assert proxy[0].watches >= watches + 2

@@ -268,14 +268,14 @@ async def test_kubernetes_asyncio_merge_patch(
     live = emu.live(SUCCEEDED)
     patch = {"metadata": {"labels": {READ: "true"},
                           "resourceVersion": live["metadata"]["resourceVersion"]}}  # fmt: skip
-    obj = await kube.patch_namespaced_custom_object(
+    obj = await kube.patch_namespaced_custom_object(  # type: ignore[call-arg]
         "harvesterhci.io", "v1beta1", NS, "upgrades", SUCCEEDED, patch,
         _content_type="application/merge-patch+json",
     )  # fmt: skip
     assert obj["metadata"]["labels"][READ] == "true"
     assert obj["status"] == live["status"]
     with pytest.raises(ApiException) as info:
-        await kube.patch_namespaced_custom_object(
+        await kube.patch_namespaced_custom_object(  # type: ignore[call-arg]
             "harvesterhci.io", "v1beta1", NS, "upgrades", SUCCEEDED, patch,
             _content_type="application/merge-patch+json",
         )  # fmt: skip

@@ -122,7 +122,7 @@ async def test_impersonate_mode_reviews_the_token_then_impersonates(
     reviews = [r for r in stack.recorder.requests if r.path.endswith("/tokenreviews")]
     assert len(reviews) == 1
     assert reviews[0].headers["Authorization"] == "Bearer sandbox-bff"
-    assert reviews[0].body["spec"]["token"] == "sandbox-viewer"
+    assert reviews[0].body["spec"]["token"] == "sandbox-viewer"  # type: ignore[index]
     get = upgrade_requests(stack)[-1]
     assert get.headers["Authorization"] == "Bearer sandbox-bff"
     assert get.headers["Impersonate-User"] == "sandbox-viewer"
@@ -153,15 +153,17 @@ async def test_impersonation_carries_every_group(
     sent = stack.upstream_writes()[-1].header_items
     assert [v for k, v in sent if k.lower() == "impersonate-user"] == [user["username"]]
     assert [v for k, v in sent if k.lower() == "impersonate-group"] == user["groups"]
-    if user.get("uid"):
-        assert [v for k, v in sent if k.lower() == "impersonate-uid"] == [user["uid"]]
+    # The uid goes exactly when the TokenReview gave one (the emulator's users have none).
+    uids = [user["uid"]] if user.get("uid") else []
+    assert [v for k, v in sent if k.lower() == "impersonate-uid"] == uids
 
 
 async def test_token_reviews_are_cached_briefly_and_errors_never(
     emulator_backend: Backend, stack_factory: StackFactory
 ) -> None:
+    # Expiry itself is tested on the cache with its clock (tests/test_auth.py).
     stack = await stack_factory(
-        emulator_backend, auth_mode=AuthMode.IMPERSONATE, token_review_ttl=0.3
+        emulator_backend, auth_mode=AuthMode.IMPERSONATE, token_review_ttl=10
     )
 
     def reviews() -> int:
@@ -170,17 +172,14 @@ async def test_token_reviews_are_cached_briefly_and_errors_never(
     url = f"{API}/{SUCCEEDED}"
     assert (await stack.client.get(url, headers=bearer("sandbox-viewer"))).status == 200
     assert (await stack.client.get(url, headers=bearer("sandbox-viewer"))).status == 200
-    assert reviews() == 1
-    await asyncio.sleep(0.35)
-    assert (await stack.client.get(url, headers=bearer("sandbox-viewer"))).status == 200
-    assert reviews() == 2
+    assert reviews() == 1, "the second request was answered from the cache"
 
     faults = emulator_backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
     faults.add(Fault("POST", "/tokenreviews", status=500))
     failed = await stack.client.get(url, headers=bearer("sandbox-admin"))
     assert failed.status == 502
     assert (await stack.client.get(url, headers=bearer("sandbox-admin"))).status == 200
-    assert reviews() == 4, "a failed review must not be cached"
+    assert reviews() == 3, "a failed review must not be cached"
 
 
 async def test_impersonate_mode_rejects_unknown_tokens(
