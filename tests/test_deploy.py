@@ -52,6 +52,8 @@ ALL_BUILDS = {**BUILDS, "webhook": WEBHOOK}
 K8S_VERSION = "1.32.0"
 
 NAMESPACE = "harvester-system"
+#: The Ingress that keeps the Upgrades' namespace path (the dashboard's create) with Steve.
+STEVE_INGRESS = "harvester-upgrade-bff-steve"
 NAME = "harvester-upgrade-bff"
 IMAGE = "harvester-upgrade-bff:0.1.0"
 APP_PORT = 8080
@@ -264,7 +266,10 @@ def test_every_object_validates_against_the_kubernetes_schema(name: str) -> None
 def test_objects_live_in_harvester_system(name: str) -> None:
     for obj in built(name):
         assert obj["kind"] in NAMESPACED, f"unexpected kind {obj['kind']}"
-        if NAMESPACED[obj["kind"]]:
+        if (obj["kind"], obj["metadata"]["name"]) == ("Ingress", STEVE_INGRESS):
+            # An Ingress names Services of its own namespace only: Rancher's.
+            assert obj["metadata"].get("namespace") == "cattle-system", object_id(obj)
+        elif NAMESPACED[obj["kind"]]:
             assert obj["metadata"].get("namespace") == NAMESPACE, object_id(obj)
         else:
             assert "namespace" not in obj["metadata"], object_id(obj)
@@ -498,18 +503,35 @@ def test_service_targets_the_http_port() -> None:
     ]
 
 
+def bff_ingress(objects: list[Obj]) -> Obj:
+    (ingress,) = (o for o in objects if o["kind"] == "Ingress" and o["metadata"]["name"] == NAME)
+    return ingress
+
+
+def steve_ingress(objects: list[Obj]) -> Obj:
+    (ingress,) = (
+        o for o in objects if o["kind"] == "Ingress" and o["metadata"]["name"] == STEVE_INGRESS
+    )
+    return ingress
+
+
 def test_ingress_routes_exactly_the_required_prefixes() -> None:
     objects = built("base")
-    ingress = only(objects, "Ingress")
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Ingress") == [
+        NAME,
+        STEVE_INGRESS,
+    ]
+    ingress = bff_ingress(objects)
     service = only(objects, "Service")
     assert ingress["apiVersion"] == "networking.k8s.io/v1"
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert "defaultBackend" not in ingress["spec"]
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    # Only the item paths under the namespace; the collection stays with Steve.
     assert sorted((path["path"], path["pathType"]) for path in paths) == [
         ("/api/v1.0.4", "Prefix"),
         ("/api/v1.0.5", "Prefix"),
-        ("/v1/harvester/harvesterhci.io.upgrades", "Prefix"),
+        ("/v1/harvester/harvesterhci.io.upgrades/harvester-system", "Prefix"),
     ]
     (service_port,) = service["spec"]["ports"]
     for path in paths:
@@ -518,20 +540,34 @@ def test_ingress_routes_exactly_the_required_prefixes() -> None:
         assert backend["port"] in ({"name": service_port["name"]}, {"number": service_port["port"]})
 
 
+def test_steve_ingress_keeps_only_the_namespace_path_with_rancher() -> None:
+    ingress = steve_ingress(built("base"))
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "defaultBackend" not in ingress["spec"]
+    assert [rule.get("host") for rule in ingress["spec"]["rules"]] == [None]
+    assert ingress_paths(ingress) == [
+        {
+            "path": "/v1/harvester/harvesterhci.io.upgrades/harvester-system",
+            "pathType": "Exact",
+            "backend": {"service": {"name": "rancher", "port": {"number": 80}}},
+        }
+    ]
+
+
 def ingress_paths(ingress: Obj) -> list[Obj]:
     return [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
 
 
 def test_ingress_paths_pass_ingress_nginx_path_validation() -> None:
-    ingress = only(built("base"), "Ingress")
-    for path in ingress_paths(ingress):
-        assert path["pathType"] in {"Prefix", "Exact"}
-        assert INGRESS_NGINX_PLAIN_PATH.match(path["path"]), path["path"]
-    # use-regex and rewrite-target turn every path of the host into a regex,
-    # on every Ingress, the dashboard's own included.
-    annotations = ingress["metadata"].get("annotations", {})
-    assert "nginx.ingress.kubernetes.io/use-regex" not in annotations
-    assert "nginx.ingress.kubernetes.io/rewrite-target" not in annotations
+    for ingress in (obj for obj in built("base") if obj["kind"] == "Ingress"):
+        for path in ingress_paths(ingress):
+            assert path["pathType"] in {"Prefix", "Exact"}
+            assert INGRESS_NGINX_PLAIN_PATH.match(path["path"]), path["path"]
+        # use-regex and rewrite-target turn every path of the host into a regex,
+        # on every Ingress, the dashboard's own included.
+        annotations = ingress["metadata"].get("annotations", {})
+        assert "nginx.ingress.kubernetes.io/use-regex" not in annotations
+        assert "nginx.ingress.kubernetes.io/rewrite-target" not in annotations
 
 
 def test_pdb_keeps_one_replica_and_selects_the_pods() -> None:
@@ -615,9 +651,14 @@ def test_readme_rancher_proxy_example_matches_only_upgrade_paths() -> None:
     # nginx anchors the location at the start: "~* ^<path>".
     location = re.compile("^" + path["path"], re.IGNORECASE)
     prefix = "/k8s/clusters/c-m-abc12345/v1/harvester/harvesterhci.io.upgrades"
-    for uri in (prefix, prefix + "/harvester-system", prefix + "/harvester-system/hvst-upgrade"):
-        assert location.match(uri), uri
+    # Items only: the collection (list) and the namespace path (create) stay with Rancher.
+    assert location.match(prefix + "/harvester-system/hvst-upgrade-7xn6v")
     for uri in (
+        prefix,
+        prefix + "/",
+        prefix + "/harvester-system",
+        prefix + "/harvester-system/",
+        prefix + "/harvester-system/x/y",
         prefix + "logs/harvester-system/x",
         "/k8s/clusters/c-m-abc12345/v1/harvester/harvesterhci.io.virtualmachineimages",
         "/k8s/clusters/a/b/v1/harvester/harvesterhci.io.upgrades",
@@ -702,7 +743,7 @@ def test_webhook_configuration_is_the_documented_guard() -> None:
     assert port["targetPort"] == "webhook"
     assert "caBundle" not in hook["clientConfig"]  # injected by cert-manager
     # The Ingress routes to the http port only.
-    for path in ingress_paths(only(objects, "Ingress")):
+    for path in ingress_paths(bff_ingress(objects)):
         assert (
             path["backend"]["service"]["port"] == {"name": "http"}
             or path["backend"]["service"]["port"].get("number") == 80

@@ -8,6 +8,9 @@
   API server in the tests are seeded with them.
 * ``clients/``: the bodies the extension's ``save()`` PUTs on "Dismiss it",
   per client version. The OpenAPI examples and the tests use them.
+* ``dashboard/requests.json``: every request the extension (v1.0.2-v1.0.5)
+  makes under the Steve Upgrade paths (method, path, query, body), each with
+  the source file it was read from. The Ingress tests route each one.
 
 Everything here is read-only package data; :func:`crd` and friends return
 fresh copies, so a caller may change what it gets.
@@ -68,6 +71,15 @@ def upgrade(which: str) -> dict[str, Any]:
 def upgrades() -> list[dict[str, Any]]:
     """Every seed Upgrade, in a fixed order (failed, in progress, succeeded)."""
     return [upgrade(which) for which in UPGRADE_FILES]
+
+
+DASHBOARD_REQUESTS = ("dashboard", "requests.json")
+
+
+def dashboard_requests() -> dict[str, Any]:
+    """What the dashboard sends under the Upgrade paths (``dashboard/requests.json``)."""
+    loaded: dict[str, Any] = json.loads(files().joinpath(*DASHBOARD_REQUESTS).read_text())
+    return loaded
 
 
 def client_body_path(version: str) -> Traversable:
