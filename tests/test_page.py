@@ -63,7 +63,14 @@ pytestmark = pytest.mark.browser
 if not HAVE_CHROMIUM and not REQUIRE:
     pytest.skip("Debian's /usr/bin/chromium is not installed", allow_module_level=True)
 
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect  # noqa: E402
+from playwright.async_api import (  # noqa: E402
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    async_playwright,
+    expect,
+)
 
 
 def seed(name: str) -> dict[str, Any]:
@@ -112,6 +119,15 @@ class Console:
                     return
         self.errors.append(f"{message.text} [{url}]")
 
+    def on_request_failed(self, request: Request) -> None:
+        # A load that failed on the network (refused, reset, blocked) is an error.
+        # ERR_ABORTED is the browser cancelling a request itself, as it does with a
+        # lazily fetched favicon when the test navigates or closes the page; an
+        # answer with an error status is not that, and on_message catches it.
+        if request.failure == "net::ERR_ABORTED":
+            return
+        self.errors.append(f"request failed: {request.url} ({request.failure})")
+
     def check(self) -> None:
         assert self.errors == [], "console errors on the page"
         assert self.pending == [], "expected failed loads did not happen"
@@ -133,10 +149,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     console = CONSOLES[id(opened)] = Console()
     opened.on("console", console.on_message)
     opened.on("pageerror", lambda exc: console.errors.append(str(exc)))
-    opened.on(
-        "requestfailed",
-        lambda request: console.errors.append(f"request failed: {request.url}"),
-    )
+    opened.on("requestfailed", console.on_request_failed)
     try:
         yield opened
     finally:

@@ -151,7 +151,15 @@ def apply_deploy(cluster: RealApiServer, kubeconfig: Path, directory: Path) -> l
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     extra = [o for o in every if (o["kind"], o["metadata"]["name"]) not in names]
     cluster.delete(*(o for o in extra if o["kind"] in RBAC_KINDS))
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    # The namespaces the objects live in exist on a Harvester cluster already
+    # (harvester-system, and cattle-system for Rancher, where the Steve Ingress goes).
+    namespaces = sorted(
+        {o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]}
+    )
+    present = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in namespaces
+    ]
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all([*present, *objects]))
     cluster.wait_for_rbac()
     cluster.reset()
     return objects
