@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bff import errors
-from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.callers import Caller, ImpersonatedCaller, TokenCaller
 from bff.model import GROUP, PLURAL
 
 

@@ -18,10 +18,10 @@ from bff.admission.webhook import Guard, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import UpgradeCache
-from bff.health import Readiness
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
+from bff.readiness import Readiness
 from bff.settings import AuthMode, Settings
 from bff.upgrades import UpgradeService
 

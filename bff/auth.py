@@ -25,7 +25,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bff import errors
-from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.callers import Caller, ImpersonatedCaller, TokenCaller
 from bff.settings import AuthMode
 
 SESSION_COOKIE = "R_SESS"

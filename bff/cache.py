@@ -11,7 +11,7 @@ landed, and again whenever the cache has been unable to reach the API server
 for longer than ``max_stale`` seconds (it cannot know what it missed).
 
 Reads never parse or re-encode: each object's Steve rendering for a route
-family is serialised once (orjson) and reused until the object changes, and
+version is serialised once (orjson) and reused until the object changes, and
 an unfiltered collection's bytes are joined once per change. Label selectors
 are evaluated here with :mod:`bff.labels` (the API server's semantics).
 
@@ -34,7 +34,7 @@ import orjson
 from bff import errors
 from bff.labels import Selector
 from bff.model import STEVE_TYPE
-from bff.steve import Family, resource
+from bff.steve import ClientVersion, resource
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,14 @@ def newer(candidate: str, current: str) -> bool:
 class Entry:
     obj: JSONObject
     labels: dict[str, str]
-    rendered: dict[Family, bytes] = field(default_factory=dict)
+    rendered: dict[ClientVersion, bytes] = field(default_factory=dict)
 
-    def render(self, family: Family) -> bytes:
-        body = self.rendered.get(family)
+    def render(self, version: ClientVersion) -> bytes:
+        body = self.rendered.get(version)
         if body is None:
-            body = orjson.dumps(resource(self.obj, family))
+            body = orjson.dumps(resource(self.obj, version))
             if len(self.rendered) < MAX_FAMILIES:
-                self.rendered[family] = body
+                self.rendered[version] = body
         return body
 
 
@@ -128,7 +128,7 @@ class UpgradeCache:
         self.synced = False
         #: Since when the cache could not be sure it is current (None while it is).
         self._stale_since: float | None = None
-        self._collections: dict[Family, bytes] = {}
+        self._collections: dict[ClientVersion, bytes] = {}
         self._subscribers: set[asyncio.Queue[Change | None]] = set()
         self._synced_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -311,14 +311,16 @@ class UpgradeCache:
             if selector is None or selector.empty or selector.matches(entry.labels):
                 yield entry
 
-    def collection(self, family: Family, self_url: str, selector: Selector | None = None) -> bytes:
+    def collection(
+        self, version: ClientVersion, self_url: str, selector: Selector | None = None
+    ) -> bytes:
         """A Steve collection's bytes, as :func:`bff.steve.collection` would shape it."""
         unfiltered = selector is None or selector.empty
         if unfiltered:
-            cached = self._collections.get(family)
-            if cached is not None and self_url == family.collection_url:
+            cached = self._collections.get(version)
+            if cached is not None and self_url == version.collection_url:
                 return cached
-        data = [e.render(family) for e in self.items(selector)]
+        data = [e.render(version) for e in self.items(selector)]
         body = b"".join(
             (
                 b'{"type":"collection","resourceType":',
@@ -334,8 +336,8 @@ class UpgradeCache:
                 b"]}",
             )
         )
-        if unfiltered and self_url == family.collection_url and len(self._collections) < 16:
-            self._collections[family] = body
+        if unfiltered and self_url == version.collection_url and len(self._collections) < 16:
+            self._collections[version] = body
         return body
 
     # --- live updates --------------------------------------------------------------------

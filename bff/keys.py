@@ -9,8 +9,8 @@ from aiohttp import web
 
 from bff.auth import Authenticator
 from bff.cache import UpgradeCache
-from bff.health import Readiness
 from bff.metrics import Metrics
+from bff.readiness import Readiness
 from bff.settings import Settings
 from bff.upgrades import UpgradeService
 

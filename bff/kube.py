@@ -46,7 +46,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from multidict import CIMultiDict
 
 from bff import errors, proxy
-from bff.identity import Caller, ImpersonatedCaller, TokenCaller
+from bff.callers import Caller, ImpersonatedCaller, TokenCaller
 from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 

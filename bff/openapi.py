@@ -23,12 +23,12 @@ from bff.api.paths import (
     UPGRADE_EVENTS,
     UPGRADES,
 )
-from bff.api.versions import VERSIONS
 from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from bff.errors import Code
 from bff.model import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
 from bff.patches import WARNINGS
 from bff.request_facts import ACTIONS as UPGRADE_ACTIONS
+from bff.steve import VERSIONS
 
 JSON = dict[str, object]
 

@@ -1,33 +1,48 @@
-"""Steve's shapes: what the dashboard expects a resource and a collection to look like."""
+"""Steve's shapes: the client versions, and the resource and collection each expects."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bff.model import STEVE_TYPE
 from bff.patches import JSONObject, metadata
 
 
 @dataclass(frozen=True)
-class Family:
-    """A family of routes one client speaks: where its links point, whether it has actions."""
+class ClientVersion:
+    """A client generation the BFF speaks, and where one request's links point.
 
-    client_version: str
-    #: URL of the collection, e.g. ``/api/v1.0.5/upgrades`` or a Steve path.
-    collection_url: str
+    ``name`` and ``actions`` are the generation's own; ``collection_url`` is set per
+    request (:meth:`at`), because the base path and a Rancher cluster prefix change it.
+    """
+
+    name: str
+    #: v1.0.5 clients call ``?action=dismiss|cancel``; v1.0.4 only PUTs.
     actions: bool
+    #: URL of the collection, e.g. ``/api/v1.0.5/upgrades`` or a Steve path.
+    collection_url: str = ""
+
+    def at(self, collection_url: str) -> ClientVersion:
+        return replace(self, collection_url=collection_url)
 
 
-def resource(obj: JSONObject, family: Family) -> dict[str, object]:
+V104 = ClientVersion("v1.0.4", actions=False)
+V105 = ClientVersion("v1.0.5", actions=True)
+VERSIONS = {v.name: v for v in (V104, V105)}
+#: Steve paths are what v1.0.2 to v1.0.4 call; they behave exactly like v1.0.4.
+STEVE = V104
+
+
+def resource(obj: JSONObject, version: ClientVersion) -> dict[str, object]:
     meta = metadata(obj)
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-    self_url = f"{family.collection_url}/{namespace}/{name}"
+    self_url = f"{version.collection_url}/{namespace}/{name}"
     shaped: dict[str, object] = dict(obj)
     shaped["id"] = f"{namespace}/{name}"
     shaped["type"] = STEVE_TYPE
     shaped["links"] = {"self": self_url, "update": self_url}
-    if family.actions:
+    if version.actions:
         shaped["actions"] = {
             "dismiss": f"{self_url}?action=dismiss",
             "cancel": f"{self_url}?action=cancel",
@@ -35,10 +50,12 @@ def resource(obj: JSONObject, family: Family) -> dict[str, object]:
     return shaped
 
 
-def collection(listed: Mapping[str, object], family: Family, self_url: str) -> dict[str, object]:
+def collection(
+    listed: Mapping[str, object], version: ClientVersion, self_url: str
+) -> dict[str, object]:
     items = listed.get("items")
     data = [
-        resource(item, family)
+        resource(item, version)
         for item in (items if isinstance(items, Iterable) else [])
         if isinstance(item, Mapping)
     ]

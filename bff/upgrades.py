@@ -24,7 +24,7 @@ import orjson
 from bff import errors
 from bff.access import AccessChecker
 from bff.cache import UpgradeCache
-from bff.identity import Caller
+from bff.callers import Caller
 from bff.labels import Selector
 from bff.patches import (
     Ignored,
@@ -37,7 +37,7 @@ from bff.patches import (
     resource_version,
     upgrade_state,
 )
-from bff.steve import Family, collection, resource
+from bff.steve import ClientVersion, collection, resource
 
 
 class Gateway(Protocol):
@@ -114,14 +114,14 @@ class UpgradeService:
         return await self._gateway.list(caller, namespace, label_selector)
 
     async def get_rendered(
-        self, caller: Caller, namespace: str, name: str, family: Family
+        self, caller: Caller, namespace: str, name: str, version: ClientVersion
     ) -> bytes:
         """One Steve resource's JSON bytes (pre-serialised when it comes from the cache)."""
         cache = await self._cached(caller, "get", namespace)
         entry = cache.entry(name) if cache is not None else None
         if entry is not None:
-            return entry.render(family)
-        return orjson.dumps(resource(await self.get(caller, namespace, name), family))
+            return entry.render(version)
+        return orjson.dumps(resource(await self.get(caller, namespace, name), version))
 
     async def list_rendered(
         self,
@@ -129,15 +129,15 @@ class UpgradeService:
         namespace: str,
         label_selector: str,
         selector: Selector,
-        family: Family,
+        version: ClientVersion,
         self_url: str,
     ) -> bytes:
         """A Steve collection's JSON bytes; the selector is evaluated on the cache."""
         cache = await self._cached(caller, "list", namespace)
         if cache is not None:
-            return cache.collection(family, self_url, selector)
+            return cache.collection(version, self_url, selector)
         listed = await self._gateway.list(caller, namespace, label_selector)
-        return orjson.dumps(collection(listed, family, self_url))
+        return orjson.dumps(collection(listed, version, self_url))
 
     async def _live(self, caller: Caller, namespace: str, name: str) -> JSONObject:
         """The object the guards check: the cached one when there is a cache."""

@@ -18,7 +18,7 @@ from bff.auth import (
     credential,
     forbidden_header,
 )
-from bff.identity import ImpersonatedCaller, TokenCaller
+from bff.callers import ImpersonatedCaller, TokenCaller
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client as k8s
 
 from bff import errors, kube
-from bff.identity import ImpersonatedCaller, TokenCaller
+from bff.callers import ImpersonatedCaller, TokenCaller
 from bff.model import GROUP, PLURAL, READ_MESSAGE, VERSION
 from bff.patches import mark_read_patch
 from bff.sandbox.emulator import create_emulator_app

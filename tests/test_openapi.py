@@ -32,13 +32,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from bff import captured, errors, openapi
-from bff.api import ops
+from bff.api import page
 from bff.app import create_app
 from bff.keys import SETTINGS
 from bff.names import is_dns1123_label, is_dns1123_subdomain
 from bff.patches import check_body
 from bff.settings import Settings
-from bff.steve import Family, collection, resource
+from bff.steve import V104, V105, ClientVersion, collection, resource
 
 ROOT = Path(__file__).parent.parent
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -222,16 +222,18 @@ SEEDS = list(captured.UPGRADE_FILES)
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
-    "family",
+    "version",
     [
-        Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True),
-        Family("v1.0.4", "/api/v1.0.4/upgrades", actions=False),
-        Family("v1.0.4", f"{BASE}/k8s/clusters/local/v1/harvester/harvesterhci.io.upgrades", False),
+        V105.at("/api/v1.0.5/upgrades"),
+        V104.at("/api/v1.0.4/upgrades"),
+        V104.at(f"{BASE}/k8s/clusters/local/v1/harvester/harvesterhci.io.upgrades"),
     ],
 )
-def test_steve_resources_validate_against_the_response_schema(seed: str, family: Family) -> None:
-    shaped = resource(captured.upgrade(seed), family)
-    assert ("actions" in shaped) is family.actions
+def test_steve_resources_validate_against_the_response_schema(
+    seed: str, version: ClientVersion
+) -> None:
+    shaped = resource(captured.upgrade(seed), version)
+    assert ("actions" in shaped) is version.actions
     component("UpgradeResource").validate(json.loads(json.dumps(shaped)))
 
 
@@ -239,9 +241,7 @@ def test_dismissed_object_validates_against_the_response_schema() -> None:
     after = json.loads(
         (ROOT / "tests/fixtures/expected/upgrade-succeeded-after-dismiss.json").read_text()
     )
-    component("UpgradeResource").validate(
-        resource(after, Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True))
-    )
+    component("UpgradeResource").validate(resource(after, V105.at("/api/v1.0.5/upgrades")))
 
 
 def test_steve_collection_validates_against_the_response_schema() -> None:
@@ -251,8 +251,8 @@ def test_steve_collection_validates_against_the_response_schema() -> None:
         "metadata": {"resourceVersion": "42"},
         "items": captured.upgrades(),
     }
-    family = Family("v1.0.5", "/api/v1.0.5/upgrades", actions=True)
-    shaped = collection(listed, family, "/api/v1.0.5/upgrades")
+    version = V105.at("/api/v1.0.5/upgrades")
+    shaped = collection(listed, version, "/api/v1.0.5/upgrades")
     component("UpgradeCollection").validate(shaped)
     assert not component("UpgradeCollection").is_valid({**shaped, "type": "error"})
 
@@ -411,10 +411,10 @@ async def test_the_documented_static_files_are_the_page_and_are_served() -> None
     assert set(documented) == on_disk, "every file of the page, and no other, is documented"
     for name in documented:
         request = make_mocked_request("GET", f"/static/{name}", match_info={"file": name})
-        assert (await ops.static(request)).status == 200
+        assert (await page.static(request)).status == 200
     other = make_mocked_request("GET", "/static/x.js", match_info={"file": "x.js"})
     with pytest.raises(web.HTTPNotFound):
-        await ops.static(other)
+        await page.static(other)
 
 
 # --- served -----------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ async def test_openapi_json_is_served_under_the_base_path(aiohttp_client: Any) -
     # Just the one handler, on a bare app: it needs only the settings.
     app = web.Application()
     app[SETTINGS] = Settings(base_path=BASE)
-    app.router.add_get(f"{BASE}/openapi.json", ops.openapi)
+    app.router.add_get(f"{BASE}/openapi.json", page.openapi)
     client = await aiohttp_client(app)
     first = await client.get(f"{BASE}/openapi.json")
     assert first.status == 200

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bff import captured, errors
-from bff.identity import Caller, TokenCaller
+from bff.callers import Caller, TokenCaller
 from bff.model import READ_MESSAGE
 from bff.upgrades import Gateway, UpgradeService
 

@@ -35,7 +35,7 @@ REAUTHORISE = 10.0
 
 
 async def upgrade_events(request: web.Request) -> web.StreamResponse:
-    _, family, caller = await _begin(request, Action.WATCH)
+    version, caller = await _begin(request, Action.WATCH)
     cache = request.app.get(CACHE)
     if cache is None:
         raise errors.NotFound(
@@ -55,7 +55,7 @@ async def upgrade_events(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     try:
         await response.prepare(request)
-        snapshot = cache.collection(family, family.collection_url)
+        snapshot = cache.collection(version, version.collection_url)
         await response.write(b"event: snapshot\ndata: " + snapshot + b"\n\n")
         authorised_at = loop.time()
         while True:
@@ -77,7 +77,7 @@ async def upgrade_events(request: web.Request) -> web.StreamResponse:
                 authorised_at = loop.time()
             if not isinstance(change, Change):
                 continue
-            item = b"null" if change.entry is None else change.entry.render(family)
+            item = b"null" if change.entry is None else change.entry.render(version)
             ident = orjson.dumps(f"{namespace}/{change.name}")
             await response.write(
                 b'event: change\ndata: {"type":"' + change.type.encode() + b'","id":' + ident

@@ -1,6 +1,6 @@
 """HTTP handlers for the versioned API and the Steve-compatible paths.
 
-Handlers are thin: work out which client family is calling, authenticate,
+Handlers are thin: work out which client version is calling, authenticate,
 validate names, call :class:`bff.upgrades.UpgradeService`, shape the answer.
 Writes (PUT and actions) also count metrics and write one audit line, whether
 they succeed or are refused.
@@ -15,15 +15,14 @@ from aiohttp import web
 from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
 from bff.api.paths import STEVE_COLLECTION
-from bff.api.versions import STEVE, VERSIONS, ClientVersion
-from bff.identity import Caller
+from bff.callers import Caller
 from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
 from bff.labels import SelectorError, parse_selector
 from bff.model import READ_MESSAGE
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
 from bff.request_facts import ACTION, ACTIONS, CLIENT_VERSION, Action
-from bff.steve import Family, resource
+from bff.steve import STEVE, VERSIONS, ClientVersion, resource
 from bff.upgrades import Outcome
 
 audit_log = logging.getLogger("bff.audit")
@@ -43,7 +42,7 @@ def _client_version(request: web.Request) -> ClientVersion:
     return version
 
 
-def _family(request: web.Request, version: ClientVersion) -> Family:
+def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
     base = request.app[SETTINGS].base_path
     if "version" in request.match_info:
         url = f"{base}/api/{version.name}/upgrades"
@@ -52,17 +51,17 @@ def _family(request: web.Request, version: ClientVersion) -> Family:
         url = f"{base}/k8s/clusters/{cluster}{STEVE_COLLECTION}"
     else:
         url = f"{base}{STEVE_COLLECTION}"
-    return Family(client_version=version.name, collection_url=url, actions=version.actions)
+    return version.at(url)
 
 
-async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Family, Caller]:
+async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Caller]:
     version = _client_version(request)
     request[CLIENT_VERSION] = version.name
     request[ACTION] = action
     if "cluster" in request.match_info:
         check_name(request.match_info["cluster"])
     caller = await request.app[AUTH].caller(request)
-    return version, _family(request, version), caller
+    return _at(request, version), caller
 
 
 def _target(request: web.Request) -> tuple[str, str]:
@@ -73,7 +72,7 @@ def _target(request: web.Request) -> tuple[str, str]:
 
 
 async def list_upgrades(request: web.Request) -> web.Response:
-    _, family, caller = await _begin(request, Action.LIST)
+    version, caller = await _begin(request, Action.LIST)
     settings = request.app[SETTINGS]
     namespace = check_namespace(request.match_info.get("namespace", settings.namespace))
     selector = single(request.query, "labelSelector") or ""
@@ -84,31 +83,31 @@ async def list_upgrades(request: web.Request) -> web.Response:
             f"invalid labelSelector: {exc}", code=errors.Code.INVALID_SELECTOR
         ) from None
     body = await request.app[SERVICE].list_rendered(
-        caller, namespace, selector, parsed, family, str(request.rel_url)
+        caller, namespace, selector, parsed, version, str(request.rel_url)
     )
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def get_upgrade(request: web.Request) -> web.Response:
-    _, family, caller = await _begin(request, Action.GET)
+    version, caller = await _begin(request, Action.GET)
     namespace, name = _target(request)
-    body = await request.app[SERVICE].get_rendered(caller, namespace, name, family)
+    body = await request.app[SERVICE].get_rendered(caller, namespace, name, version)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def put_upgrade(request: web.Request) -> web.Response:
     with _WriteAudit(request) as audit:
-        version, family, caller = await _begin(request, Action.PUT)
+        version, caller = await _begin(request, Action.PUT)
         audit.acting(caller, version, Action.PUT)
         namespace, name = _target(request)
         body = await read_json(request, request.app[SETTINGS].max_body_bytes)
         outcome = await request.app[SERVICE].put(caller, namespace, name, body)
-        return audit.written(outcome, family)
+        return audit.written(outcome, version)
 
 
 async def post_action(request: web.Request) -> web.Response:
     with _WriteAudit(request) as audit:
-        version, family, caller = await _begin(request, Action.ACTION)
+        version, caller = await _begin(request, Action.ACTION)
         audit.acting(caller, version, Action.ACTION)
         if not version.actions:
             raise errors.MethodNotAllowed(
@@ -125,7 +124,7 @@ async def post_action(request: web.Request) -> web.Response:
             outcome = await service.dismiss(caller, namespace, name)
         else:
             outcome = await service.cancel(caller, namespace, name)
-        return audit.written(outcome, family)
+        return audit.written(outcome, version)
 
 
 def _action(raw: str) -> Action:
@@ -181,7 +180,7 @@ class _WriteAudit:
         self._entry.update(user=caller.audit_name, client_version=version.name,
                            action=str(action))  # fmt: skip
 
-    def written(self, outcome: Outcome, family: Family) -> web.Response:
+    def written(self, outcome: Outcome, version: ClientVersion) -> web.Response:
         metrics = self._request.app[METRICS]
         metrics.writes.labels("performed" if outcome.changed else "skipped").inc()
         if outcome.conflicts:
@@ -200,7 +199,7 @@ class _WriteAudit:
             status_wipe_prevented=outcome.status_wipe,
         )
         audit_log.info("write", extra={"audit": self._entry})
-        response = web.json_response(resource(outcome.obj, family))
+        response = web.json_response(resource(outcome.obj, version))
         response.headers["X-Upgrade-Bff-Changed"] = "true" if outcome.changed else "false"
         for category in sorted(outcome.ignored):
             response.headers.add("Warning", f'299 - "{WARNINGS[category]}"')

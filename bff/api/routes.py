@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.api import events, handlers, ops
+from bff.api import events, handlers, page, probes
 from bff.api.paths import RANCHER_PREFIX, STEVE_COLLECTION, UPGRADE, UPGRADE_EVENTS, UPGRADES
 
 
 def add_routes(app: web.Application, base_path: str = "") -> None:
     r = app.router
     b = base_path
-    r.add_get(f"{b}/healthz", ops.healthz, allow_head=False)
-    r.add_get(f"{b}/readyz", ops.readyz, allow_head=False)
-    r.add_get(f"{b}/metrics", ops.metrics, allow_head=False)
-    r.add_get(f"{b}/openapi.json", ops.openapi, allow_head=False)
-    r.add_get(f"{b}/", ops.index, allow_head=False)
+    r.add_get(f"{b}/healthz", probes.healthz, allow_head=False)
+    r.add_get(f"{b}/readyz", probes.readyz, allow_head=False)
+    r.add_get(f"{b}/metrics", probes.metrics, allow_head=False)
+    r.add_get(f"{b}/openapi.json", page.openapi, allow_head=False)
+    r.add_get(f"{b}/", page.index, allow_head=False)
     if b:
-        r.add_get(b, ops.to_index, allow_head=False)
-    r.add_get(f"{b}/static/{{file}}", ops.static, allow_head=False)
+        r.add_get(b, page.to_index, allow_head=False)
+    r.add_get(f"{b}/static/{{file}}", page.static, allow_head=False)
 
     r.add_get(f"{b}{UPGRADES}", handlers.list_upgrades, allow_head=False)
     r.add_get(f"{b}{UPGRADE_EVENTS}", events.upgrade_events, allow_head=False)

@@ -3,7 +3,7 @@
 The middleware does what kube-apiserver's filter chain does before a handler runs:
 bearer token (or anonymous), ``Impersonate-*`` headers, then RBAC on the request's
 attributes (the RequestInfo resolver's verb, group, resource, namespace and name). Who is
-who, and the rules, live in :mod:`bff.sandbox.identities`.
+who, and the rules, live in :mod:`bff.sandbox.users`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bff.sandbox import identities, protobuf
+from bff.sandbox import protobuf, users
 from bff.sandbox.httpio import Handler, json_response, media_type, read_body
-from bff.sandbox.identities import Attributes, ImpersonationError, UserInfo
 from bff.sandbox.keys import USER
 from bff.sandbox.resource import JSON
 from bff.sandbox.status import StatusError, invalid
 from bff.sandbox.store import now_rfc3339
+from bff.sandbox.users import Attributes, ImpersonationError, UserInfo
 
 __all__ = [
     "attributes",
@@ -89,7 +89,7 @@ def forbidden(attrs: Attributes) -> StatusError:
     return StatusError(
         403,
         "Forbidden",
-        identities.forbidden_message(attrs),
+        users.forbidden_message(attrs),
         {k: v for k, v in details.items() if v} or None,
     )
 
@@ -104,15 +104,15 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if not header:
         # Anonymous requests are authenticated as system:anonymous and then authorised,
         # like kube-apiserver with anonymous auth on (its default): 403, not 401.
-        user = UserInfo(identities.ANONYMOUS, groups=(identities.ALL_UNAUTHENTICATED,))
+        user = UserInfo(users.ANONYMOUS, groups=(users.ALL_UNAUTHENTICATED,))
     else:
         scheme, _, token = header.partition(" ")
-        user = identities.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        user = users.authenticate(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise UNAUTHORIZED
     request[USER] = user
     try:
-        acting = identities.impersonate(user, list(request.headers.items()))
+        acting = users.impersonate(user, list(request.headers.items()))
     except ImpersonationError as exc:
         if exc.attributes is None:
             return web.Response(
@@ -125,7 +125,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         request[USER] = acting
         user = acting
     attrs = attributes(request, user)
-    if not identities.authorize(attrs):
+    if not users.authorize(attrs):
         raise forbidden(attrs)
     return await handler(request)
 
@@ -136,7 +136,7 @@ async def token_review(request: web.Request) -> web.Response:
     token = spec.get("token") or ""
     if not token:
         raise StatusError.bad_request("token is required for TokenReview in authentication")
-    user = identities.authenticate(token)
+    user = users.authenticate(token)
     status: JSON = {"user": {}}
     if user is not None:
         status = {"authenticated": True, "user": user.as_token_review_user()}
@@ -229,7 +229,7 @@ def _access_review(kind: str, user: UserInfo, spec: Any) -> web.Response:
             "apiVersion": "authorization.k8s.io/v1",
             "metadata": {},
             "spec": spec,
-            "status": {"allowed": identities.authorize(attrs)},
+            "status": {"allowed": users.authorize(attrs)},
         },
         status=201,
     )

@@ -52,9 +52,9 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import Guard, serving
 from bff.metrics import Metrics
 from bff.model import GROUP, PLURAL, VERSION
-from bff.sandbox.identities import UserInfo
 from bff.sandbox.status import StatusError
 from bff.sandbox.tls import SandboxCA
+from bff.sandbox.users import UserInfo
 from bff.settings import Settings
 
 __all__ = [

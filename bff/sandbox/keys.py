@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.sandbox.identities import UserInfo
 from bff.sandbox.store import Store
+from bff.sandbox.users import UserInfo
 from bff.sandbox.writes import Admission
 
 __all__ = [

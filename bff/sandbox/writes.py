@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from bff.sandbox.identities import UserInfo
 from bff.sandbox.resource import JSON, KIND, NAMESPACES, VERSION
 from bff.sandbox.schema import decode
 from bff.sandbox.status import StatusError, invalid
 from bff.sandbox.store import ObjectChanged, PendingWrite, Store
+from bff.sandbox.users import UserInfo
 
 __all__ = ["Admission", "NoAdmission", "WriteRequest", "write"]
 

@@ -27,8 +27,8 @@ from aiohttp import web
 from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import Guard, serving
 from bff.sandbox.admission import WebhookAdmission, guard_configuration
-from bff.sandbox.identities import TOKENS, UserInfo
 from bff.sandbox.status import StatusError
+from bff.sandbox.users import TOKENS, UserInfo
 from tests.admission.certs import ServerCertificate, make_server_certificate
 from tests.admission.reviews import decoded, fixture, succeeded
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bff.sandbox.emulator import EMULATOR_JOURNAL
-from bff.sandbox.identities import BFF_SERVICE_ACCOUNT
+from bff.sandbox.users import BFF_SERVICE_ACCOUNT
 from tests.sandbox.test_protobuf import CAN_I, WHOAMI
 from tests.support.backends import (
     BASE,

@@ -110,7 +110,7 @@ class RealApiServerError(RuntimeError):
 
 
 # --------------------------------------------------------------------------
-# Identities (static tokens). Same tokens and users as bff.sandbox.identities.
+# Identities (static tokens). Same tokens and users as bff.sandbox.users.
 
 
 def service_account_user(namespace: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness, readiness, metrics, the API description, the page."""
+"""What a browser reads: the page, its static files, and the API description it renders."""
 
 from __future__ import annotations
 
@@ -9,31 +9,11 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.api.paths import STATIC_FILES
-from bff.keys import METRICS, READINESS, SETTINGS
+from bff.keys import SETTINGS
 from bff.middleware import PAGE_CSP
 from bff.openapi import document as openapi_document
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    readiness = request.app.get(READINESS)
-    problem = "starting" if readiness is None else await readiness.problem()
-    if problem is None:
-        return web.json_response({"status": "ready"})
-    return web.json_response({"status": "not ready", "reason": problem}, status=503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
 
 
 @functools.cache

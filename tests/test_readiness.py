@@ -1,10 +1,10 @@
-"""bff.health.Readiness: the probe's answer, shutting down first, and a slow upstream."""
+"""bff.readiness.Readiness: the probe's answer, shutting down first, and a slow upstream."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bff.health import Readiness
+from bff.readiness import Readiness
 
 
 async def test_ready_when_the_probe_finds_no_problem() -> None:

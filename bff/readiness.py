@@ -1,4 +1,4 @@
-"""Liveness and readiness.
+"""Readiness: whether the BFF should get traffic.
 
 ``/healthz`` answers from the process alone. ``/readyz`` asks the API server,
 each time, whether it serves Upgrades, so it recovers by itself when the
