@@ -1,11 +1,16 @@
-"""Kubernetes label rules: key and value validation, and label selectors.
+"""Kubernetes label rules: key and value syntax, DNS-1123 names, and label selectors.
 
-This mirrors apimachinery so that the BFF and the sandbox emulator reject exactly what a
-real API server rejects, with the same words:
+The BFF parses ``labelSelector`` and the read cache matches it, so both must refuse and
+select exactly what a real API server does, with the same words. This mirrors apimachinery:
 
 - ``content.IsLabelKey`` / ``content.IsLabelValue`` (formerly ``validation.IsQualifiedName``
   and ``IsValidLabelValue``) for keys and values;
+- ``validation.IsDNS1123Subdomain`` / ``IsDNS1123Label`` for label key prefixes and the
+  names :mod:`bff.names` checks;
 - ``labels.Parse`` for selectors (equality, set-based, existence and ``>``/``<``).
+
+The emulator's own object validation (``ObjectMeta``, in :mod:`bff.sandbox.objectmeta`)
+uses these rules but lives with the emulator.
 
 Lengths are counted in bytes of UTF-8, as Go's ``len`` does.
 """
@@ -25,7 +30,6 @@ __all__ = [
     "label_key_errors",
     "label_value_errors",
     "parse_selector",
-    "validate_labels",
 ]
 
 _KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
@@ -158,29 +162,6 @@ def go_quote(value: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
-
-
-def validate_labels(labels: Mapping[str, object]) -> list[str]:
-    """``ValidateLabels`` messages, each ``metadata.labels: Invalid value: "x": why``.
-
-    Keys are visited in sorted order so the output is stable (Go walks a map in random
-    order). A value that is not a string is reported the way the API server's decoder
-    would refuse it.
-    """
-    errs: list[str] = []
-    for key in sorted(labels):
-        value = labels[key]
-        errs.extend(
-            f"metadata.labels: Invalid value: {go_quote(key)}: {m}" for m in label_key_errors(key)
-        )
-        if not isinstance(value, str):
-            errs.append(f"metadata.labels: Invalid value: {value!r}: must be a string")
-            continue
-        errs.extend(
-            f"metadata.labels: Invalid value: {go_quote(value)}: {m}"
-            for m in label_value_errors(value)
-        )
-    return errs
 
 
 # --- selectors -------------------------------------------------------------------------

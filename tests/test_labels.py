@@ -11,7 +11,6 @@ from bff.labels import (
     label_key_errors,
     label_value_errors,
     parse_selector,
-    validate_labels,
 )
 
 KEY_REGEX_MSG = (
@@ -77,13 +76,6 @@ def test_label_key_errors_table(key: str, errors: list[str]) -> None:
 )
 def test_label_value_errors_table(value: str, errors: list[str]) -> None:
     assert label_value_errors(value) == errors
-
-
-def test_validate_labels_words_each_problem_like_the_api_server() -> None:
-    assert validate_labels({"ok": "yes", "bad": "-x"}) == [
-        f'metadata.labels: Invalid value: "-x": {VALUE_REGEX_MSG}'
-    ]
-    assert validate_labels({"harvesterhci.io/read-message": "true"}) == []
 
 
 _ALNUM = st.sampled_from("abcXYZ019")
