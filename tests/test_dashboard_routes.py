@@ -1,22 +1,23 @@
-"""Every request the dashboard sends under the Upgrade paths, through the shipped Ingress.
+"""Every request the dashboard sends under the Upgrade paths, through each layout's Ingresses.
 
 The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
 (method, path, query, body, and the extension source each was read from).
 
-* The base's Ingresses, built from deploy/base (the loader in test_deploy, which
+* Each layout's Ingresses, built from deploy/ (the loader in test_deploy, which
   another test there holds to ``kubectl kustomize``), route each request by the
-  Ingress spec's path matching: an Exact path matches only itself; a Prefix
+  Ingress spec's path matching among the rules of the request's host (host-less
+  rules form the catch-all server): an Exact path matches only itself; a Prefix
   path matches element by element; the longest matching path wins, and Exact
-  wins over Prefix on the same path. Rancher's own Ingress, the ``/`` Prefix to
-  Steve that every Harvester has, is the fallback.
+  wins over Prefix on the same path. The Ingress the dashboard already has is
+  the fallback: on Harvester, Harvester's ``cattle-system/rancher-expose`` (no
+  host, ``/`` to Rancher's Service); on the Rancher server, Rancher's chart's
+  ``cattle-system/rancher`` (Rancher's host, ``/`` to the same Service).
 * Each request must land on the backend the design in deploy/README.md says:
-  the dismiss PUT on the BFF, the list and the create with Steve.
-* Whatever the Ingress sends to the BFF, the real BFF (over the sandbox
+  the dismiss PUT on the BFF, the list and the create with Rancher (Steve).
+* Whatever an Ingress sends to the BFF, the real BFF (over the sandbox
   emulator) must answer with something other than 405, and the only upstream
-  write it makes is the label merge patch.
-
-The Rancher proxy form (``/k8s/clusters/<id>/...``) is routed the same way by
-the regex Ingress that deploy/README.md gives for Rancher's host.
+  write it makes is the label merge patch; every path an Ingress gives the BFF
+  is one the BFF serves.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pytest
 from bff import captured
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE
-from tests.test_deploy import built, ingress_paths, readme_examples
+from tests.test_deploy import ALL_BUILDS, RANCHER_HOST, built, clusters, ingress_paths
 
 Obj = dict[str, Any]
 
@@ -39,10 +40,15 @@ STEVE = ("cattle-system", "rancher")
 #: Where each recorded request must go (deploy/README.md, "Which paths reach the BFF").
 #: A newly recorded request fails the tests until it is decided here.
 DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
-#: Rancher's own Ingress on Harvester: everything else goes to Rancher, Steve included.
+#: The Ingress each UI already has: everything else goes to Rancher, Steve included.
+#: On Harvester, rancher-expose (harvester-installer,
+#: pkg/config/templates/rancherd-10-harvester.yaml); on the Rancher server, the
+#: Rancher chart's Ingress (rancher/rancher, chart/templates/ingress.yaml: an
+#: ImplementationSpecific rule without a path, which ingress-nginx serves as "/").
 RANCHER_FALLBACK = {"path": "/", "pathType": "Prefix", "backend": STEVE}
 UNPREFIXED = "/v1/harvester"
-CLUSTER = "c-m-abc12345"
+#: Layouts for the standalone Harvester UI (host-less, on the Harvester cluster).
+HARVESTER_LAYOUTS = [name for name in ALL_BUILDS if name != "rancher"]
 READ = "harvesterhci.io/read-message"
 
 
@@ -100,37 +106,48 @@ def route(routes: list[Obj], uri: str) -> tuple[str, str]:
     return backend
 
 
-def base_routes() -> list[Obj]:
+def layout_routes(name: str, host: str | None = None) -> list[Obj]:
+    """The paths a request for ``host`` meets: that host's rules, or the catch-all's."""
+    objects = built(name)
+    services = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "Service"
+    }
     routes = [RANCHER_FALLBACK]
-    for ingress in (obj for obj in built("base") if obj["kind"] == "Ingress"):
+    for ingress in (obj for obj in objects if obj["kind"] == "Ingress"):
         assert ingress["spec"]["ingressClassName"] == "nginx"
+        namespace = ingress["metadata"]["namespace"]
         for rule in ingress["spec"]["rules"]:
-            assert "host" not in rule, "the base joins the controller's host-less server"
-        for path in ingress_paths(ingress):
-            service = path["backend"]["service"]
-            routes.append(
-                {
-                    "path": path["path"],
-                    "pathType": path["pathType"],
-                    "backend": (ingress["metadata"]["namespace"], service["name"]),
-                }
-            )
+            if rule.get("host") != host:
+                continue
+            for path in rule["http"]["paths"]:
+                service = (namespace, path["backend"]["service"]["name"])
+                # An Ingress names a Service of its own namespace: the layout's
+                # BFF Service, or Rancher's, which lives in cattle-system.
+                if service[1] == BFF[1]:
+                    assert service in services, f"{name}: no Service {service}"
+                    backend = BFF
+                else:
+                    assert service == STEVE, f"{name}: unexpected backend {service}"
+                    backend = STEVE
+                routes.append(
+                    {"path": path["path"], "pathType": path["pathType"], "backend": backend}
+                )
     return routes
 
 
-def rancher_proxy_route(uri: str) -> tuple[str, str]:
-    """Rancher's host with the README's regex Ingress added.
+def layout_router(name: str) -> tuple[str, Any]:
+    """The base under which the layout's dashboard calls, and a path -> backend function."""
+    if name == "rancher":
+        routes = layout_routes(name, RANCHER_HOST)
+        base = f"/k8s/clusters/{clusters(built(name))[0]}/v1/harvester"
+    else:
+        routes = layout_routes(name)
+        base = UNPREFIXED
+    return base, lambda uri: route(routes, uri)
 
-    use-regex makes every path of the host a case-insensitive regex anchored at
-    the start, Rancher's own "/" included; ingress-nginx orders them longest
-    first and nginx takes the first regex that matches.
-    """
-    (ingress,) = (doc for doc in readme_examples() if doc["kind"] == "Ingress")
-    paths = [(p["path"], BFF) for p in ingress_paths(ingress)] + [("/", STEVE)]
-    for path, backend in sorted(paths, key=lambda p: len(p[0]), reverse=True):
-        if re.match("^" + path, uri, re.IGNORECASE):
-            return backend
-    raise AssertionError(f"nothing matches {uri}")
+
+def base_routes() -> list[Obj]:
+    return layout_routes("base")
 
 
 def test_the_matcher_follows_the_ingress_spec() -> None:
@@ -156,25 +173,47 @@ def test_every_recorded_request_is_decided() -> None:
         assert all({"repo", "path", "what"} <= set(source) for source in entry["sources"])
 
 
+@pytest.mark.parametrize("layout", HARVESTER_LAYOUTS)
 @pytest.mark.parametrize("request_", recorded(UNPREFIXED), ids=lambda r: r.id)
-def test_the_base_ingress_sends_each_request_where_the_design_says(request_: Request) -> None:
-    assert route(base_routes(), request_.path) == DESIGN[request_.name]
-
-
-@pytest.mark.parametrize(
-    "request_", recorded(f"/k8s/clusters/{CLUSTER}/v1/harvester"), ids=lambda r: r.id
-)
-def test_the_rancher_proxy_ingress_sends_each_request_where_the_design_says(
-    request_: Request,
+def test_the_harvester_ingresses_send_each_request_where_the_design_says(
+    layout: str, request_: Request
 ) -> None:
-    assert rancher_proxy_route(request_.path) == DESIGN[request_.name]
+    for rule in (r for o in built(layout) if o["kind"] == "Ingress" for r in o["spec"]["rules"]):
+        assert "host" not in rule, "these join the controller's host-less server, as Harvester's"
+    assert route(layout_routes(layout), request_.path) == DESIGN[request_.name]
 
 
-def test_the_watch_socket_is_not_under_the_upgrade_paths() -> None:
+def _rancher_requests() -> list[Request]:
+    return [
+        request_
+        for cluster in clusters(built("rancher"))
+        for request_ in recorded(f"/k8s/clusters/{cluster}/v1/harvester")
+    ]
+
+
+@pytest.mark.parametrize("request_", _rancher_requests(), ids=lambda r: r.id)
+def test_the_rancher_ingress_sends_each_request_where_the_design_says(request_: Request) -> None:
+    assert route(layout_routes("rancher", RANCHER_HOST), request_.path) == DESIGN[request_.name]
+
+
+def test_the_rancher_ingress_leaves_other_clusters_and_hosts_alone() -> None:
+    routes = layout_routes("rancher", RANCHER_HOST)
+    # A cluster id not listed is Rancher's as before (the BFF would 404 it).
+    for request_ in recorded("/k8s/clusters/c-other/v1/harvester"):
+        assert route(routes, request_.path) == STEVE, request_.id
+    # Rancher's own local cluster is not a Harvester cluster here.
+    for request_ in recorded(UNPREFIXED):
+        assert route(routes, request_.path) == STEVE, request_.id
+    # Another host on the same controller is untouched.
+    for request_ in recorded(f"/k8s/clusters/{clusters(built('rancher'))[0]}/v1/harvester"):
+        assert route(layout_routes("rancher", "other.example.com"), request_.path) == STEVE
+
+
+@pytest.mark.parametrize("layout", ALL_BUILDS)
+def test_the_watch_socket_is_not_under_the_upgrade_paths(layout: str) -> None:
     (watch,) = captured.dashboard_requests()["elsewhere"]
-    assert route(base_routes(), watch["path"].replace("{base}", UNPREFIXED)) == STEVE
-    proxied = watch["path"].replace("{base}", f"/k8s/clusters/{CLUSTER}/v1/harvester")
-    assert rancher_proxy_route(proxied) == STEVE
+    base, routed = layout_router(layout)
+    assert routed(watch["path"].replace("{base}", base)) == STEVE
 
 
 # --- what reaches the BFF, answered by the real BFF ---------------------------
@@ -211,18 +250,11 @@ async def _reaching_the_bff(stack: Stack, base: str, routed: Any) -> list[tuple[
     ]
 
 
-@pytest.mark.parametrize(
-    ("base", "router"),
-    [(UNPREFIXED, "base"), (f"/k8s/clusters/{CLUSTER}/v1/harvester", "rancher-proxy")],
-)
+@pytest.mark.parametrize("layout", ALL_BUILDS)
 async def test_every_request_the_ingress_sends_to_the_bff_is_answered(
-    emulator_stack: Stack, base: str, router: str
+    emulator_stack: Stack, layout: str
 ) -> None:
-    routes = base_routes()
-
-    def routed(uri: str) -> tuple[str, str]:
-        return route(routes, uri) if router == "base" else rancher_proxy_route(uri)
-
+    base, routed = layout_router(layout)
     sent = await _reaching_the_bff(emulator_stack, base, routed)
     assert sent, "the dismiss must reach the BFF"
     for request_, body in sent:
@@ -249,3 +281,34 @@ async def test_every_request_the_ingress_sends_to_the_bff_is_answered(
         assert isinstance(write.body, dict)
         assert set(write.body) == {"metadata"}, write.body
         assert set(write.body["metadata"]) <= {"labels", "resourceVersion"}, write.body
+
+
+def _bff_paths(layout: str) -> list[str]:
+    return sorted(
+        {
+            path["path"]
+            for ingress in built(layout)
+            if ingress["kind"] == "Ingress"
+            for path in ingress_paths(ingress)
+            if path["backend"]["service"]["name"] == BFF[1]
+        }
+    )
+
+
+@pytest.mark.parametrize("layout", ALL_BUILDS)
+async def test_every_path_an_ingress_gives_the_bff_is_served(
+    emulator_stack: Stack, layout: str
+) -> None:
+    live = next(iter((await emulator_stack.backend.read_all()).values()))
+    paths = _bff_paths(layout)
+    assert paths
+    for path in paths:
+        # The item under a namespace path; the collection under the BFF's own API.
+        if path.endswith(f"/{NAMESPACE}"):
+            probe = f"{path}/{live['metadata']['name']}"
+        else:
+            probe = f"{path}/upgrades"
+        response = await emulator_stack.client.get(
+            probe, headers={"Authorization": "Bearer sandbox-admin"}
+        )
+        assert response.status == 200, f"{layout}: GET {probe}: {response.status}"

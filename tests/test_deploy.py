@@ -1,10 +1,11 @@
 """The Kubernetes manifests under deploy/: what they grant, expose and protect.
 
-Both kustomizations (deploy/base and deploy/overlays/impersonate) are built by a
-small loader in this module. It follows `resources` and applies JSON 6902
-`patches`, and refuses every other kustomize feature, so what is tested is what
-`kubectl apply -k` applies. Where `kubectl` is installed, its own kustomize
-build is compared with the loader's.
+Every layout (deploy/base, deploy/overlays/{impersonate,webhook,harvester,rancher})
+and the pieces they share (deploy/workload, deploy/routes/harvester) are built by
+a small loader in this module. It follows `resources`, sets `namespace`, applies
+JSON 6902 `patches`, and refuses every other kustomize feature, so what is
+tested is what `kubectl apply -k` applies. Where `kubectl` is installed, its own
+kustomize build is compared with the loader's.
 
 Covered:
 - RBAC: the base grants the BFF's account list and watch on upgrades only (the
@@ -42,10 +43,20 @@ DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 IMPERSONATE = DEPLOY / "overlays" / "impersonate"
 WEBHOOK = DEPLOY / "overlays" / "webhook"
+HARVESTER = DEPLOY / "overlays" / "harvester"
+RANCHER = DEPLOY / "overlays" / "rancher"
 BUILDS = {"base": BASE, "impersonate": IMPERSONATE}
-# The cluster guard's overlay adds a port, a mount and objects of its own, so
-# only the checks that hold for every pod run on it too.
-ALL_BUILDS = {**BUILDS, "webhook": WEBHOOK}
+# The cluster guard's overlay and the two Rancher-mode layouts add ports, mounts
+# or objects of their own, so only the checks that hold for every pod run on
+# them too.
+ALL_BUILDS = {**BUILDS, "webhook": WEBHOOK, "harvester": HARVESTER, "rancher": RANCHER}
+#: Layouts whose BFF reaches Harvester through Rancher's cluster proxy.
+RANCHER_MODE = ("harvester", "rancher")
+#: Kustomizations the layouts share; never applied on their own.
+COMPONENTS = {
+    "workload": DEPLOY / "workload",
+    "routes-harvester": DEPLOY / "routes" / "harvester",
+}
 
 # The Kubernetes minor whose schemas every object is checked against;
 # kubernetes-validate>=1.32 ships them, offline.
@@ -88,7 +99,10 @@ INGRESS_NGINX_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._\-/]*$")
 
 # --- the kustomize loader ---------------------------------------------------
 
-KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches"}
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "resources", "patches"}
+# Kinds whose namespace references (subjects, clientConfig) kustomize's namespace
+# transformer would rewrite as well; the loader sets metadata.namespace only.
+NAMESPACE_REFERENCING = {"RoleBinding", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
 
 
 def load_documents(path: Path) -> list[Any]:
@@ -148,6 +162,13 @@ def build(directory: Path) -> list[Obj]:
             objects.extend(build(resource))
         else:
             objects.extend(load_documents(resource))
+    if "namespace" in kustomization:
+        for obj in objects:
+            assert obj["kind"] not in NAMESPACE_REFERENCING, (
+                f"{directory}: the test loader does not rewrite the references of {obj['kind']}"
+            )
+            if NAMESPACED[obj["kind"]]:
+                obj["metadata"]["namespace"] = kustomization["namespace"]
     for patch in kustomization.get("patches", []):
         apply_patch(directory, patch, objects)
     ids = [object_id(obj) for obj in objects]
@@ -157,7 +178,7 @@ def build(directory: Path) -> list[Obj]:
 
 @functools.cache
 def _built(name: str) -> list[Obj]:
-    return build(ALL_BUILDS[name])
+    return build({**ALL_BUILDS, **COMPONENTS}[name])
 
 
 def built(name: str) -> list[Obj]:
@@ -220,7 +241,17 @@ def all_kustomizations() -> list[Path]:
 
 
 def test_every_kustomization_is_tested() -> None:
-    assert {path.parent for path in all_kustomizations()} == set(ALL_BUILDS.values())
+    assert {path.parent for path in all_kustomizations()} == {
+        *ALL_BUILDS.values(),
+        *COMPONENTS.values(),
+    }
+
+
+def test_every_component_is_part_of_a_layout() -> None:
+    used = set()
+    for directory in ALL_BUILDS.values():
+        used |= {(directory / entry).resolve() for entry in read_kustomization(directory)["resources"]}
+    assert {path.resolve() for path in COMPONENTS.values()} <= used
 
 
 @pytest.mark.parametrize(
@@ -266,7 +297,10 @@ def test_every_object_validates_against_the_kubernetes_schema(name: str) -> None
 def test_objects_live_in_harvester_system(name: str) -> None:
     for obj in built(name):
         assert obj["kind"] in NAMESPACED, f"unexpected kind {obj['kind']}"
-        if (obj["kind"], obj["metadata"]["name"]) == ("Ingress", STEVE_INGRESS):
+        if name == "rancher":
+            # On Rancher's local cluster, next to Rancher's Ingress, Service and CA.
+            assert obj["metadata"].get("namespace") == "cattle-system", object_id(obj)
+        elif (obj["kind"], obj["metadata"]["name"]) == ("Ingress", STEVE_INGRESS):
             # An Ingress names Services of its own namespace only: Rancher's.
             assert obj["metadata"].get("namespace") == "cattle-system", object_id(obj)
         elif NAMESPACED[obj["kind"]]:
@@ -276,10 +310,10 @@ def test_objects_live_in_harvester_system(name: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.parametrize("name", ALL_BUILDS)
+@pytest.mark.parametrize("name", [*ALL_BUILDS, *COMPONENTS])
 def test_loader_agrees_with_kubectl_kustomize(name: str) -> None:
     result = subprocess.run(
-        ["kubectl", "kustomize", str(ALL_BUILDS[name])],
+        ["kubectl", "kustomize", str({**ALL_BUILDS, **COMPONENTS}[name])],
         capture_output=True,
         text=True,
         timeout=120,
@@ -558,8 +592,9 @@ def ingress_paths(ingress: Obj) -> list[Obj]:
     return [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
 
 
-def test_ingress_paths_pass_ingress_nginx_path_validation() -> None:
-    for ingress in (obj for obj in built("base") if obj["kind"] == "Ingress"):
+@pytest.mark.parametrize("name", ALL_BUILDS)
+def test_ingress_paths_pass_ingress_nginx_path_validation(name: str) -> None:
+    for ingress in (obj for obj in built(name) if obj["kind"] == "Ingress"):
         for path in ingress_paths(ingress):
             assert path["pathType"] in {"Prefix", "Exact"}
             assert INGRESS_NGINX_PLAIN_PATH.match(path["path"]), path["path"]
@@ -616,6 +651,121 @@ def test_networkpolicy_egress_is_api_server_and_dns_only() -> None:
             assert ports <= {("TCP", 443), ("TCP", 6443)}
             assert all("ipBlock" not in peer for peer in rule.get("to", []))
     assert allowed == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)}
+
+
+# --- the Rancher-mode layouts (overlays/harvester, overlays/rancher) ----------
+
+RANCHER_SERVICE_URL = "https://rancher.cattle-system.svc"
+RANCHER_CA_SECRET = "tls-rancher-internal-ca"
+RANCHER_CA_CONFIGMAP = "harvester-upgrade-bff-rancher-ca"
+RANCHER_HOST = "rancher.example.com"
+UPGRADES_NAMESPACE_PATH = "/v1/harvester/harvesterhci.io.upgrades/harvester-system"
+
+
+def clusters(objects: list[Obj]) -> list[str]:
+    return env(objects)["BFF_CLUSTERS"].split(",")
+
+
+@pytest.mark.parametrize("name", RANCHER_MODE)
+def test_rancher_mode_reaches_rancher_with_a_mounted_ca(name: str) -> None:
+    objects = built(name)
+    settings = env(objects)
+    assert settings["BFF_AUTH_MODE"] == "passthrough"
+    # The read cache watches the BFF's own cluster as the BFF: not with Rancher.
+    assert settings["BFF_READ_CACHE"] == "off"
+    assert settings["BFF_RANCHER_URL"] == RANCHER_SERVICE_URL
+    assert settings["BFF_DEFAULT_CLUSTER"] in clusters(objects)
+    ca = Path(settings["BFF_RANCHER_CA_BUNDLE"])
+    (mount,) = (m for m in container(objects)["volumeMounts"] if m["mountPath"] == str(ca.parent))
+    assert mount["readOnly"] is True
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    (volume,) = (v for v in pod["volumes"] if v["name"] == mount["name"])
+    source = volume.get("secret") or volume["configMap"]
+    # Exactly the certificate: a CA Secret's private key never reaches the pod.
+    (item,) = source["items"]
+    assert item["path"] == ca.name
+    if name == "rancher":
+        assert volume["secret"] == {
+            "secretName": RANCHER_CA_SECRET,
+            "items": [{"key": "tls.crt", "path": "ca.crt"}],
+        }
+    else:
+        # Harvester's BFF runs in harvester-system; the CA Secret is in cattle-system.
+        assert volume["configMap"] == {
+            "name": RANCHER_CA_CONFIGMAP,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+    # Nothing else becomes writable.
+    writable = [m["mountPath"] for m in container(objects)["volumeMounts"] if not m.get("readOnly")]
+    assert writable == ["/tmp"]
+
+
+@pytest.mark.parametrize("name", RANCHER_MODE)
+def test_rancher_mode_grants_the_bff_nothing(name: str) -> None:
+    """Readiness reads discovery (anyone may); every other request is the caller's, via Rancher."""
+    kinds = {obj["kind"] for obj in built(name)}
+    assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def test_harvester_overlay_is_the_base_in_rancher_mode() -> None:
+    base = {k: v for k, v in _by_id("base").items() if k[1] not in {"Role", "RoleBinding"}}
+    overlay = _by_id("harvester")
+    assert base.keys() == overlay.keys()
+    changed = {key: jsonpatch.make_patch(base[key], overlay[key]).patch for key in base}
+    changed = {key: ops for key, ops in changed.items() if ops}
+    (deployment_id,) = changed
+    assert deployment_id[1] == "Deployment"
+    assert env(built("harvester")) == {
+        **env(built("base")),
+        "BFF_READ_CACHE": "off",
+        "BFF_RANCHER_URL": RANCHER_SERVICE_URL,
+        "BFF_RANCHER_CA_BUNDLE": "/etc/harvester-upgrade-bff/rancher-ca/ca.crt",
+        # Harvester's own cluster, as its embedded Rancher names it; the
+        # standalone UI's paths carry no cluster id.
+        "BFF_CLUSTERS": "local",
+        "BFF_DEFAULT_CLUSTER": "local",
+    }
+    # The same Ingresses as the base: the standalone UI's paths.
+    for key in base:
+        if key[1] == "Ingress":
+            assert overlay[key] == base[key]
+
+
+def test_rancher_overlay_moves_the_workload_next_to_rancher() -> None:
+    workload = {object_id(o)[:2] + (o["metadata"]["name"],): o for o in built("workload")}
+    overlay = {object_id(o)[:2] + (o["metadata"]["name"],): o for o in built("rancher")}
+    added = sorted(key for key in overlay.keys() - workload.keys())
+    assert added == [("networking.k8s.io/v1", "Ingress", NAME)]
+    for key, obj in workload.items():
+        if key[1] == "Deployment":
+            continue
+        moved = copy.deepcopy(obj)
+        moved["metadata"]["namespace"] = "cattle-system"
+        assert overlay[key] == moved, key
+
+
+def test_rancher_overlay_routes_the_listed_clusters_on_rancher_host() -> None:
+    objects = built("rancher")
+    ingress = bff_ingress(objects)
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert "defaultBackend" not in spec
+    # Rancher's chart: host .Values.hostname, TLS Secret tls-rancher-ingress.
+    assert spec["tls"] == [{"hosts": [RANCHER_HOST], "secretName": "tls-rancher-ingress"}]
+    assert [rule["host"] for rule in spec["rules"]] == [RANCHER_HOST]
+    bff = {"service": {"name": NAME, "port": {"name": "http"}}}
+    rancher = {"service": {"name": "rancher", "port": {"number": 80}}}
+    expected = [
+        {"path": "/api/v1.0.4", "pathType": "Prefix", "backend": bff},
+        {"path": "/api/v1.0.5", "pathType": "Prefix", "backend": bff},
+    ]
+    for cluster in clusters(objects):
+        path = f"/k8s/clusters/{cluster}{UPGRADES_NAMESPACE_PATH}"
+        expected += [
+            {"path": path, "pathType": "Prefix", "backend": bff},
+            {"path": path, "pathType": "Exact", "backend": rancher},
+        ]
+    assert ingress_paths(ingress) == expected
 
 
 # --- deploy/README.md -------------------------------------------------------
