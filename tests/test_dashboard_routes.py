@@ -22,7 +22,6 @@ The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +109,9 @@ def layout_routes(name: str, host: str | None = None) -> list[Obj]:
     """The paths a request for ``host`` meets: that host's rules, or the catch-all's."""
     objects = built(name)
     services = {
-        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "Service"
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in objects
+        if o["kind"] == "Service"
     }
     routes = [RANCHER_FALLBACK]
     for ingress in (obj for obj in objects if obj["kind"] == "Ingress"):
