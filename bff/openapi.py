@@ -540,6 +540,11 @@ def _operation(
 
 
 def _put_body() -> JSON:
+    # Read per document, so no two documents share (and a caller cannot change) an example.
+    # v1.0.2-v1.0.4 send on "Dismiss it" (harvester/harvester issue #7791) the Steve model
+    # without status, finalizers and server-owned metadata, plus the label; v1.0.5
+    # (harvester/harvester-ui-extension PR #201) the whole Steve object, status included
+    # (possibly stale), plus the label.
     return {
         "required": True,
         "description": "The body the client's save() sends.",
@@ -549,11 +554,11 @@ def _put_body() -> JSON:
                 "v1.0.4": {
                     "summary": "Extension v1.0.2-v1.0.4 dismiss: no status",
                     "description": "Sent straight to the Kubernetes API this wipes .status.",
-                    "value": V104_DISMISS_BODY,
+                    "value": captured.client_body("v1.0.4"),
                 },
                 "v1.0.5": {
                     "summary": "Extension v1.0.5 dismiss: whole Steve object, maybe stale",
-                    "value": V105_DISMISS_BODY,
+                    "value": captured.client_body("v1.0.5"),
                 },
             },
         ),
@@ -822,11 +827,3 @@ def document(base_path: str = "") -> dict[str, object]:
             },
         },
     }
-
-
-#: What extensions v1.0.2-v1.0.4 send on "Dismiss it" (harvester/harvester issue #7791): the
-#: Steve model without status, finalizers and server-owned metadata, plus the label.
-V104_DISMISS_BODY: JSON = captured.client_body("v1.0.4")
-#: What extension v1.0.5 sends (harvester/harvester-ui-extension PR #201): the whole Steve
-#: object, status included (possibly stale), plus the label.
-V105_DISMISS_BODY: JSON = captured.client_body("v1.0.5")

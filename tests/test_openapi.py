@@ -166,6 +166,18 @@ def test_operation_ids_are_unique() -> None:
 # --- real shapes against the schemas ----------------------------------------------------------
 
 
+def test_a_document_shares_nothing_with_the_next() -> None:
+    """A caller that changes its document (schemathesis does) changes no other document."""
+    path = "/api/{version}/upgrades/{namespace}/{name}"
+    first = openapi.document()
+    examples: Any = first["paths"]
+    examples = examples[path]["put"]["requestBody"]["content"]["application/json"]["examples"]
+    examples["v1.0.4"]["value"]["metadata"]["name"] = "changed"
+    second: Any = openapi.document()["paths"]
+    second = second[path]["put"]["requestBody"]["content"]["application/json"]["examples"]
+    assert second["v1.0.4"]["value"] == load("clients/v1.0.4-dismiss-put-body.json")
+
+
 def test_put_body_examples_are_the_captured_client_bodies() -> None:
     path = "/api/{version}/upgrades/{namespace}/{name}"
     examples = DOC["paths"][path]["put"]["requestBody"]["content"]["application/json"]["examples"]
@@ -502,7 +514,7 @@ def header_object(header: dict[str, Any]) -> dict[str, Any]:
 async def test_real_answers_match_the_document(emulator_stack: Any) -> None:
     """The real app, in front of the emulator: every answer is documented, shape included."""
     client = emulator_stack.client
-    bodies = {"v104": openapi.V104_DISMISS_BODY, "v105": openapi.V105_DISMISS_BODY}
+    bodies = {"v104": captured.client_body("v1.0.4"), "v105": captured.client_body("v1.0.5")}
     statuses = set()
     for method, url, template, headers, body in LIVE_REQUESTS:
         kwargs: dict[str, Any] = {"headers": dict(headers)}

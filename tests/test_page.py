@@ -33,14 +33,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bff import captured, openapi
 from bff.sandbox.emulator import EMULATOR_STORE
 from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
-from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
+from tests.support.backends import (
+    FAILED,
+    IN_PROGRESS,
+    NAMESPACE,
+    SUCCEEDED,
+    Backend,
+    sandbox_emulator,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -457,13 +463,8 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 async def cluster_object(sandbox: Sandbox, name: str) -> dict[str, Any]:
-    url = f"{sandbox.kube_url}/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{name}"
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sandbox.client_ssl)) as session,
-        session.get(url, headers={"Authorization": "Bearer sandbox-admin"}) as response,
-    ):
-        assert response.status == 200
-        return await response.json()  # type: ignore[no-any-return]
+    async with sandbox_emulator(sandbox) as cluster:
+        return await cluster.read(name)
 
 
 async def test_sandbox_offers_its_tokens_and_shows_the_bug(sandbox: Sandbox, page: Page) -> None:

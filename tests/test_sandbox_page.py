@@ -21,7 +21,13 @@ from bff.demo import legacy_dismiss_body
 from bff.sandbox.page import MARKER
 from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
-from tests.support.backends import FAILED, NAMESPACE, SUCCEEDED
+from tests.support.backends import (
+    FAILED,
+    NAMESPACE,
+    SUCCEEDED,
+    EmulatorBackend,
+    sandbox_emulator,
+)
 
 KUBE_PATH = f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
@@ -31,6 +37,13 @@ ADMIN = {"Authorization": "Bearer sandbox-admin"}
 async def sandbox() -> AsyncIterator[Sandbox]:
     async with running(Settings(port=0), kube_port=0, interval=0) as started:
         yield started
+
+
+@pytest.fixture
+async def cluster(sandbox: Sandbox) -> AsyncIterator[EmulatorBackend]:
+    """The sandbox's emulator, read straight (not through the BFF) as sandbox-admin."""
+    async with sandbox_emulator(sandbox) as backend:
+        yield backend
 
 
 @pytest.fixture
@@ -81,14 +94,10 @@ async def test_the_sandbox_marks_its_page_and_lists_its_tokens(
     assert MARKER.decode() not in api_page
 
 
-async def test_direct_put_is_the_bug(sandbox: Sandbox, session: aiohttp.ClientSession) -> None:
-    _, live = await fetch(
-        session,
-        "GET",
-        sandbox.kube_url + f"{KUBE_PATH}/{SUCCEEDED}",
-        headers=ADMIN,
-        ssl=sandbox.client_ssl,
-    )
+async def test_direct_put_is_the_bug(
+    sandbox: Sandbox, cluster: EmulatorBackend, session: aiohttp.ClientSession
+) -> None:
+    live = await cluster.read(SUCCEEDED)
     status, answer = await fetch(
         session,
         "POST",
@@ -126,6 +135,7 @@ async def test_direct_put_is_the_bug(sandbox: Sandbox, session: aiohttp.ClientSe
 )
 async def test_direct_put_refusals_change_nothing(
     sandbox: Sandbox,
+    cluster: EmulatorBackend,
     session: aiohttp.ClientSession,
     path: str,
     headers: dict[str, str],
@@ -133,8 +143,7 @@ async def test_direct_put_refusals_change_nothing(
     status: int,
     code: str,
 ) -> None:
-    url = f"{sandbox.kube_url}{KUBE_PATH}/{FAILED}"
-    _, before = await fetch(session, "GET", url, headers=ADMIN, ssl=sandbox.client_ssl)
+    before = await cluster.read(FAILED)
     if body is None:
         body = json.dumps(legacy_dismiss_body(before))
     elif not isinstance(body, str):
@@ -147,8 +156,7 @@ async def test_direct_put_refusals_change_nothing(
         headers={**headers, "Content-Type": "application/json"},
     )
     assert (got, answer["type"], answer["code"]) == (status, "error", code)
-    _, after = await fetch(session, "GET", url, headers=ADMIN, ssl=sandbox.client_ssl)
-    assert after == before
+    assert await cluster.read(FAILED) == before
     assert sandbox.controller.reinitialisations == 0
 
 
@@ -168,8 +176,8 @@ async def test_with_the_guard_on_the_direct_put_is_repaired(session: aiohttp.Cli
     async with running(settings, kube_port=0, interval=0) as sandbox:
         _, listed = await fetch(session, "GET", sandbox.bff_url + "/sandbox/page.json")
         assert listed["guard"] is True
-        url = f"{sandbox.kube_url}{KUBE_PATH}/{SUCCEEDED}"
-        _, live = await fetch(session, "GET", url, headers=ADMIN, ssl=sandbox.client_ssl)
+        async with sandbox_emulator(sandbox) as cluster:
+            live = await cluster.read(SUCCEEDED)
         status, answer = await fetch(
             session,
             "POST",

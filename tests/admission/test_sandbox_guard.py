@@ -13,7 +13,6 @@ upgrade (the bug, as before). Also the command line: the banner names the guard.
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import pytest
 from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
 from tests.admission.reviews import fixture
+from tests.support.backends import sandbox_emulator
 
 NAME = "hvst-upgrade-7xn6v"
 PATH = f"/apis/harvesterhci.io/v1beta1/namespaces/harvester-system/upgrades/{NAME}"
@@ -48,24 +48,22 @@ async def unguarded() -> AsyncIterator[Sandbox]:
 
 
 async def call(
-    sandbox: Sandbox, method: str, path: str = PATH, body: Any = None, **kwargs: Any
+    sandbox: Sandbox,
+    method: str,
+    path: str = PATH,
+    body: Any = None,
+    *,
+    token: str = "sandbox-admin",
+    content_type: str = "application/json",
 ) -> tuple[int, Any, list[str]]:
-    headers = dict(ADMIN, **kwargs.pop("headers", {}))
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(
-            method,
-            sandbox.kube_url + path,
-            data=None if body is None else json.dumps(body),
-            headers=headers,
-            ssl=sandbox.client_ssl,
-            **kwargs,
-        ) as response,
-    ):
-        # Only the guard's warnings (the decoder adds "unknown field" ones for Steve's
-        # id and type, as kube-apiserver does).
-        guard = [w for w in response.headers.getall("Warning", []) if "harvester-upgrade-bff" in w]
-        return response.status, await response.json(), guard
+    async with sandbox_emulator(sandbox) as cluster:
+        status, headers, obj = await cluster.request(
+            method, path, body, token=token, content_type=content_type
+        )
+    # Only the guard's warnings (the decoder adds "unknown field" ones for Steve's
+    # id and type, as kube-apiserver does).
+    guard = [w for w in headers.getall("Warning", []) if "harvester-upgrade-bff" in w]
+    return status, obj, guard
 
 
 async def live(sandbox: Sandbox) -> Any:
@@ -97,7 +95,6 @@ async def test_direct_v104_put_keeps_status_with_the_guard(guarded: Sandbox) -> 
         guarded,
         "PUT",
         body=v104_body(before["metadata"]["resourceVersion"]),
-        headers={"Content-Type": "application/json"},
     )
     assert status == 200
     assert obj["status"] == before["status"]
@@ -122,7 +119,7 @@ async def test_json_patch_removing_status_is_repaired(guarded: Sandbox) -> None:
         guarded,
         "PATCH",
         body=[{"op": "remove", "path": "/status"}],
-        headers={"Content-Type": "application/json-patch+json"},
+        content_type="application/json-patch+json",
     )
     assert status == 200
     assert obj["status"] == before["status"]
@@ -137,8 +134,7 @@ async def test_dry_run_gets_the_same_answer_and_changes_nothing(guarded: Sandbox
         guarded,
         "PUT",
         body=v104_body(before["metadata"]["resourceVersion"]),
-        headers={"Content-Type": "application/json"},
-        params={"dryRun": "All"},
+        path=f"{PATH}?dryRun=All",
     )
     assert status == 200
     assert obj["status"] == before["status"]
@@ -158,7 +154,7 @@ async def test_the_controllers_own_status_write_passes(guarded: Sandbox) -> None
         guarded,
         "PUT",
         body=rewrite,
-        headers={"Authorization": "Bearer sandbox-controller", "Content-Type": "application/json"},
+        token="sandbox-controller",
     )
     assert status == 200, obj
     assert obj["status"] == rewrite["status"]
@@ -174,7 +170,6 @@ async def test_without_the_guard_the_bug_reproduces(unguarded: Sandbox) -> None:
         unguarded,
         "PUT",
         body=v104_body(before["metadata"]["resourceVersion"]),
-        headers={"Content-Type": "application/json"},
     )
     assert status == 200
     assert "status" not in obj

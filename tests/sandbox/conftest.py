@@ -6,21 +6,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client
 
 from bff.sandbox.emulator import create_emulator_app
-from tests.support.backends import EmulatorBackend
+from tests.support.backends import EmulatorBackend, served_emulator
 
 
 @pytest.fixture
 async def emu(aiohttp_server: Callable[..., Any]) -> AsyncIterator[EmulatorBackend]:
     server: TestServer = await aiohttp_server(create_emulator_app(bookmark_interval=0.2))
-    url = str(server.make_url("")).rstrip("/")
-    async with aiohttp.ClientSession() as session:
-        yield EmulatorBackend("emulator", url, None, None, session, app=server.app)
+    async with served_emulator(server) as backend:
+        yield backend
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -25,6 +24,7 @@ from tests.support.backends import (
     SUCCEEDED,
     EmulatorBackend,
     new_upgrade,
+    served_emulator,
 )
 
 READ = "harvesterhci.io/read-message"
@@ -63,9 +63,8 @@ async def guarded(
 ) -> AsyncIterator[tuple[EmulatorBackend, Recording]]:
     admission = Recording()
     server: TestServer = await aiohttp_server(create_emulator_app(admission=admission))
-    url = str(server.make_url("")).rstrip("/")
-    async with aiohttp.ClientSession() as session:
-        yield EmulatorBackend("emulator", url, None, None, session, app=server.app), admission
+    async with served_emulator(server) as backend:
+        yield backend, admission
 
 
 def label_patch(value: str = "true") -> dict[str, Any]:

@@ -3,22 +3,27 @@
 Tests set up state and read results through a :class:`Backend`, over HTTP as
 ``sandbox-admin`` unless told otherwise, so the same test body runs against both.
 :class:`EmulatorBackend` adds the emulator's own handles (its store) for the tests of
-the emulator itself.
+the emulator itself. :func:`served_emulator` and :func:`sandbox_emulator` open one
+for an emulator on aiohttp's test server and for a running sandbox's (TLS) emulator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
 from bff.sandbox.emulator import EMULATOR_STORE
+from bff.sandbox.runner import Sandbox
 from bff.sandbox.store import Store
 
 NAMESPACE = "harvester-system"
@@ -153,3 +158,20 @@ class EmulatorBackend(Backend):
         obj = self.store.get(namespace, name)
         assert obj is not None
         return obj
+
+
+@contextlib.asynccontextmanager
+async def served_emulator(server: TestServer) -> AsyncIterator[EmulatorBackend]:
+    """The client for an emulator application on aiohttp's test server (plain HTTP)."""
+    url = str(server.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
+        yield EmulatorBackend("emulator", url, None, None, session, app=server.app)
+
+
+@contextlib.asynccontextmanager
+async def sandbox_emulator(sandbox: Sandbox) -> AsyncIterator[EmulatorBackend]:
+    """The client for a running sandbox's emulator: HTTPS, trusting the sandbox's CA."""
+    async with aiohttp.ClientSession() as session:
+        yield EmulatorBackend(
+            "emulator", sandbox.kube_url, sandbox.client_ssl, None, session, app=sandbox.emulator
+        )
