@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,16 +19,13 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from bff.app import create_app
 from bff.proxy import bypassed, for_server, redacted
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
+from tests.support.certs import make_server_certificate
 
 SUCCEEDED = "/api/v1.0.5/upgrades/harvester-system/hvst-upgrade-7xn6v"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
@@ -108,37 +103,6 @@ async def loopback_proxy() -> AsyncIterator[tuple[LoopbackProxy, str]]:
     await proxy.stop()
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "server.crt", directory / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 async def _bff(
     aiohttp_client: Callable[..., Any], tmp_path: Path, server: str, ca_file: str | None = None
 ) -> TestClient[web.Request, web.Application]:
@@ -166,10 +130,10 @@ async def test_the_configured_proxy_carries_upstream_requests_unless_no_proxy_na
     ca_file = None
     tls = None
     if scheme == "https":
-        cert, key = _self_signed(tmp_path)
+        made = make_server_certificate(tmp_path / "tls")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(cert, key)
-        ca_file = str(cert)
+        tls.load_cert_chain(made.cert_file, made.key_file)
+        ca_file = str(made.ca_file)
     emulator: TestServer = await aiohttp_server(create_emulator_app(), ssl=tls)
     server = str(emulator.make_url("")).rstrip("/")
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):

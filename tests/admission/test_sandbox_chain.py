@@ -29,8 +29,8 @@ from bff.admission.webhook import Guard, serving
 from bff.sandbox.admission import WebhookAdmission, guard_configuration
 from bff.sandbox.status import StatusError
 from bff.sandbox.users import TOKENS, UserInfo
-from tests.admission.certs import ServerCertificate, make_server_certificate
 from tests.admission.reviews import decoded, fixture, succeeded
+from tests.support.certs import ServerCertificate, make_server_certificate
 
 ADMIN = TOKENS["sandbox-admin"]
 CONTROLLER = TOKENS["sandbox-controller"]

@@ -13,7 +13,6 @@ upgrade (the bug, as before). Also the command line: the banner names the guard.
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,6 +25,7 @@ from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
 from tests.admission.reviews import fixture
 from tests.support.backends import sandbox_emulator
+from tests.support.processes import started
 
 NAME = "hvst-upgrade-7xn6v"
 PATH = f"/apis/harvesterhci.io/v1beta1/namespaces/harvester-system/upgrades/{NAME}"
@@ -188,24 +188,7 @@ async def _bff_metrics(sandbox: Sandbox) -> str:
 
 
 def test_sandbox_command_banner_names_the_guard() -> None:
-    proc = subprocess.Popen(
-        SANDBOX_COMMAND,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for _ in range(60):
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "Stop with Ctrl-C" in line or not line:
-                break
-        text = "".join(lines)
-        assert "Cluster guard (webhook)     https://127.0.0.1:" in text
-        assert "/admission/upgrades/mutate, consulted by the emulator" in text
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with started(SANDBOX_COMMAND, env={"PATH": "/usr/bin:/bin"}) as child:
+        text = child.banner()
+    assert "Cluster guard (webhook)     https://127.0.0.1:" in text
+    assert "/admission/upgrades/mutate, consulted by the emulator" in text

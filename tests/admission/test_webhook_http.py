@@ -33,7 +33,6 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import MAX_REVIEW_BYTES, MUTATE_PATH, VALIDATE_PATH, Guard, serving
 from bff.cli import main
 from bff.metrics import Metrics
-from tests.admission.certs import ServerCertificate, make_server_certificate
 from tests.admission.reviews import (
     CONTROLLER,
     SA_GROUPS,
@@ -43,6 +42,7 @@ from tests.admission.reviews import (
     succeeded,
     update_review,
 )
+from tests.support.certs import ServerCertificate, make_server_certificate
 
 
 @dataclass

@@ -8,7 +8,6 @@ between, and fails if the protection it names is removed.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -17,10 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from bff import kube
 from bff.app import create_app
@@ -29,6 +24,7 @@ from bff.server import start, stop
 from bff.settings import AuthMode, Settings
 from tests.conftest import Stack
 from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
+from tests.support.certs import make_server_certificate
 
 StackFactory = Callable[..., Awaitable[Stack]]
 COLLECTION = "/api/v1.0.5/upgrades"
@@ -76,7 +72,8 @@ async def test_passthrough_client_carries_no_credentials_of_its_own(tmp_path: Pa
     """A request that lost the caller's token would reach the API server anonymous."""
     from bff.sandbox.kubeconfig import write_kubeconfig
 
-    cert, key = _self_signed(tmp_path, "bff")
+    made = make_server_certificate(tmp_path / "tls")
+    cert, key = made.cert_file, made.key_file
     config = write_kubeconfig(
         tmp_path / "k",
         "https://127.0.0.1:1",
@@ -452,43 +449,11 @@ async def test_one_audit_line_per_write_and_refused_write(
 # --- TLS ---------------------------------------------------------------------------------
 
 
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_serve_terminates_tls(tmp_path: Path, emulator_backend: Backend) -> None:
     from bff.sandbox.kubeconfig import write_kubeconfig
 
-    cert, key = _self_signed(tmp_path, "bff")
+    made = make_server_certificate(tmp_path / "tls")
+    cert, key = made.cert_file, made.key_file
     config = write_kubeconfig(tmp_path / "k", emulator_backend.url, token="sandbox-bff")
     settings = Settings(
         kubeconfig=str(config), port=0, tls_cert=str(cert), tls_key=str(key), shutdown_timeout=1
@@ -496,7 +461,7 @@ async def test_serve_terminates_tls(tmp_path: Path, emulator_backend: Backend) -
     runner, url = await start(create_app(settings), settings)
     try:
         assert url.startswith("https://127.0.0.1:")
-        context = ssl.create_default_context(cafile=str(cert))
+        context = ssl.create_default_context(cafile=str(made.ca_file))
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{url}/healthz", ssl=context) as response:
                 assert response.status == 200

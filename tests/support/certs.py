@@ -1,4 +1,4 @@
-"""Serving certificates for webhook tests: the sandbox's throwaway CA, written to files."""
+"""Serving certificates for tests: the sandbox's throwaway CA and a server certificate, as files."""
 
 from __future__ import annotations
 
