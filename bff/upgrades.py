@@ -110,9 +110,6 @@ class UpgradeService:
                 cache.observe(obj)
         return obj
 
-    async def list(self, caller: Caller, namespace: str, label_selector: str = "") -> JSONObject:
-        return await self._gateway.list(caller, namespace, label_selector)
-
     async def get_rendered(
         self, caller: Caller, namespace: str, name: str, version: ClientVersion
     ) -> bytes:
@@ -139,24 +136,20 @@ class UpgradeService:
         listed = await self._gateway.list(caller, namespace, label_selector)
         return orjson.dumps(collection(listed, version, self_url))
 
-    async def _live(self, caller: Caller, namespace: str, name: str) -> JSONObject:
-        """The object the guards check: the cached one when there is a cache."""
-        return await self.get(caller, namespace, name)
-
     async def dismiss(self, caller: Caller, namespace: str, name: str) -> Outcome:
         """Mark the message read; refused (409) while the upgrade is unfinished."""
-        live = await self._live(caller, namespace, name)
+        live = await self.get(caller, namespace, name)
         return await self._mark_read(caller, namespace, name, live, refuse_unfinished=True)
 
     async def cancel(self, caller: Caller, namespace: str, name: str) -> Outcome:
         """The dialog's Cancel: like dismiss on a finished upgrade, else no write. Never 409s."""
-        live = await self._live(caller, namespace, name)
+        live = await self.get(caller, namespace, name)
         return await self._mark_read(caller, namespace, name, live, refuse_unfinished=False)
 
     async def put(self, caller: Caller, namespace: str, name: str, body: object) -> Outcome:
         """A client's whole-object PUT, reduced to the one allowed change or to none."""
         checked = check_body(body, namespace=namespace, name=name)
-        live = await self._live(caller, namespace, name)
+        live = await self.get(caller, namespace, name)
         reduction = reduce_put(checked, live)
         if not reduction.dismiss:
             return Outcome(

@@ -163,7 +163,7 @@ RULES: tuple[Rule, ...] = (
     _rule("create", "authentication.k8s.io", "tokenreviews", users=(BFF_SERVICE_ACCOUNT,)),
     # An authorising proxy asks about others (the BFF's read cache, impersonate mode).
     _rule("create", "authorization.k8s.io", "subjectaccessreviews", users=(BFF_SERVICE_ACCOUNT,)),
-    _rule("impersonate", "", "users groups", users=(BFF_SERVICE_ACCOUNT,)),
+    _rule("impersonate", "", "users groups serviceaccounts", users=(BFF_SERVICE_ACCOUNT,)),
     _rule("impersonate", "authentication.k8s.io", "uids userextras/*",
           users=(BFF_SERVICE_ACCOUNT,)),
     _rule("get list watch update patch", "harvesterhci.io", "upgrades",

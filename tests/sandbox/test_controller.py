@@ -80,10 +80,16 @@ async def test_a_label_only_merge_patch_leaves_status_alone(
 async def test_interval_zero_never_advances(
     emu: EmulatorBackend, controller: SimulatedController
 ) -> None:
-    before = emu.store.resource_version
-    await asyncio.sleep(0.3)
-    assert emu.store.resource_version == before
-    assert labels(emu.live(IN_PROGRESS))["harvesterhci.io/upgradeState"] == "UpgradingNodes"
+    # Each change reaches the controller, which acts on it (wait_synced: it has seen the
+    # event), and it still neither advances the upgrade nor tries to write (a try would be a
+    # write or, racing these patches, a conflict).
+    for round_ in range(3):
+        patch = {"metadata": {"labels": {"example.com/poke": str(round_)}}}
+        written = await emu.merge_patch(IN_PROGRESS, patch)
+        await controller.wait_synced(written["metadata"]["resourceVersion"])
+        assert labels(emu.live(IN_PROGRESS))["harvesterhci.io/upgradeState"] == "UpgradingNodes"
+    assert (controller.writes, controller.conflicts) == (0, 0)
+    assert emu.store.resource_version == int(written["metadata"]["resourceVersion"])
 
 
 async def test_a_new_upgrade_advances_through_every_stage(emu: EmulatorBackend) -> None:

@@ -131,28 +131,30 @@ async def test_impersonate_mode_reviews_the_token_then_impersonates(
     assert allowed.status == 200
 
 
-async def test_impersonation_carries_every_group(
+async def test_impersonation_carries_every_group_and_the_uid(
     backend: Backend, stack_factory: StackFactory
 ) -> None:
+    # The controller's ServiceAccount: more than one group, and a uid, on either backend.
+    caller = "sandbox-controller"
     stack = await stack_factory(backend, auth_mode=AuthMode.IMPERSONATE)
-    assert (await stack.client.post(DISMISS, headers=bearer("sandbox-admin"))).status == 200
-    # Ask the same TokenReview endpoint the BFF used who sandbox-admin is.
+    dismissed = await stack.client.post(DISMISS, headers=bearer(caller))
+    assert dismissed.status == 200, await dismissed.text()
+    # Ask the same TokenReview endpoint the BFF used who the caller is.
     async with backend.session.post(
         f"{backend.url}/apis/authentication.k8s.io/v1/tokenreviews",
         json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-              "spec": {"token": "sandbox-admin"}},
+              "spec": {"token": caller}},
         headers=bearer("sandbox-bff"),
         ssl=False,
     ) as answer:  # fmt: skip
         assert answer.status in (200, 201)
         user = (await answer.json())["status"]["user"]
     assert len(user["groups"]) >= 2, "the point is more than one group"
+    assert user["uid"], "the point is a uid"
     sent = stack.upstream_writes()[-1].header_items
     assert [v for k, v in sent if k.lower() == "impersonate-user"] == [user["username"]]
     assert [v for k, v in sent if k.lower() == "impersonate-group"] == user["groups"]
-    # The uid goes exactly when the TokenReview gave one (the emulator's users have none).
-    uids = [user["uid"]] if user.get("uid") else []
-    assert [v for k, v in sent if k.lower() == "impersonate-uid"] == uids
+    assert [v for k, v in sent if k.lower() == "impersonate-uid"] == [user["uid"]]
 
 
 async def test_token_reviews_are_cached_briefly_and_errors_never(
