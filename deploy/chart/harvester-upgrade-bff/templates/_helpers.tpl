@@ -1,0 +1,55 @@
+{{/* Labels every object carries, as in deploy/. */}}
+{{- define "bff.labels" -}}
+app.kubernetes.io/name: harvester-upgrade-bff
+app.kubernetes.io/part-of: harvester-upgrade-bff
+{{- end -}}
+
+{{/* The pods' own labels, which Service, PDB, NetworkPolicy and spread select. */}}
+{{- define "bff.selector" -}}
+app.kubernetes.io/name: harvester-upgrade-bff
+app.kubernetes.io/component: bff
+{{- end -}}
+
+{{/* The backend of the BFF's Ingress paths. */}}
+{{- define "bff.backend" -}}
+backend:
+  service:
+    name: harvester-upgrade-bff
+    port:
+      name: http
+{{- end -}}
+
+{{/* Rancher's Service, where the dashboard's create keeps going. */}}
+{{- define "bff.rancherBackend" -}}
+backend:
+  service:
+    name: rancher
+    port:
+      number: 80
+{{- end -}}
+
+{{/* Refuse combinations the BFF itself refuses at start. */}}
+{{- define "bff.validate" -}}
+{{- if not (has .Values.authMode (list "passthrough" "impersonate")) -}}
+{{- fail "authMode must be passthrough or impersonate" -}}
+{{- end -}}
+{{- if not (has .Values.ui (list "harvester" "rancher")) -}}
+{{- fail "ui must be harvester or rancher" -}}
+{{- end -}}
+{{- if .Values.rancher.enabled -}}
+{{- if .Values.readCache -}}
+{{- fail "rancher.enabled needs readCache: false (the cache watches as the BFF, not as each caller)" -}}
+{{- end -}}
+{{- if eq .Values.authMode "impersonate" -}}
+{{- fail "rancher.enabled needs authMode: passthrough (Rancher impersonates the caller itself)" -}}
+{{- end -}}
+{{- if not (has .Values.rancher.defaultCluster .Values.rancher.clusters) -}}
+{{- fail "rancher.defaultCluster must be one of rancher.clusters" -}}
+{{- end -}}
+{{- if and (not .Values.rancher.caSecret) (not .Values.rancher.caConfigMap) -}}
+{{- fail "rancher.enabled needs rancher.caSecret or rancher.caConfigMap (TLS to Rancher is always verified)" -}}
+{{- end -}}
+{{- else if eq .Values.ui "rancher" -}}
+{{- fail "ui: rancher needs rancher.enabled: true (Rancher's users hold Rancher tokens)" -}}
+{{- end -}}
+{{- end -}}
