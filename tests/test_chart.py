@@ -67,6 +67,14 @@ def kustomized(name: str) -> list[Any]:
     return list(yaml.safe_load_all(result.stdout))
 
 
+def by_id(documents: list[str]) -> dict[tuple[str, str, str], Any]:
+    out = {}
+    for doc in map(json.loads, documents):
+        meta = doc["metadata"]
+        out[(doc["kind"], meta.get("namespace", ""), meta["name"])] = doc
+    return out
+
+
 def test_every_layout_has_values_and_nothing_else_does() -> None:
     assert {p.name for p in (CHART / "ci").iterdir()} == {f"{n}-values.yaml" for n in ALL_BUILDS}
 
@@ -78,13 +86,10 @@ def test_the_chart_renders_the_kustomize_layout(helm: Path, name: str) -> None:
     ours = normalised(list(yaml.safe_load_all(result.stdout)))
     theirs = normalised(kustomized(name))
     # Object by object, so a difference names the object.
-    by_id = lambda docs: {  # noqa: E731
-        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
-        for d in map(json.loads, docs)
-    }
-    assert sorted(by_id(ours)) == sorted(by_id(theirs))
-    for key, obj in by_id(theirs).items():
-        assert by_id(ours)[key] == obj, key
+    mine, kustomize = by_id(ours), by_id(theirs)
+    assert sorted(mine) == sorted(kustomize)
+    for key, obj in kustomize.items():
+        assert mine[key] == obj, key
     assert ours == theirs
 
 
