@@ -12,11 +12,11 @@ import urllib.request
 
 import pytest
 
-from tests.support.processes import banner_urls, bff, started
+from tests.support.processes import banner_urls, command, started
 
 
 def test_sandbox_starts_prints_urls_and_tokens_and_stops_cleanly() -> None:
-    with started(bff("sandbox", "--port", "0", "--kube-port", "0")) as child:
+    with started(command("sandbox", "--port", "0", "--kube-port", "0")) as child:
         text = child.banner()
         bff_url, kube_url = banner_urls(text)
         assert "sandbox-admin" in text

@@ -22,11 +22,8 @@ import copy
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,8 @@ import pytest
 import yaml
 
 from tests.admission.reviews import decoded, fixture
-from tests.support.real_apiserver import RealApiServer, free_port
+from tests.support.processes import Child, command
+from tests.support.real_apiserver import RealApiServer
 
 pytestmark = pytest.mark.real_apiserver
 
@@ -58,44 +56,29 @@ def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
 
 
 class Bff:
-    """``harvester-upgrade-bff serve`` in its own process, with the webhook port on."""
+    """``harvester-upgrade-bff serve`` in its own process, with the webhook port on.
+
+    Both ports are 0: the URLs come from the lines the BFF logs once it listens."""
 
     def __init__(self, real: RealApiServer, directory: Path) -> None:
-        self.port, self.webhook_port = free_port(), free_port()
         cert, key = real.issue_certificate(directory, name="webhook")
         kubeconfig = real.kubeconfig(directory / "bff.kubeconfig", token="sandbox-bff")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "KUBECONFIG"))}
-        self.log = (directory / "bff.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bff", "serve", "--kubeconfig", str(kubeconfig),
-             "--port", str(self.port), "--webhook-port", str(self.webhook_port),
-             "--webhook-tls-cert", str(cert), "--webhook-tls-key", str(key)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        for _ in range(100):  # bounded: up to about 20 s
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited: {(directory / 'bff.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("serve did not answer /healthz")
-
-    @property
-    def webhook_url(self) -> str:
-        return f"https://127.0.0.1:{self.webhook_port}"
+        argv = command("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                   "--webhook-port", "0", "--webhook-tls-cert", str(cert),
+                   "--webhook-tls-key", str(key))  # fmt: skip
+        self.child = Child(argv, env=env, stderr=subprocess.STDOUT)
+        try:
+            # The webhook starts with the application, before the API port listens.
+            webhook = self.child.read_until(r"admission webhook serving on (https://[\d.:]+)")
+            self.webhook_url = webhook.group(1)
+            self.url = self.child.read_until(r"serving on (http://[\d.:]+)").group(1)
+        except BaseException:
+            self.child.stop()
+            raise
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        self.child.stop()
 
 
 class Kubectl:

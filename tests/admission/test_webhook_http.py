@@ -18,7 +18,6 @@ import contextlib
 import io
 import json
 import logging
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -303,13 +302,6 @@ async def test_certificate_is_reloaded_when_the_files_change(
         assert response.status == 400
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_webhook_port_without_certificate_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     kubeconfig = Path(__file__).parent / "reviews.py"  # any existing file will do for the flag
     code = main(["serve", "--kubeconfig", str(kubeconfig), "--webhook-port", "9443"])
@@ -359,6 +351,15 @@ async def test_half_written_pair_keeps_the_old_certificate(
     assert served == _der(rotated.cert_pem)
 
 
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 async def test_the_bff_serves_the_webhook_on_its_own_port(
     emulator_stack: Any, tmp_path: Path, aiohttp_client: Any
 ) -> None:
@@ -367,20 +368,30 @@ async def test_the_bff_serves_the_webhook_on_its_own_port(
     from bff.app import create_app
 
     certificate = make_server_certificate(tmp_path / "serve")
-    port = _free_port()
+    logged = _Lines()
+    logger = logging.getLogger("bff.admission")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logged)
     settings = replace(
         emulator_stack.settings,
-        webhook_port=port,
+        webhook_port=0,
         webhook_tls_cert=str(certificate.cert_file),
         webhook_tls_key=str(certificate.key_file),
     )
-    client = await aiohttp_client(create_app(settings))
+    try:
+        client = await aiohttp_client(create_app(settings))
+    finally:
+        logger.removeHandler(logged)
+        logger.setLevel(level)
+    # Port 0: the webhook's URL is the one it logs once it listens.
+    (line,) = [m for m in logged.lines if m.startswith("admission webhook")]
+    url = line.split()[4]  # "admission webhook serving on URL (...)"
+    assert url.startswith("https://127.0.0.1:"), line
     review = update_review(succeeded(), decoded(fixture("clients/v1.0.4-dismiss-put-body.json")))
     context = ssl.create_default_context(cadata=certificate.ca_pem.decode())
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"https://127.0.0.1:{port}{MUTATE_PATH}", json=review, ssl=context
-        ) as response:
+        async with session.post(f"{url}{MUTATE_PATH}", json=review, ssl=context) as response:
             assert response.status == 200
             assert admitted(review, await response.json())["status"] == succeeded()["status"]
         # The webhook is not on the API port, and the API port has no webhook route.

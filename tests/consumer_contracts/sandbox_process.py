@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from tests.support.processes import banner_urls, bff, started
+from tests.support.processes import banner_urls, command, started
 
 
 @contextlib.contextmanager
 def running_sandbox(*extra: str) -> Iterator[str]:
     """Start the sandbox; yield the BFF's URL; stop it with SIGTERM."""
-    argv = bff("sandbox", "--port", "0", "--kube-port", "0", "--controller-interval", "0", *extra)
+    argv = command(
+        "sandbox", "--port", "0", "--kube-port", "0", "--controller-interval", "0", *extra
+    )
     with started(argv) as child:
         bff_url, _ = banner_urls(child.banner())
         yield bff_url

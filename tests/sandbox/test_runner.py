@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.processes import banner_urls, bff, clean_env, started
+from tests.support.processes import banner_urls, clean_env, command, started
 
 KUBECTL = shutil.which("kubectl")
 
@@ -26,7 +26,9 @@ KUBECTL = shutil.which("kubectl")
 def test_kubectl_uses_the_written_kubeconfig_unchanged(tmp_path: Path) -> None:
     assert KUBECTL is not None
     kubeconfig = tmp_path / "sandbox.kubeconfig"
-    argv = bff("sandbox", "--port", "0", "--kube-port", "0", "--write-kubeconfig", str(kubeconfig))
+    argv = command(
+        "sandbox", "--port", "0", "--kube-port", "0", "--write-kubeconfig", str(kubeconfig)
+    )
     with started(argv) as child:
         text = child.banner()
         assert f"export KUBECONFIG={kubeconfig}" in text
@@ -69,7 +71,7 @@ def test_kubectl_uses_the_written_kubeconfig_unchanged(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_kubeconfig_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    argv = bff(
+    argv = command(
         "sandbox", "--write-kubeconfig", str(tmp_path / "missing" / "kc"), "--kube-port", "0"
     )
     result = subprocess.run(

@@ -27,7 +27,7 @@ _BFF_URL = re.compile(r"BFF \(the page and the API\)\s+(http://127\.0\.0\.1:\d+\
 _KUBE_URL = re.compile(r"Kubernetes API emulator\s+(https://127\.0\.0\.1:\d+)$", re.M)
 
 
-def bff(*args: str) -> list[str]:
+def command(*args: str) -> list[str]:
     """``harvester-upgrade-bff ARGS`` as this interpreter runs it."""
     return [sys.executable, "-m", "bff", *args]
 
