@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 
-# The user deploy/base/deployment.yaml runs the pod as.
+# The user deploy/workload/deployment.yaml runs the pod as.
 POD_USER = 65532
 
 
