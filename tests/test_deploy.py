@@ -709,7 +709,7 @@ def test_rancher_mode_reaches_rancher_with_a_mounted_ca(name: str) -> None:
 
 @pytest.mark.parametrize("name", RANCHER_MODE)
 def test_rancher_mode_grants_the_bff_nothing(name: str) -> None:
-    """Readiness reads discovery (anyone may); every other request is the caller's, via Rancher."""
+    """Readiness needs what every account may read; every other request is the caller's."""
     kinds = {obj["kind"] for obj in built(name)}
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
@@ -941,3 +941,4 @@ def test_webhook_networkpolicy_opens_only_the_webhook_port_beyond_the_base() -> 
     (extra,) = policy["ingress"][len(base["ingress"]) :]
     assert extra == {"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}
     assert policy["egress"] == base["egress"]
+
