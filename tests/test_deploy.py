@@ -941,4 +941,3 @@ def test_webhook_networkpolicy_opens_only_the_webhook_port_beyond_the_base() -> 
     (extra,) = policy["ingress"][len(base["ingress"]) :]
     assert extra == {"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}
     assert policy["egress"] == base["egress"]
-
