@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import socket
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,12 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 READ = "harvesterhci.io/read-message"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 COLLECTION = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 
 
 async def make_finished_upgrades(emulator: TestServer, count: int) -> list[str]:
@@ -64,30 +59,28 @@ class Serve:
 
     def __init__(self, kubeconfig: Path, log: Path, *extra: str) -> None:
         self.extra = extra
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        #: Known once started: serve binds port 0 and logs the URL it listens on.
+        self.url = ""
         self.kubeconfig = kubeconfig
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+        earlier = self.log.stat().st_size if self.log.exists() else 0  # a restart appends
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bff", "serve", "--port", str(self.port),
+                sys.executable, "-m", "bff", "serve", "--port", "0",
                 "--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE,
                 "--shutdown-timeout", "20", *self.extra,
                 cwd=ROOT, env=env, stdout=log, stderr=log,
             )  # fmt: skip
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+        for _ in range(300):
+            listening = _SERVING.search(self.log.read_bytes()[earlier:].decode(errors="replace"))
+            if listening:
+                self.url = listening.group(1)
+                return
+            await asyncio.sleep(0.05)
         raise AssertionError(f"serve did not start: {self.log.read_text()[-2000:]}")
 
     def signal(self, sig: int) -> None:

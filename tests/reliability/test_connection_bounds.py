@@ -12,14 +12,13 @@ import asyncio
 import os
 import resource
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
 from tests.reliability.conftest import ServeFactory
+from tests.support.processes import Child, banner_urls, command
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = 0.5  # seconds: the timeout under test
@@ -98,12 +97,6 @@ async def test_a_busy_keep_alive_connection_is_not_cut(serve_factory: ServeFacto
             await asyncio.sleep(SHORT / 4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _limit_files() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
 
@@ -127,39 +120,16 @@ async def test_a_flood_of_silent_connections_under_ulimit_128_starves_no_one(
     The timeouts stay at their defaults (far longer than this test): it is the
     connection limit, derived from the file limit, that keeps room for real clients.
     """
-    port, kube_port = _free_port(), _free_port()
     stderr = tmp_path / "stderr"
     env = {**os.environ, "BFF_CONTROLLER_INTERVAL": "0"}
+    argv = command("sandbox", "--port", "0", "--kube-port", "0")
     with stderr.open("wb") as err:
-        process = subprocess.Popen(  # noqa: ASYNC220 - started once, before any await
-            [
-                sys.executable,
-                "-m",
-                "bff",
-                "sandbox",
-                "--port",
-                str(port),
-                "--kube-port",
-                str(kube_port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=_limit_files,  # the point of the test
-        )
-    base = f"http://127.0.0.1:{port}"
+        child = Child(argv, env=env, stderr=err, preexec_fn=_limit_files)  # the point of the test
     flood: list[socket.socket] = []
     try:
-        for _ in range(200):
-            try:
-                if await _get(f"{base}/healthz") == 200:
-                    break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"the sandbox did not start: {stderr.read_text()[-2000:]}")
+        # The banner comes once the sandbox listens, with the ports it was given.
+        base, _ = banner_urls(child.banner())
+        port = int(base.rsplit(":", 1)[1])
         for _ in range(160):
             flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         statuses = []
@@ -170,8 +140,7 @@ async def test_a_flood_of_silent_connections_under_ulimit_128_starves_no_one(
     finally:
         for sock in flood:
             sock.close()
-        process.terminate()
-        process.wait(timeout=30)
+        child.stop()
     logged = stderr.read_text()
     assert "Too many open files" not in logged, logged[-3000:]
     assert "EMFILE" not in logged, logged[-3000:]

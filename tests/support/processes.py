@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The sandbox banner's last line.
@@ -46,8 +47,9 @@ class Child:
         argv: Sequence[str],
         *,
         env: dict[str, str] | None = None,
-        stderr: int = subprocess.DEVNULL,
+        stderr: int | IO[bytes] = subprocess.DEVNULL,
         cwd: Path = ROOT,
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
         self.proc = subprocess.Popen(
             list(argv),
@@ -56,6 +58,7 @@ class Child:
             text=True,
             env=clean_env() if env is None else env,
             cwd=cwd,
+            preexec_fn=preexec_fn,
         )
         #: Every line read so far.
         self.lines: list[str] = []
@@ -115,7 +118,10 @@ class Child:
 
 @contextlib.contextmanager
 def started(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, stderr: int = subprocess.DEVNULL
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    stderr: int | IO[bytes] = subprocess.DEVNULL,
 ) -> Iterator[Child]:
     """Start ``argv``; on exit stop it (a no-op wait if it already ended) and close its pipes."""
     child = Child(argv, env=env, stderr=stderr)
