@@ -714,14 +714,27 @@ def test_rancher_mode_grants_the_bff_nothing(name: str) -> None:
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
+@pytest.mark.parametrize("name", RANCHER_MODE)
+def test_rancher_mode_may_also_reach_rancher_pods_https_port(name: str) -> None:
+    base = only(built("base"), "NetworkPolicy")["spec"]
+    policy = only(built(name), "NetworkPolicy")["spec"]
+    assert policy["ingress"] == base["ingress"]
+    # Rancher's Service maps https-internal 443 to 444 on its pods; CNIs check
+    # the policy after that translation.
+    assert policy["egress"][0]["ports"] == [
+        *base["egress"][0]["ports"],
+        {"protocol": "TCP", "port": 444},
+    ]
+    assert policy["egress"][1:] == base["egress"][1:]
+
+
 def test_harvester_overlay_is_the_base_in_rancher_mode() -> None:
     base = {k: v for k, v in _by_id("base").items() if k[1] not in {"Role", "RoleBinding"}}
     overlay = _by_id("harvester")
     assert base.keys() == overlay.keys()
     changed = {key: jsonpatch.make_patch(base[key], overlay[key]).patch for key in base}
     changed = {key: ops for key, ops in changed.items() if ops}
-    (deployment_id,) = changed
-    assert deployment_id[1] == "Deployment"
+    assert sorted(key[1] for key in changed) == ["Deployment", "NetworkPolicy"]
     assert env(built("harvester")) == {
         **env(built("base")),
         "BFF_READ_CACHE": "off",
@@ -744,7 +757,7 @@ def test_rancher_overlay_moves_the_workload_next_to_rancher() -> None:
     added = sorted(key for key in overlay.keys() - workload.keys())
     assert added == [("networking.k8s.io/v1", "Ingress", NAME)]
     for key, obj in workload.items():
-        if key[1] == "Deployment":
+        if key[1] in {"Deployment", "NetworkPolicy"}:
             continue
         moved = copy.deepcopy(obj)
         moved["metadata"]["namespace"] = "cattle-system"
