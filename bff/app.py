@@ -21,18 +21,26 @@ from bff.cache import UpgradeCache
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
+from bff.rancher import Clusters
 from bff.readiness import Readiness
-from bff.settings import AuthMode, Settings
+from bff.settings import AuthMode, Settings, served_clusters
 from bff.upgrades import UpgradeService
 
 
 def upstream_options(settings: Settings) -> kube.UpstreamOptions:
+    rancher = None
+    if settings.rancher_url is not None:
+        served = served_clusters(settings) or frozenset()
+        rancher = kube.RancherUpstream(
+            settings.rancher_url, settings.rancher_ca_bundle, tuple(sorted(served))
+        )
     return kube.UpstreamOptions(
         kubeconfig=settings.kubeconfig,
         context=settings.context,
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
         pool_size=settings.upstream_pool_size,
+        rancher=rancher,
     )
 
 
@@ -46,6 +54,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     ) as upstream:
         cache = access = None
         if settings.read_cache:
+            assert upstream.access is not None  # settings refuse the cache in Rancher mode
             cache = UpgradeCache(upstream.watcher, settings.namespace)
             access = AccessChecker(
                 upstream.access,
@@ -62,6 +71,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             cache=ReviewCache(settings.token_review_ttl),
             allowed_origins=settings.allowed_origins,
             on_review=lambda result: metrics.token_reviews.labels(result).inc(),
+            clusters=Clusters.from_settings(settings),
         )
 
         async def problem() -> str | None:

@@ -10,6 +10,9 @@
   present, must be the BFF's own or an allowed one.
 * In impersonate mode the token is checked with a TokenReview; successful
   reviews are reused for at most ``ttl`` seconds, failures never.
+* A ``/k8s/clusters/{cluster}`` id that is not served is a 404 first of all
+  (:class:`bff.rancher.Clusters`); in Rancher mode the caller is the token
+  for the request's cluster (:class:`bff.callers.RancherCaller`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Protocol
 from aiohttp import web
 
 from bff import errors
-from bff.callers import Caller, ImpersonatedCaller, TokenCaller
+from bff.callers import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
+from bff.rancher import Clusters
 from bff.settings import AuthMode
 
 SESSION_COOKIE = "R_SESS"
@@ -135,9 +139,13 @@ class Authenticator:
         cache: ReviewCache | None = None,
         allowed_origins: Iterable[str] = (),
         on_review: Callable[[str], None] = lambda result: None,
+        clusters: Clusters | None = None,
     ) -> None:
         if mode is AuthMode.IMPERSONATE and reviewer is None:
             raise ValueError("impersonate mode needs a token reviewer")
+        if mode is AuthMode.IMPERSONATE and clusters is not None and clusters.rancher:
+            raise ValueError("Rancher impersonates the user itself: no impersonate mode with it")
+        self._clusters = clusters or Clusters(None, None)
         self._mode = mode
         self._reviewer = reviewer
         self._cache = cache or ReviewCache(10.0)
@@ -145,11 +153,14 @@ class Authenticator:
         self._on_review = on_review
 
     async def caller(self, request: web.Request) -> Caller:
-        """Check the request's credential and browser protections; return who it acts for."""
+        """Check the cluster, the credential and browser protections; return who it acts for."""
+        cluster = self._clusters.upstream(request.match_info)  # 404 before anything else
         token, from_cookie = credential(request)
         check_origin(request, self._allowed)
         if from_cookie and request.method not in SAFE_METHODS:
             check_csrf(request)
+        if cluster is not None:
+            return RancherCaller(token, cluster)
         if self._mode is AuthMode.PASSTHROUGH:
             return TokenCaller(token)
         return await self._impersonated(token)

@@ -24,6 +24,20 @@ class TokenCaller:
 
 
 @dataclass(frozen=True)
+class RancherCaller(TokenCaller):
+    """Rancher mode: the caller's Rancher token, for Rancher's proxy of one cluster.
+
+    Rancher authenticates the token and acts in ``cluster`` as that Rancher user.
+    """
+
+    cluster: str = ""
+
+    @property
+    def audit_name(self) -> str:
+        return f"rancher/{self.cluster}"
+
+
+@dataclass(frozen=True)
 class ImpersonatedCaller:
     """Impersonation: a user the API server confirmed through a TokenReview."""
 

@@ -48,6 +48,7 @@ class Code(enum.StrEnum):
     UNAUTHORIZED = "Unauthorized"
     UNEXPECTED_BODY = "UnexpectedBody"
     UNKNOWN_ACTION = "UnknownAction"
+    UNKNOWN_CLUSTER = "UnknownCluster"
     UNKNOWN_VERSION = "UnknownVersion"
     UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"
     UNUSABLE_IDENTITY = "UnusableIdentity"

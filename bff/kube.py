@@ -15,7 +15,12 @@ Credentials are per request and never borrowed:
 * in passthrough mode the gateway's client carries *no* credentials of its
   own (no token, no client certificate); each call carries the caller's token;
 * in impersonate mode the gateway acts with the BFF's identity plus
-  ``Impersonate-*`` headers for a user a TokenReview confirmed.
+  ``Impersonate-*`` headers for a user a TokenReview confirmed;
+* in Rancher mode (:class:`RancherUpstream`) each served cluster has a client
+  for ``<rancher>/k8s/clusters/<id>`` with no credentials of its own, verified
+  against the configured CA bundle; each call carries the caller's Rancher
+  token to the cluster the caller's request names. The same allowlist guards
+  it: the paths are checked after ``/k8s/clusters/<id>``.
 
 The client library's exceptions end here: they are translated into
 :mod:`bff.errors` and never reach a handler.
@@ -46,7 +51,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from multidict import CIMultiDict
 
 from bff import errors, proxy
-from bff.callers import Caller, ImpersonatedCaller, TokenCaller
+from bff.callers import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 
@@ -64,12 +69,24 @@ class ClusterConfigNotFound(Exception):
 
 
 @dataclass(frozen=True)
+class RancherUpstream:
+    """Rancher's cluster proxy as the callers' upstream (Rancher mode)."""
+
+    #: ``https://rancher.example.com``: the clusters are ``<url>/k8s/clusters/<id>``.
+    url: str
+    #: PEM CA bundle TLS to Rancher is verified against; None: the system's CAs.
+    ca_bundle: str | None
+    clusters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UpstreamOptions:
     kubeconfig: str | None = None
     context: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     pool_size: int = 32
+    rancher: RancherUpstream | None = None
 
 
 def _noop(verb: str, seconds: float, status: int) -> None:
@@ -133,6 +150,18 @@ def anonymous_copy(configuration: Any) -> Any:
     anon.username = None
     anon.password = None
     return anon
+
+
+def rancher_configuration(rancher: RancherUpstream, path: str, pool_size: int) -> Any:
+    """A client configuration for ``<rancher url><path>``: TLS verified, no credentials."""
+    configuration = k8s.Configuration()
+    configuration.host = rancher.url + path
+    configuration.ssl_ca_cert = rancher.ca_bundle
+    configuration.verify_ssl = True
+    configuration.api_key = {}
+    configuration.connection_pool_maxsize = pool_size
+    configuration.proxy = proxy.for_server(configuration.host)
+    return configuration
 
 
 # --- the transport: what may leave the BFF at all ---------------------------------------
@@ -482,6 +511,33 @@ class UpgradeGateway(_Calls):
         return obj
 
 
+class ClusterGateways:
+    """Rancher mode: the gateway of the cluster a caller's request names.
+
+    A caller that names no served cluster is refused before anything is sent.
+    """
+
+    def __init__(self, gateways: Mapping[str, UpgradeGateway]) -> None:
+        self._gateways = dict(gateways)
+
+    def _for(self, caller: Caller) -> UpgradeGateway:
+        gateway = self._gateways.get(caller.cluster) if isinstance(caller, RancherCaller) else None
+        if gateway is None:
+            raise errors.UpstreamRequestRefused("a request for no served cluster")
+        return gateway
+
+    async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
+        return await self._for(caller).get(caller, namespace, name)
+
+    async def list(self, caller: Caller, namespace: str, label_selector: str = "") -> JSONObject:
+        return await self._for(caller).list(caller, namespace, label_selector)
+
+    async def mark_read(
+        self, caller: Caller, namespace: str, name: str, resource_version: str
+    ) -> JSONObject:
+        return await self._for(caller).mark_read(caller, namespace, name, resource_version)
+
+
 class ClusterProbe(_Calls):
     """Readiness: is the API reachable, and does it serve Upgrades? (BFF's own identity.)"""
 
@@ -495,6 +551,46 @@ class ClusterProbe(_Calls):
         names = {r.name for r in (resources.resources or [])}
         if PLURAL not in names:
             return f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}"
+        return None
+
+
+class RancherProbe(_Calls):
+    """Rancher-mode readiness, with no caller: the BFF's own API server answers ``/version``
+    (its kubeconfig or service account), and Rancher answers ``/ping`` over verified TLS.
+
+    The Upgrades live on the clusters behind Rancher, which the BFF reaches only with a
+    caller's token, so the Upgrade API itself is not part of readiness here.
+    """
+
+    def __init__(
+        self, own: Any, rancher: Any, url: str, options: UpstreamOptions, observer: Observer
+    ) -> None:
+        super().__init__(own, options, observer)
+        self._rancher = rancher
+        self._url = url
+
+    async def problem(self) -> str | None:
+        try:
+            await self._call("discovery", k8s.VersionApi(self._api).get_code)
+        except errors.BffError as exc:
+            return f"the BFF's own Kubernetes API did not answer /version: {exc.message}"
+        try:
+            response = await self._call(
+                "discovery",
+                self._rancher.call_api,
+                "/ping", "GET",
+                auth_settings=[],
+                _preload_content=False,
+            )  # fmt: skip
+            async with response:
+                body = await response.read()
+                if response.status != 200:
+                    raise _failed(response.status, response.reason, body)
+        except errors.BffError as exc:
+            reason = exc.message.replace("the Kubernetes API", "it")
+            return f"Rancher {self._url}/ping: {reason}"
+        if body.strip() != b"pong":
+            return f"Rancher {self._url}/ping did not answer pong"
         return None
 
 
@@ -655,11 +751,12 @@ class AccessReviewer(_Calls):
 
 @dataclass(frozen=True)
 class Upstream:
-    gateway: UpgradeGateway
-    probe: ClusterProbe
+    gateway: UpgradeGateway | ClusterGateways
+    probe: ClusterProbe | RancherProbe
     reviewer: TokenReviewer
     watcher: UpgradeWatcher
-    access: AccessReviewer
+    #: None in Rancher mode: access reviews serve the read cache, which it has not.
+    access: AccessReviewer | None
 
 
 @asynccontextmanager
@@ -677,6 +774,13 @@ async def connect(
     """
     own_config = await load_configuration(options)
     own = await api_client(own_config, extra_allowed)
+    if options.rancher is not None:
+        try:
+            async with _rancher(own, options, options.rancher, observer, extra_allowed) as up:
+                yield up
+        finally:
+            await own.close()
+        return
     try:
         callers = (
             own if impersonate else await api_client(anonymous_copy(own_config), extra_allowed)
@@ -696,3 +800,35 @@ async def connect(
         if callers is not own:
             await callers.close()
         await own.close()
+
+
+@asynccontextmanager
+async def _rancher(
+    own: Any,
+    options: UpstreamOptions,
+    rancher: RancherUpstream,
+    observer: Observer,
+    extra_allowed: Sequence[Allowed],
+) -> AsyncIterator[Upstream]:
+    """Rancher mode: one credential-less client per served cluster, one for Rancher's /ping."""
+    clients: list[Any] = []
+    try:
+        gateways = {}
+        for cluster in rancher.clusters:
+            config = rancher_configuration(rancher, f"/k8s/clusters/{cluster}", options.pool_size)
+            clients.append(await api_client(config, extra_allowed))
+            gateways[cluster] = UpgradeGateway(clients[-1], options, observer)
+        ping = rancher_configuration(rancher, "", 2)
+        if ping.proxy:
+            log.info("Rancher is reached through the proxy %s", proxy.redacted(ping.proxy))
+        clients.append(await api_client(ping, extra_allowed))
+        yield Upstream(
+            gateway=ClusterGateways(gateways),
+            probe=RancherProbe(own, clients[-1], rancher.url, options, observer),
+            reviewer=TokenReviewer(own, options, observer),
+            watcher=UpgradeWatcher(own, options, observer),
+            access=None,
+        )
+    finally:
+        for client in clients:
+            await client.close()

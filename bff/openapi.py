@@ -109,13 +109,15 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
     ),
     404: (
         "NotFound",
-        "No such Upgrade, a client version the BFF does not speak, or live updates "
-        "without the read cache.",
+        "No such Upgrade, a client version the BFF does not speak, a cluster id in "
+        "/k8s/clusters/{cluster} that is not served (refused before any upstream call), or "
+        "live updates without the read cache.",
         {
             Code.NOT_FOUND: 'upgrades.harvesterhci.io "hvst-upgrade-7xn6v" not found',
             Code.UNKNOWN_VERSION: "unknown client version 'v9'; supported versions: "
             + ", ".join(VERSIONS),
             Code.LIVE_UPDATES_OFF: "live updates need the read cache (--read-cache on)",
+            Code.UNKNOWN_CLUSTER: "cluster 'c-m-nope' is not served here; served clusters: local",
         },
     ),
     405: (

@@ -180,6 +180,38 @@ def _file(text: str) -> str:
     return text
 
 
+def _rancher_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme != "https":
+        raise ValueError("must be an https:// URL: the callers' tokens never go over plain HTTP")
+    if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must look like https://rancher.example.com (no query, no credentials)")
+    return f"https://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def _ca_bundle(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError(f"no such file: {text}")
+    try:
+        ssl.create_default_context(cafile=text)
+    except (OSError, ssl.SSLError):
+        raise ValueError(f"{text} holds no PEM certificate") from None
+    return text
+
+
+def _cluster_id(text: str) -> str:
+    if not is_dns1123_label(text):
+        raise ValueError(f"{text[:80]!r} is not a cluster id like local or c-m-abcd1234")
+    return text
+
+
+def _cluster_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(_cluster_id(part.strip()) for part in text.split(",") if part.strip())
+    if not ids:
+        raise ValueError("names no cluster")
+    return tuple(dict.fromkeys(ids))
+
+
 def _trusted_writers(text: str) -> tuple[str, ...]:
     entries = tuple(part.strip() for part in text.split(",") if part.strip())
     if not entries:
@@ -472,6 +504,56 @@ class Settings:
         metavar="FILE",
     )
 
+    # --- Rancher's cluster proxy as the upstream ---
+    rancher_url: str | None = setting(
+        "--rancher-url",
+        "BFF_RANCHER_URL",
+        "Rancher mode: send callers' requests to Rancher's cluster proxy, "
+        "URL/k8s/clusters/<cluster>, with the caller's own Rancher token (bearer or the "
+        "R_SESS cookie); Rancher authenticates it and acts as that user. https only. "
+        "Readiness still uses the BFF's own kubeconfig or service account. Not with "
+        "--auth-mode impersonate or --read-cache on.",
+        default=None,
+        parse=_rancher_url,
+        commands=_CLUSTER,
+        metavar="URL",
+        shown="none (callers' requests go to the kubeconfig's cluster)",
+    )
+    rancher_ca_bundle: str | None = setting(
+        "--rancher-ca-bundle",
+        "BFF_RANCHER_CA_BUNDLE",
+        "CA certificates (PEM) that TLS to --rancher-url is verified against; without it, "
+        "the system's trusted CAs. Verification is never turned off.",
+        default=None,
+        parse=_ca_bundle,
+        commands=_CLUSTER,
+        metavar="FILE",
+        shown="the system's CAs",
+    )
+    clusters: tuple[str, ...] = setting(
+        "--cluster",
+        "BFF_CLUSTERS",
+        "A cluster id served under /k8s/clusters/<id>/...; repeat the flag for more (the "
+        "variable takes a comma-separated list). Any other id is a 404 before any upstream "
+        "call. In Rancher mode each id is reached at --rancher-url/k8s/clusters/<id>.",
+        default=(),
+        parse=_cluster_ids,
+        commands=_CLUSTER,
+        metavar="ID",
+        repeatable=True,
+        shown="any id without --rancher-url; only --default-cluster with it",
+    )
+    default_cluster: str = setting(
+        "--default-cluster",
+        "BFF_DEFAULT_CLUSTER",
+        "Rancher mode: the cluster for paths without /k8s/clusters/<id> (local is the "
+        "Harvester cluster of Harvester's embedded Rancher); one of --cluster.",
+        default="local",
+        parse=_cluster_id,
+        commands=_CLUSTER,
+        metavar="ID",
+    )
+
     # --- the cluster guard (admission webhook) ---
     webhook_port: int | None = setting(
         "--webhook-port",
@@ -520,6 +602,17 @@ class Settings:
         "BFF_KUBE_PORT",
         "Port of the Kubernetes API emulator on 127.0.0.1.",
         default=6443,
+        parse=_port,
+        metavar="PORT",
+        commands=frozenset({Command.SANDBOX}),
+    )
+    rancher_port: int = setting(
+        "--rancher-port",
+        "BFF_RANCHER_PORT",
+        "Port of the simulated Rancher on 127.0.0.1 (HTTPS with the sandbox's CA): its "
+        "cluster proxy /k8s/clusters/local/... for the sandbox's Rancher tokens, and Steve's "
+        "Upgrade create.",
+        default=8443,
         parse=_port,
         metavar="PORT",
         commands=frozenset({Command.SANDBOX}),
@@ -711,4 +804,44 @@ def from_sources(
         )
     if settings.token_review_ttl > 10:
         raise SettingsError("invalid --token-review-ttl / BFF_TOKEN_REVIEW_TTL: at most 10 seconds")
+    _check_rancher(settings, given_default="default_cluster" in values)
     return settings
+
+
+def _check_rancher(settings: Settings, *, given_default: bool) -> None:
+    """The Rancher mode's rules across settings (one line each)."""
+    if settings.rancher_url is None:
+        if settings.rancher_ca_bundle:
+            raise SettingsError(
+                "--rancher-ca-bundle / BFF_RANCHER_CA_BUNDLE needs --rancher-url / BFF_RANCHER_URL"
+            )
+        if given_default:
+            raise SettingsError(
+                "--default-cluster / BFF_DEFAULT_CLUSTER needs --rancher-url / BFF_RANCHER_URL: "
+                "without Rancher every path reaches the kubeconfig's one cluster"
+            )
+        return
+    if settings.clusters and settings.default_cluster not in settings.clusters:
+        raise SettingsError(
+            f"--default-cluster / BFF_DEFAULT_CLUSTER {settings.default_cluster!r} is not one of "
+            f"--cluster / BFF_CLUSTERS ({', '.join(settings.clusters)})"
+        )
+    if settings.auth_mode is AuthMode.IMPERSONATE:
+        raise SettingsError(
+            "--auth-mode impersonate does not go with --rancher-url / BFF_RANCHER_URL: Rancher "
+            "checks the caller's token and impersonates the user itself"
+        )
+    if settings.read_cache:
+        raise SettingsError(
+            "--read-cache on does not go with --rancher-url / BFF_RANCHER_URL: the cache watches "
+            "the kubeconfig's cluster as the BFF, not the clusters Rancher serves to each caller"
+        )
+
+
+def served_clusters(settings: Settings) -> frozenset[str] | None:
+    """The cluster ids ``/k8s/clusters/<id>`` may name; None: any (no Rancher, no --cluster)."""
+    if settings.clusters:
+        return frozenset(settings.clusters)
+    if settings.rancher_url is not None:
+        return frozenset({settings.default_cluster})
+    return None

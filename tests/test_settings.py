@@ -58,6 +58,11 @@ BAD = {
     "bench_kubeconfig": "/nonexistent/kubeconfig",
     "bench_namespace": "No",
     "read_cache": "maybe",
+    "rancher_url": "http://rancher.example.com",
+    "rancher_ca_bundle": "/nonexistent/ca.pem",
+    "clusters": "Not_A_Cluster",
+    "default_cluster": "-local",
+    "rancher_port": "70000",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
 

@@ -142,6 +142,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/livez", healthz)
     router.add_get("/readyz", healthz)
     router.add_get("/version", version_info)
+    router.add_get("/version/", version_info)  # the generated clients ask with the slash
     router.add_get("/api", legacy_versions)
     router.add_get("/api/v1", legacy_resources)
     router.add_get("/apis", apis)

@@ -31,6 +31,7 @@ from bff.sandbox.admission import WebhookAdmission, guarding
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import EMULATOR_STORE, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.sandbox.rancher import RANCHER_TOKENS, Upstream, create_rancher_app
 from bff.sandbox.tls import SandboxCA
 from bff.settings import Settings
 
@@ -57,6 +58,11 @@ class Sandbox:
     #: The cluster guard's URL when ``settings.webhook_port`` is set (the emulator
     #: then consults it on every Upgrade write), else None.
     webhook_url: str | None = None
+    #: The simulated Rancher's URL when it was started (``rancher_port``), else None.
+    rancher_url: str | None = None
+    rancher: web.Application | None = None
+    #: The sandbox CA's file: what a client of the emulator or the Rancher trusts.
+    ca_file: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -65,11 +71,14 @@ async def running(
     kube_port: int = 0,
     interval: float = DEFAULT_CONTROLLER_INTERVAL,
     admin_kubeconfig: Path | None = None,
+    rancher_port: int | None = None,
 ) -> AsyncIterator[Sandbox]:
     """Start the emulator, the simulated controller and the BFF; stop them on exit.
 
     The sandbox-admin kubeconfig goes to ``admin_kubeconfig``, or into the sandbox's
-    temporary directory (removed on exit) when that is None.
+    temporary directory (removed on exit) when that is None. With ``rancher_port``
+    the simulated Rancher (:mod:`bff.sandbox.rancher`) proxies the emulator as its
+    ``local`` cluster there.
     """
     with tempfile.TemporaryDirectory(prefix="bff-sandbox-") as tmp:
         ca = SandboxCA.create()
@@ -124,9 +133,10 @@ async def running(
                 controller=controller,
                 guard=admission is not None,
             )
-            async with guarding(
-                settings, admission, ca, Path(tmp), bff_app[METRICS]
-            ) as webhook_url:
+            async with (
+                guarding(settings, admission, ca, Path(tmp), bff_app[METRICS]) as webhook_url,
+                _rancher(rancher_port, kube_url, ca, Path(tmp)) as (rancher_url, rancher_app),
+            ):
                 runner, bff_url = await server.start(bff_app, bff_settings)
                 try:
                     await controller.start()
@@ -140,6 +150,9 @@ async def running(
                             admin_config,
                             client_ssl,
                             webhook_url,
+                            rancher_url,
+                            rancher_app,
+                            ca_file,
                         )
                     finally:
                         await controller.stop()
@@ -149,13 +162,49 @@ async def running(
             await emulator.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def _rancher(
+    port: int | None, kube_url: str, ca: SandboxCA, directory: Path
+) -> AsyncIterator[tuple[str | None, web.Application | None]]:
+    """The simulated Rancher on 127.0.0.1:``port`` (HTTPS, the sandbox CA), or nothing."""
+    if port is None:
+        yield None, None
+        return
+    app = create_rancher_app({"local": Upstream(kube_url, ca.client_context())})
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ca.server_context(directory))
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise server.StartupError(
+                f"cannot listen on 127.0.0.1:{port} for the simulated Rancher "
+                f"(--rancher-port, BFF_RANCHER_PORT): {reason}"
+            ) from None
+        yield f"https://127.0.0.1:{runner.addresses[0][1]}", app
+    finally:
+        await runner.cleanup()
+
+
 async def run(
-    settings: Settings, kube_port: int, interval: float, kubeconfig: Path | None = None
+    settings: Settings,
+    kube_port: int,
+    interval: float,
+    kubeconfig: Path | None = None,
+    rancher_port: int | None = None,
 ) -> None:
     stopping = server.stop_event_on_signals()
-    async with running(settings, kube_port, interval, kubeconfig) as sandbox:
+    async with running(settings, kube_port, interval, kubeconfig, rancher_port) as sandbox:
         banner = _banner(
-            sandbox.bff_url, sandbox.kube_url, interval, sandbox.kubeconfig, sandbox.webhook_url
+            sandbox.bff_url,
+            sandbox.kube_url,
+            interval,
+            sandbox.kubeconfig,
+            sandbox.webhook_url,
+            sandbox.rancher_url,
+            sandbox.ca_file,
         )
         print(banner, flush=True)
         await stopping.wait()
@@ -163,9 +212,16 @@ async def run(
 
 
 def _banner(
-    bff_url: str, kube_url: str, interval: float, kubeconfig: Path, webhook_url: str | None = None
+    bff_url: str,
+    kube_url: str,
+    interval: float,
+    kubeconfig: Path,
+    webhook_url: str | None = None,
+    rancher_url: str | None = None,
+    ca_file: str | None = None,
 ) -> str:
     guard = _guard_line(webhook_url)
+    rancher = _rancher_lines(rancher_url, ca_file)
     if interval > 0:
         advancing = f"advancing unfinished upgrades one stage every {interval:g}s"
     else:
@@ -177,6 +233,7 @@ harvester-upgrade-bff sandbox is running.
   Kubernetes API emulator     {kube_url}
   Simulated controller        watching harvester-system; {advancing}
   Cluster guard (webhook)     {guard}
+  Simulated Rancher           {rancher_url or "off"}
 
   Tokens   sandbox-admin   every verb
            sandbox-viewer  get, list and watch only
@@ -190,10 +247,33 @@ harvester-upgrade-bff sandbox is running.
   kubectl, as sandbox-admin:
     export KUBECONFIG={shlex.quote(str(kubeconfig))}
     kubectl get upgrades -n harvester-system
-
+{rancher}
   The bug and the fix, step by step: harvester-upgrade-bff demo
 
 Stop with Ctrl-C.
+"""
+
+
+def _rancher_lines(url: str | None, ca_file: str | None) -> str:
+    if url is None:
+        return ""
+    (admin, admin_user), (viewer, viewer_user) = (
+        (token, user.username) for token, user in RANCHER_TOKENS.items()
+    )
+    ca = shlex.quote(ca_file or "ca.crt")
+    # The BFF's own kubeconfig (its service account) sits next to the CA.
+    own = shlex.quote(str(Path(ca_file or "ca.crt").with_name("bff.kubeconfig")))
+    return f"""
+  Rancher tokens (bearer or R_SESS cookie, at the simulated Rancher only; its CA: {ca})
+           {admin}   Rancher {admin_user}: every verb
+           {viewer}  Rancher {viewer_user}: get, list and watch Upgrades
+    curl --cacert {ca} -H 'Authorization: Bearer {viewer}' \\
+      {url}/k8s/clusters/local/apis/harvesterhci.io/v1beta1/namespaces/harvester-system/upgrades
+  A BFF in Rancher mode in front of it (another terminal; readiness on the BFF's account):
+    harvester-upgrade-bff serve --port 8081 --kubeconfig {own} \\
+      --rancher-url {url} --rancher-ca-bundle {ca}
+    curl -X POST -H 'Authorization: Bearer {admin}' \\
+      'http://127.0.0.1:8081/api/v1.0.5/upgrades/harvester-system/hvst-upgrade-fl4k2?action=dismiss'
 """
 
 
@@ -206,7 +286,15 @@ def _guard_line(url: str | None) -> str:
 def run_sandbox(settings: Settings) -> int:
     try:
         kubeconfig = Path(settings.write_kubeconfig) if settings.write_kubeconfig else None
-        asyncio.run(run(settings, settings.kube_port, settings.controller_interval, kubeconfig))
+        asyncio.run(
+            run(
+                settings,
+                settings.kube_port,
+                settings.controller_interval,
+                kubeconfig,
+                settings.rancher_port,
+            )
+        )
     except server.StartupError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2

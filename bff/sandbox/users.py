@@ -40,6 +40,11 @@ SA_PREFIX = "system:serviceaccount:"
 
 BFF_SERVICE_ACCOUNT = "system:serviceaccount:harvester-system:harvester-upgrade-bff"
 CONTROLLER_SERVICE_ACCOUNT = "system:serviceaccount:harvester-system:harvester"
+#: The simulated Rancher's own identity on the cluster it proxies (bff.sandbox.rancher).
+RANCHER_SERVICE_ACCOUNT = "system:serviceaccount:cattle-system:rancher"
+#: Rancher users as Rancher impersonates them (user ids, as Rancher names local users).
+RANCHER_ADMIN = "user-sbadm"
+RANCHER_VIEWER = "user-sbvwr"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,9 @@ TOKENS: Mapping[str, UserInfo] = {
         CONTROLLER_SERVICE_ACCOUNT, "8d1e3f7a-4b2c-4e9d-8f60-2c7b9e5d1a02"
     ),
     "sandbox-nobody": UserInfo("sandbox-nobody", "", (ALL_AUTHENTICATED,)),
+    "sandbox-rancher": _service_account(
+        RANCHER_SERVICE_ACCOUNT, "3f9a6c2e-7d41-4b8a-9e15-0c4d2b7a6e03"
+    ),
 }
 
 
@@ -168,6 +176,14 @@ RULES: tuple[Rule, ...] = (
           users=(BFF_SERVICE_ACCOUNT,)),
     _rule("get list watch update patch", "harvesterhci.io", "upgrades",
           users=(CONTROLLER_SERVICE_ACCOUNT,)),
+    # Rancher's cluster proxy acts as its users (Impersonate-User, -Group, -Extra-*).
+    _rule("impersonate", "", "users groups", users=(RANCHER_SERVICE_ACCOUNT,)),
+    _rule("impersonate", "authentication.k8s.io", "userextras/*",
+          users=(RANCHER_SERVICE_ACCOUNT,)),
+    # Rancher's admin is bound to cluster-admin; its read-only user may read Upgrades.
+    Rule(verbs=frozenset({"*"}), api_groups=frozenset({"*"}), resources=frozenset({"*"}),
+         non_resource_urls=frozenset({"*"}), users=frozenset({RANCHER_ADMIN})),
+    _rule("get list watch", "harvesterhci.io", "upgrades", users=(RANCHER_VIEWER,)),
 )  # fmt: skip
 
 
