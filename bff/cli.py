@@ -16,14 +16,18 @@ log = logging.getLogger("bff")
 SERVE_HELP = """\
 Serve the BFF against a real cluster. The cluster comes from --kubeconfig (or
 KUBECONFIG), or from the in-cluster service account when running in a pod. It
-never falls back to the sandbox: with neither, it exits with status 2.
+never falls back to the sandbox: with neither, it exits with status 2. With
+--rancher-url, callers' requests go through Rancher's cluster proxy instead, to
+the cluster their path names, with their own Rancher token; the kubeconfig then
+serves the BFF's own readiness only.
 """
 
 SANDBOX_HELP = """\
 Run everything on this machine, with no cluster: a Kubernetes API emulator
 seeded with three Upgrades, a simulated Harvester upgrade controller, and the
 BFF in front of them. Prints the URLs and the sandbox-admin and sandbox-viewer
-tokens. Stops on Ctrl-C or SIGTERM.
+tokens. With --rancher-port, also a simulated Rancher (its cluster proxy and
+Steve's Upgrade create) and its Rancher tokens. Stops on Ctrl-C or SIGTERM.
 """
 
 

@@ -173,6 +173,10 @@ UPGRADE_PATH = re.compile(
 )
 
 
+#: A ``.`` or ``..`` path segment, plain or percent-encoded.
+_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+
+
 def _is_mark_read_patch(body: object) -> bool:
     """Exactly :func:`bff.patches.mark_read_patch` for some resourceVersion, nothing more."""
     if not isinstance(body, dict):
@@ -266,6 +270,10 @@ def check_request(
     if not url.startswith(base + "/") or any(c in url[len(base) :] for c in "?#"):
         raise errors.UpstreamRequestRefused(f"{method} to a URL outside the cluster's API")
     path = url[len(base) :]
+    # A dot segment resolves to outside the base URL (in the client, or in a proxy that
+    # decodes an encoded slash): the BFF never builds one (every name is DNS-1123).
+    if _DOT_SEGMENT.search(path) or "%2f" in path.lower():
+        raise errors.UpstreamRequestRefused(f"{method} to a URL outside the cluster's API")
     # Without a Content-Type the client library sends application/json.
     content_type = "application/json"
     for key, value in (headers or {}).items():

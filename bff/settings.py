@@ -606,16 +606,18 @@ class Settings:
         metavar="PORT",
         commands=frozenset({Command.SANDBOX}),
     )
-    rancher_port: int = setting(
+    rancher_port: int | None = setting(
         "--rancher-port",
         "BFF_RANCHER_PORT",
-        "Port of the simulated Rancher on 127.0.0.1 (HTTPS with the sandbox's CA): its "
-        "cluster proxy /k8s/clusters/local/... for the sandbox's Rancher tokens, and Steve's "
-        "Upgrade create.",
-        default=8443,
+        "Also start the simulated Rancher on 127.0.0.1:PORT (HTTPS with the sandbox's CA; "
+        "0: any free port): its cluster proxy /k8s/clusters/local/... for the sandbox's "
+        "Rancher tokens, and Steve's Upgrade create. The banner prints its tokens and a serve "
+        "command for a BFF in Rancher mode in front of it.",
+        default=None,
         parse=_port,
         metavar="PORT",
         commands=frozenset({Command.SANDBOX}),
+        shown="none (off)",
     )
     controller_interval: float = setting(
         "--controller-interval",

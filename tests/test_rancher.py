@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from kubernetes_asyncio import client as k8s
 
-from bff import captured
-from bff.app import create_app
+from bff import captured, errors, kube
+from bff.app import create_app, upstream_options
+from bff.callers import RancherCaller, TokenCaller
+from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE, create_emulator_app
 from bff.sandbox.journal import Journal
@@ -230,6 +233,48 @@ async def test_the_cluster_in_the_path_selects_the_upstream(
     assert rancher.journal().writes() == []
 
 
+async def test_every_request_to_rancher_passes_the_one_transport_allowlist(
+    rancher: Rancher,
+) -> None:
+    """A Rancher cluster is one more base URL of the guarded client: anything but the
+    allowed reads and the one label patch is refused before a byte is sent, and a
+    client for one cluster cannot reach another."""
+    settings = rancher.settings()
+    async with kube.connect(upstream_options(settings), impersonate=False) as upstream:
+        gateway = upstream.gateway
+        for caller in (TokenCaller(ADMIN), RancherCaller(ADMIN, "c-m-nope")):
+            with pytest.raises(errors.UpstreamRequestRefused):
+                await gateway.get(caller, NS, FAILED)
+        assert (await gateway.get(RancherCaller(ADMIN, OTHER), NS, ONLY_OTHER))["metadata"]
+    assert settings.rancher_url is not None
+    target = kube.RancherUpstream(settings.rancher_url, str(rancher.ca_file), ("local",))
+    api = await kube.api_client(kube.rancher_configuration(target, "/k8s/clusters/local", 2))
+    try:
+        objects = k8s.CustomObjectsApi(api)
+        auth: dict[str, Any] = {"_request_auth": {
+            "in": "header", "key": "authorization", "type": "api_key",
+            "value": f"Bearer {ADMIN}"}}  # fmt: skip
+        item = (GROUP, VERSION, NS, PLURAL, FAILED)
+        attempts: list[Callable[[], Awaitable[Any]]] = [
+            lambda: objects.delete_namespaced_custom_object(*item, **auth),
+            lambda: objects.replace_namespaced_custom_object(*item, rancher.live(FAILED), **auth),
+            lambda: objects.patch_namespaced_custom_object(
+                *item, {"status": None}, **{"_content_type": MERGE, **auth}),
+            # Out of this cluster's base URL, to another cluster, with dot segments.
+            lambda: objects.get_namespaced_custom_object(
+                GROUP, VERSION, NS, PLURAL, f"../../../../../../{OTHER}/api", **auth),
+            lambda: api.call_api(f"/../{OTHER}/api", "GET", **auth),
+            lambda: api.call_api(f"/%2e%2e/{OTHER}/api", "GET", **auth),
+        ]  # fmt: skip
+        for attempt in attempts:
+            with pytest.raises(errors.UpstreamRequestRefused):
+                await attempt()
+    finally:
+        await api.close()
+    assert rancher.record.forwarded[:1] == rancher.record.forwarded  # the one read only
+    assert rancher.journal().writes() == []
+
+
 def _body_for(live: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(json.dumps(live))
     body["metadata"].setdefault("labels", {})["harvesterhci.io/read-message"] = "true"
@@ -384,4 +429,6 @@ def test_help_explains_every_rancher_flag(capsys: pytest.CaptureFixture[str]) ->
         assert f"[env: {env};" in text
     with pytest.raises(SystemExit):
         main(["sandbox", "--help"])
-    assert "[env: BFF_RANCHER_PORT; default: 8443]" in " ".join(capsys.readouterr().out.split())
+    assert "[env: BFF_RANCHER_PORT; default: none (off)]" in " ".join(
+        capsys.readouterr().out.split()
+    )

@@ -233,7 +233,7 @@ harvester-upgrade-bff sandbox is running.
   Kubernetes API emulator     {kube_url}
   Simulated controller        watching harvester-system; {advancing}
   Cluster guard (webhook)     {guard}
-  Simulated Rancher           {rancher_url or "off"}
+  Simulated Rancher           {rancher_url or "off (--rancher-port 8443 starts it)"}
 
   Tokens   sandbox-admin   every verb
            sandbox-viewer  get, list and watch only
