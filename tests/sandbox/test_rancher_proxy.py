@@ -4,14 +4,11 @@ mode in front, as the banner says)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
-import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +24,7 @@ from bff.sandbox.rancher import RANCHER_RECORD
 from bff.sandbox.runner import Sandbox, running
 from bff.sandbox.users import RANCHER_ADMIN, RANCHER_VIEWER
 from bff.settings import Settings
+from tests.support.processes import bff, started
 
 ADMIN = "token-sbadm:sandboxrancheradminsecret"
 VIEWER = "token-sbvwr:sandboxrancherviewersecret"
@@ -149,25 +147,7 @@ async def test_the_dashboards_create_body_creates_the_upgrade_as_the_user(
     assert [(e.user, e.status) for e in journal.writes("POST")][-1] == (RANCHER_ADMIN, 201)
 
 
-# --- the command ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _banner(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Stop with Ctrl-C" in line or not line:
-            break
-    return "".join(lines)
+# --- the command ---------------------------------------------------------------------
 
 
 def _request(url: str, token: str, method: str = "GET",
@@ -183,19 +163,21 @@ def _request(url: str, token: str, method: str = "GET",
             return exc.code, json.load(exc)
 
 
+def _ready(url: str) -> bool:
+    with (
+        contextlib.suppress(urllib.error.URLError, ConnectionError),
+        urllib.request.urlopen(url, timeout=2) as ready,  # noqa: S310 (loopback)
+    ):
+        return bool(ready.status == 200)
+    return False
+
+
 def test_the_sandbox_starts_its_rancher_and_a_rancher_mode_bff_works_through_it() -> None:
-    rancher_port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "bff", "sandbox", "--port", "0", "--kube-port", "0",
-         "--rancher-port", str(rancher_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    serve: subprocess.Popen[bytes] | None = None
-    try:
-        text = _banner(sandbox)
-        rancher = f"https://127.0.0.1:{rancher_port}"
-        assert f"Simulated Rancher           {rancher}" in text
+    with started(bff("sandbox", "--port", "0", "--kube-port", "0", "--rancher-port", "0")) as sb:
+        text = sb.banner()
+        found = re.search(r"Simulated Rancher\s+(https://127\.0\.0\.1:\d+)$", text, re.M)
+        assert found is not None, text
+        rancher = found.group(1)
         assert ADMIN in text
         assert VIEWER in text
         ca = re.search(r"--cacert (\S+)", text)
@@ -207,40 +189,24 @@ def test_the_sandbox_starts_its_rancher_and_a_rancher_mode_bff_works_through_it(
         assert len(listed["items"]) == 3
         # The banner's Rancher-mode BFF, on a free port instead of 8081.
         command = re.search(r"harvester-upgrade-bff serve (.+?)\\\n\s+(.+?)\n", text)
-        assert command is not None
-        port = _free_port()
-        argv = f"{command.group(1)} {command.group(2)}".replace("8081", str(port)).split()
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "bff", "serve", *argv],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
-        bff = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"{bff}/readyz", timeout=2) as ready:  # noqa: S310
-                    if ready.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
+        assert command is not None, text
+        argv = f"{command.group(1)} {command.group(2)}".replace("8081", "0").split()
+        with started(bff("serve", *argv), stderr=subprocess.STDOUT) as serve:
+            url = serve.read_until(r"serving on (http://127\.0\.0\.1:\d+)").group(1)
+            for _ in range(100):
+                if _ready(f"{url}/readyz"):
+                    break
                 time.sleep(0.1)
-        else:
-            pytest.fail("the Rancher-mode BFF never became ready")
-        dismiss = f"{bff}/api/v1.0.5/upgrades/{NS}/hvst-upgrade-7xn6v?action=dismiss"
-        status, refused = _request(dismiss, VIEWER, "POST")
-        assert status == 403, refused
-        assert RANCHER_VIEWER in refused["message"]
-        example = next(line for line in text.splitlines() if f"{NS}/hvst-upgrade-fl4k2" in line)
-        status, done = _request(example.strip().strip("'").replace("8081", str(port)), ADMIN,
-                                "POST")  # fmt: skip
-        assert status == 200, done
-        assert done["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=30) == 0
-        sandbox.send_signal(signal.SIGTERM)
-        assert sandbox.wait(timeout=30) == 0
-    finally:
-        for proc in (serve, sandbox):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if sandbox.stdout is not None:
-            sandbox.stdout.close()
+            else:
+                pytest.fail("the Rancher-mode BFF never became ready")
+            dismiss = f"{url}/api/v1.0.5/upgrades/{NS}/hvst-upgrade-7xn6v?action=dismiss"
+            status, refused = _request(dismiss, VIEWER, "POST")
+            assert status == 403, refused
+            assert RANCHER_VIEWER in refused["message"]
+            example = next(line for line in text.splitlines() if f"{NS}/hvst-upgrade-fl4k2" in line)
+            example = example.strip().strip("'").replace("http://127.0.0.1:8081", url)
+            status, done = _request(example, ADMIN, "POST")
+            assert status == 200, done
+            assert done["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
+            assert serve.stop() == 0
+        assert sb.stop() == 0
