@@ -440,7 +440,9 @@ def _parameters() -> JSON:
             "name": "cluster",
             "in": "path",
             "required": True,
-            "description": "The Rancher cluster id (as in Rancher's /k8s/clusters/<id> proxy).",
+            "description": "The Rancher cluster id (as in Rancher's /k8s/clusters/<id> proxy). "
+            "In Rancher mode (--rancher-url) the request goes to that cluster through Rancher. "
+            "Only the served ids (--cluster) are accepted: any other is a 404 UnknownCluster.",
             "schema": {"type": "string", "pattern": DNS1123_SUBDOMAIN, "maxLength": 253},
             "example": "c-m-abcd1234",
         },

@@ -432,3 +432,9 @@ def test_help_explains_every_rancher_flag(capsys: pytest.CaptureFixture[str]) ->
     assert "[env: BFF_RANCHER_PORT; default: none (off)]" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+async def test_rancher_mode_has_no_live_updates_stream(rancher: Rancher, bff: BFFClient) -> None:
+    response = await bff.get("/api/v1.0.5/upgrades/events", headers=_bearer(ADMIN))
+    assert response.status == 404
+    assert (await response.json())["code"] == "LiveUpdatesOff"
