@@ -24,7 +24,7 @@ from bff.sandbox.rancher import RANCHER_RECORD
 from bff.sandbox.runner import Sandbox, running
 from bff.sandbox.users import RANCHER_ADMIN, RANCHER_VIEWER
 from bff.settings import Settings
-from tests.support.processes import bff, started
+from tests.support.processes import command, started
 
 ADMIN = "token-sbadm:sandboxrancheradminsecret"
 VIEWER = "token-sbvwr:sandboxrancherviewersecret"
@@ -173,7 +173,9 @@ def _ready(url: str) -> bool:
 
 
 def test_the_sandbox_starts_its_rancher_and_a_rancher_mode_bff_works_through_it() -> None:
-    with started(bff("sandbox", "--port", "0", "--kube-port", "0", "--rancher-port", "0")) as sb:
+    with started(
+        command("sandbox", "--port", "0", "--kube-port", "0", "--rancher-port", "0")
+    ) as sb:
         text = sb.banner()
         found = re.search(r"Simulated Rancher\s+(https://127\.0\.0\.1:\d+)$", text, re.M)
         assert found is not None, text
@@ -188,10 +190,10 @@ def test_the_sandbox_starts_its_rancher_and_a_rancher_mode_bff_works_through_it(
         assert status == 200
         assert len(listed["items"]) == 3
         # The banner's Rancher-mode BFF, on a free port instead of 8081.
-        command = re.search(r"harvester-upgrade-bff serve (.+?)\\\n\s+(.+?)\n", text)
-        assert command is not None, text
-        argv = f"{command.group(1)} {command.group(2)}".replace("8081", "0").split()
-        with started(bff("serve", *argv), stderr=subprocess.STDOUT) as serve:
+        serve_line = re.search(r"harvester-upgrade-bff serve (.+?)\\\n\s+(.+?)\n", text)
+        assert serve_line is not None, text
+        argv = f"{serve_line.group(1)} {serve_line.group(2)}".replace("8081", "0").split()
+        with started(command("serve", *argv), stderr=subprocess.STDOUT) as serve:
             url = serve.read_until(r"serving on (http://127\.0\.0\.1:\d+)").group(1)
             for _ in range(100):
                 if _ready(f"{url}/readyz"):
