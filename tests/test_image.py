@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,16 +26,11 @@ from typing import Any
 import pytest
 
 from tests.support import image
+from tests.support.processes import banner_urls, started
 
 pytestmark = pytest.mark.image
 
 FINISHED = "hvst-upgrade-7xn6v"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -94,25 +87,16 @@ def test_help_works_inside_the_image(container: str) -> None:
 
 
 def test_the_sandbox_inside_the_image_answers_health_and_a_dismiss(container: str) -> None:
-    port, kube_port = _free_port(), _free_port()
     argv = [
         "buildah", *image.STORAGE, "run", "--isolation", "chroot",
         "--env", "BFF_HOST=127.0.0.1", container, "--",
-        "harvester-upgrade-bff", "sandbox", "--port", str(port),
-        "--kube-port", str(kube_port), "--controller-interval", "0",
+        "harvester-upgrade-bff", "sandbox", "--port", "0",
+        "--kube-port", "0", "--controller-interval", "0",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, _, body = _request(f"{base}/healthz")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the sandbox in the image never answered") from None
-                time.sleep(0.5)
+    # The container shares the host's network: the banner gives the ports it bound.
+    with started(argv) as child:
+        base, _ = banner_urls(child.banner(timeout=60))
+        status, _, body = _request(f"{base}/healthz")
         assert (status, body) == (200, {"status": "ok"})
 
         item = f"{base}/api/v1.0.5/upgrades/harvester-system/{FINISHED}"
@@ -124,12 +108,3 @@ def test_the_sandbox_inside_the_image_answers_health_and_a_dismiss(container: st
         assert headers["X-Upgrade-Bff-Changed"] == "true"
         assert after["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
         assert after["status"] == before["status"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()

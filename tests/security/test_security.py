@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from bff import kube
+from bff.api.paths import STATIC_FILES
 from bff.app import create_app
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
 from bff.server import start, stop
@@ -446,6 +447,20 @@ async def test_one_audit_line_per_write_and_refused_write(
     assert anonymous["client_version"] == "v1.0.4"
     assert anonymous["object"] == f"{NAMESPACE}/{SUCCEEDED}"
     assert anonymous["status"] == 401
+
+
+async def test_the_page_and_its_files_allow_only_their_own_origin(emulator_stack: Stack) -> None:
+    """No inline script, no CDN: every directive the page's files rely on is 'self' only."""
+    for path in ("/", *(f"/static/{name}" for name in STATIC_FILES)):
+        response = await emulator_stack.client.get(path)
+        assert response.status == 200, path
+        policy = dict(
+            part.strip().split(" ", 1)
+            for part in response.headers["Content-Security-Policy"].split(";")
+        )
+        for directive in ("default-src", "script-src", "style-src", "connect-src"):
+            assert policy[directive] == "'self'", (path, directive, policy)
+        assert policy["frame-ancestors"] == "'none'", path
 
 
 # --- TLS ---------------------------------------------------------------------------------

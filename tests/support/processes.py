@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The sandbox banner's last line.
 BANNER_END = "Stop with Ctrl-C"
 _BFF_URL = re.compile(r"BFF \(the page and the API\)\s+(http://127\.0\.0\.1:\d+\S*?)/?$", re.M)
-_KUBE_URL = re.compile(r"Kubernetes API emulator\s+(https://127\.0\.0\.1:\d+)$", re.M)
+_KUBE_URL = re.compile(r"Kubernetes API emulator\s+(https?://127\.0\.0\.1:\d+)$", re.M)
 
 
 def command(*args: str) -> list[str]:
