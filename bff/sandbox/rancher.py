@@ -89,6 +89,8 @@ class Upstream:
 
     url: str
     ssl: ssl.SSLContext | None = None
+    #: The proxy's own bearer token on that cluster.
+    token: str = RANCHER_SERVICE_TOKEN
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ async def _send(
 ) -> aiohttp.ClientResponse:
     upstream = _cluster(request, cluster)
     headers = user.impersonation()
-    headers["Authorization"] = f"Bearer {RANCHER_SERVICE_TOKEN}"
+    headers["Authorization"] = f"Bearer {upstream.token}"
     headers["Accept"] = request.headers.get("Accept", "application/json")
     if content_type:
         headers["Content-Type"] = content_type
