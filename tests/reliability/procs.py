@@ -11,27 +11,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
-from tests.support.backends import GROUP, NAMESPACE, PLURAL, SUCCEEDED, VERSION
+from tests.support.backends import NAMESPACE, SUCCEEDED, served_emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 READ = "harvesterhci.io/read-message"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
-COLLECTION = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
 _SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+)")
 
 
 async def make_finished_upgrades(emulator: TestServer, count: int) -> list[str]:
     """``count`` copies of the finished seed upgrade, under new names."""
     names = []
-    async with aiohttp.ClientSession(headers=ADMIN) as session:
-        async with session.get(emulator.make_url(f"{COLLECTION}/{SUCCEEDED}")) as response:
-            template = await response.json()
+    async with served_emulator(emulator) as cluster:
+        template = await cluster.read(SUCCEEDED)
         for i in range(count):
             obj = copy.deepcopy(template)
             name = f"hvst-upgrade-load{i:03d}"
@@ -40,18 +37,15 @@ async def make_finished_upgrades(emulator: TestServer, count: int) -> list[str]:
                 "namespace": NAMESPACE,
                 "labels": {k: v for k, v in template["metadata"]["labels"].items() if k != READ},
             }
-            async with session.post(emulator.make_url(COLLECTION), json=obj) as response:
-                assert response.status == 201, await response.text()
+            status, body = await cluster.call("POST", cluster.path(), obj)
+            assert status == 201, body
             names.append(name)
     return names
 
 
 async def read_all(emulator: TestServer) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession(headers=ADMIN) as session,
-        session.get(emulator.make_url(COLLECTION)) as response,
-    ):
-        return {o["metadata"]["name"]: o for o in (await response.json())["items"]}
+    async with served_emulator(emulator) as cluster:
+        return await cluster.read_all()
 
 
 class Serve:

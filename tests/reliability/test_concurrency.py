@@ -19,7 +19,7 @@ from bff.patches import mark_read_patch
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.reliability.conftest import Served
-from tests.support.backends import GROUP, IN_PROGRESS, NAMESPACE, PLURAL, SUCCEEDED, VERSION
+from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
 READ = "harvesterhci.io/read-message"
 REQUESTS = 200
@@ -44,30 +44,29 @@ class Rewriter:
     """The Harvester controller's part: replace the whole object with a new status, often."""
 
     def __init__(self, served: Served, session: aiohttp.ClientSession, name: str) -> None:
-        self.url = served.emulator.make_url(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}"
-        )
-        self.session = session
-        self.headers = {"Authorization": "Bearer sandbox-controller"}
+        url = str(served.emulator.make_url("")).rstrip("/")
+        self.cluster = Backend("emulator", url, None, None, session)
+        self.path = self.cluster.path(name)
         self.last_status: Any = None
         self.writes = 0
 
     async def write_once(self, i: int) -> None:
         while True:
-            async with self.session.get(self.url, headers=self.headers) as response:
-                obj = await response.json()
+            _, obj = await self.cluster.call("GET", self.path, token="sandbox-controller")
             status = copy.deepcopy(obj["status"])
             status["previousVersion"] = f"v1.4.{i}"
             for condition in status.get("conditions", []):
                 condition["lastUpdateTime"] = f"2026-01-01T00:00:{i:02d}Z"
             obj["status"] = status
-            async with self.session.put(self.url, json=obj, headers=self.headers) as response:
-                if response.status == 409:
-                    continue
-                assert response.status == 200, await response.text()
-                self.last_status = (await response.json())["status"]
-                self.writes += 1
-                return
+            code, written = await self.cluster.call(
+                "PUT", self.path, obj, token="sandbox-controller"
+            )
+            if code == 409:
+                continue
+            assert code == 200, written
+            self.last_status = written["status"]
+            self.writes += 1
+            return
 
     async def run(self, stop: asyncio.Event) -> None:
         for i in range(CONTROLLER_WRITES):
@@ -135,11 +134,8 @@ async def storm(served: Served, name: str, tmp_path: Any) -> Storm:
 
 
 async def _read(session: aiohttp.ClientSession, served: Served, name: str) -> Any:
-    url = served.emulator.make_url(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}"
-    )
-    async with session.get(url) as response:
-        return await response.json()
+    url = str(served.emulator.make_url("")).rstrip("/")
+    return await Backend("emulator", url, None, None, session).read(name)
 
 
 def bff_patches(served: Served) -> list[Any]:

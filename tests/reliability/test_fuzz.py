@@ -15,11 +15,9 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-import aiohttp
-
 from tests.reliability.conftest import Served, ServeFactory
 from tests.reliability.rawhttp import exchange
-from tests.support.backends import NAMESPACE, SUCCEEDED
+from tests.support.backends import NAMESPACE, SUCCEEDED, served_emulator
 
 #: Inputs per run; BFF_FUZZ_INPUTS raises it for a longer pass.
 INPUTS = int(os.environ.get("BFF_FUZZ_INPUTS", "600"))
@@ -126,12 +124,8 @@ def generate(r: random.Random) -> tuple[str, bytes]:
 
 
 async def upgrades(served: Served) -> object:
-    url = served.emulator.make_url(f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades")
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(url, headers={"Authorization": "Bearer sandbox-admin"}) as response,
-    ):
-        return (await response.json())["items"]
+    async with served_emulator(served.emulator) as cluster:
+        return list((await cluster.read_all()).values())
 
 
 async def test_fuzzed_bad_http_gets_no_5xx_leaks_no_secret_and_changes_nothing(

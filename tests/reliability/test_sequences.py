@@ -30,12 +30,20 @@ from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
 from bff.settings import Settings
-from tests.support.backends import GROUP, IN_PROGRESS, NAMESPACE, PLURAL, SUCCEEDED, VERSION
+from tests.support.backends import (
+    GROUP,
+    IN_PROGRESS,
+    NAMESPACE,
+    PLURAL,
+    SUCCEEDED,
+    VERSION,
+    Backend,
+)
 
 EXAMPLES = 30
 READ = "harvesterhci.io/read-message"
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
-CONTROLLER = {"Authorization": "Bearer sandbox-controller"}
+CONTROLLER_TOKEN = "sandbox-controller"
 COLLECTION = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
 
 CLIENT_STEPS = ["dismiss", "cancel", "put-v1.0.4-stale", "put-v1.0.5-fresh", "put-steve-stale",
@@ -61,6 +69,7 @@ class Sandbox:
         self.controller = SimulatedController(kubeconfig=str(ctl), namespace=NAMESPACE, interval=0)
         await self.controller.start()
         self.session = aiohttp.ClientSession()
+        self.cluster = Backend("emulator", url, None, None, self.session)
 
     async def stop(self) -> None:
         await self.session.close()
@@ -68,11 +77,12 @@ class Sandbox:
         await stop(self.runner)
         await self.emulator.close()
 
-    async def api(self, method: str, path: str, body: Any = None, token: Any = ADMIN) -> Any:
-        url = self.emulator.make_url(path)
-        async with self.session.request(method, url, json=body, headers=token) as response:
-            assert response.status in (200, 201, 409), (response.status, await response.text())
-            return response.status, await response.json()
+    async def api(
+        self, method: str, path: str, body: Any = None, token: str = "sandbox-admin"
+    ) -> Any:
+        status, data = await self.cluster.call(method, path, body, token=token)
+        assert status in (200, 201, 409), (status, data)
+        return status, data
 
     async def bff(self, method: str, path: str, body: Any = None) -> int:
         async with self.session.request(
@@ -94,7 +104,7 @@ class Sandbox:
 
     async def controller_step(self, step: str, name: str, i: int) -> None:
         for _ in range(20):
-            _, obj = await self.api("GET", f"{COLLECTION}/{name}", token=CONTROLLER)
+            _, obj = await self.api("GET", f"{COLLECTION}/{name}", token=CONTROLLER_TOKEN)
             if step == "controller-advance":
                 new = advance(obj)
                 if new is None:
@@ -103,7 +113,7 @@ class Sandbox:
                 new = copy.deepcopy(obj)
                 for condition in new.get("status", {}).get("conditions", []):
                     condition["message"] = f"controller write {i}"
-            status, _ = await self.api("PUT", f"{COLLECTION}/{name}", new, token=CONTROLLER)
+            status, _ = await self.api("PUT", f"{COLLECTION}/{name}", new, token=CONTROLLER_TOKEN)
             if status == 200:
                 return
         raise AssertionError("the controller's write kept conflicting")

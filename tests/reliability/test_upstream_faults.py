@@ -19,7 +19,7 @@ from bff.patches import mark_read_patch
 from bff.sandbox.emulator import Fault
 from tests.reliability.conftest import Served, ServeFactory
 from tests.reliability.faultproxy import FaultProxy
-from tests.support.backends import NAMESPACE, SUCCEEDED
+from tests.support.backends import NAMESPACE, SUCCEEDED, served_emulator
 
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 DISMISS = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss"
@@ -40,11 +40,9 @@ def label_writes(served: Served) -> list[Any]:
 
 
 async def dismissed(served: Served) -> bool:
-    url = served.emulator.make_url(
-        f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
-    )
-    async with aiohttp.ClientSession() as session, session.get(url, headers=ADMIN) as response:
-        return (await response.json())["metadata"]["labels"].get(READ) == "true"  # type: ignore[no-any-return]
+    async with served_emulator(served.emulator) as cluster:
+        labels = (await cluster.read(SUCCEEDED))["metadata"]["labels"]
+    return bool(labels.get(READ) == "true")
 
 
 async def recovers_with_one_write(served: Served) -> None:
@@ -188,17 +186,13 @@ async def _bff_status(served: Served) -> Any:
 
 
 async def _rewrite_status(served: Served, marker: str) -> Any:
-    url = served.emulator.make_url(
-        f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{SUCCEEDED}"
-    )
-    controller = {"Authorization": "Bearer sandbox-controller"}
-    async with aiohttp.ClientSession(headers=controller) as session:
-        async with session.get(url) as response:
-            obj = await response.json()
+    async with served_emulator(served.emulator) as cluster:
+        path = cluster.path(SUCCEEDED)
+        _, obj = await cluster.call("GET", path, token="sandbox-controller")
         obj["status"]["previousVersion"] = marker
-        async with session.put(url, json=obj) as response:
-            assert response.status == 200, await response.text()
-            return (await response.json())["status"]
+        status, written = await cluster.call("PUT", path, obj, token="sandbox-controller")
+        assert status == 200, written
+        return written["status"]
 
 
 async def _until(predicate: Any, rounds: int = 200) -> None:
