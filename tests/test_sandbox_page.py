@@ -63,6 +63,19 @@ async def fetch(
             return response.status, text
 
 
+async def direct_put(
+    session: aiohttp.ClientSession, sandbox: Sandbox, live: dict[str, Any]
+) -> tuple[int, Any]:
+    """The page's "Direct PUT to the cluster" button: v1.0.4's body for the finished seed."""
+    return await fetch(
+        session,
+        "POST",
+        f"{sandbox.bff_url}/sandbox/direct-put/{NAMESPACE}/{SUCCEEDED}",
+        json=legacy_dismiss_body(live),
+        headers=ADMIN,
+    )
+
+
 async def test_serve_has_no_sandbox_marker_or_routes(emulator_stack: Any) -> None:
     client = emulator_stack.client
     index = await client.get("/")
@@ -98,13 +111,7 @@ async def test_direct_put_is_the_bug(
     sandbox: Sandbox, cluster: EmulatorBackend, session: aiohttp.ClientSession
 ) -> None:
     live = await cluster.read(SUCCEEDED)
-    status, answer = await fetch(
-        session,
-        "POST",
-        f"{sandbox.bff_url}/sandbox/direct-put/{NAMESPACE}/{SUCCEEDED}",
-        json=legacy_dismiss_body(live),
-        headers=ADMIN,
-    )
+    status, answer = await direct_put(session, sandbox, live)
     assert status == 200, answer
     assert answer["request"] == f"PUT {KUBE_PATH}/{SUCCEEDED}"
     assert answer["before"]["status"] == live["status"]
@@ -178,13 +185,7 @@ async def test_with_the_guard_on_the_direct_put_is_repaired(session: aiohttp.Cli
         assert listed["guard"] is True
         async with sandbox_emulator(sandbox) as cluster:
             live = await cluster.read(SUCCEEDED)
-        status, answer = await fetch(
-            session,
-            "POST",
-            f"{sandbox.bff_url}/sandbox/direct-put/{NAMESPACE}/{SUCCEEDED}",
-            json=legacy_dismiss_body(live),
-            headers=ADMIN,
-        )
+        status, answer = await direct_put(session, sandbox, live)
         assert status == 200, answer
         assert answer["guard"] is True
         assert answer["stored"]["status"] == live["status"]

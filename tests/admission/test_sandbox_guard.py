@@ -86,16 +86,19 @@ async def settled(sandbox: Sandbox) -> None:
     await sandbox.controller.wait_synced(listed["metadata"]["resourceVersion"])
 
 
+async def direct_v104_put(sandbox: Sandbox) -> tuple[Any, int, tuple[int, Any, list[str]]]:
+    """v1.0.4's body PUT straight to the emulator, once the controller has caught up:
+    the object before, the controller's re-initialisations before, and the answer."""
+    before = await live(sandbox)
+    await settled(sandbox)
+    reinitialised = sandbox.controller.reinitialisations
+    answer = await call(sandbox, "PUT", body=v104_body(before["metadata"]["resourceVersion"]))
+    return before, reinitialised, answer
+
+
 async def test_direct_v104_put_keeps_status_with_the_guard(guarded: Sandbox) -> None:
     assert guarded.webhook_url is not None
-    before = await live(guarded)
-    await settled(guarded)
-    reinitialised = guarded.controller.reinitialisations
-    status, obj, warnings = await call(
-        guarded,
-        "PUT",
-        body=v104_body(before["metadata"]["resourceVersion"]),
-    )
+    before, reinitialised, (status, obj, warnings) = await direct_v104_put(guarded)
     assert status == 200
     assert obj["status"] == before["status"]
     assert obj["metadata"]["finalizers"] == before["metadata"]["finalizers"]
@@ -163,14 +166,7 @@ async def test_the_controllers_own_status_write_passes(guarded: Sandbox) -> None
 
 async def test_without_the_guard_the_bug_reproduces(unguarded: Sandbox) -> None:
     assert unguarded.webhook_url is None
-    before = await live(unguarded)
-    await settled(unguarded)
-    reinitialised = unguarded.controller.reinitialisations
-    status, obj, _ = await call(
-        unguarded,
-        "PUT",
-        body=v104_body(before["metadata"]["resourceVersion"]),
-    )
+    _, reinitialised, (status, obj, _) = await direct_v104_put(unguarded)
     assert status == 200
     assert "status" not in obj
     await settled(unguarded)
