@@ -954,3 +954,31 @@ def test_webhook_networkpolicy_opens_only_the_webhook_port_beyond_the_base() -> 
     (extra,) = policy["ingress"][len(base["ingress"]) :]
     assert extra == {"ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}]}
     assert policy["egress"] == base["egress"]
+
+
+# --- each layout's settings, as the BFF itself reads them ---------------------
+
+
+@pytest.mark.parametrize("name", ALL_BUILDS)
+def test_the_bff_accepts_every_layouts_settings(name: str, tmp_path: Path) -> None:
+    """Each BFF_* the Deployment sets is a serve setting, and together they start the BFF."""
+    from bff.settings import Command, from_sources, options
+    from tests.support.certs import make_server_certificate
+
+    known = {option.env for option in options(Command.SERVE).values()}
+    settings_env = env(built(name))
+    assert set(settings_env) <= known, sorted(set(settings_env) - known)
+    # The files the pod mounts, made here: a certificate, its key, a CA bundle.
+    files = make_server_certificate(tmp_path)
+    mounted = {"_CERT": files.cert_file, "_KEY": files.key_file, "_CA_BUNDLE": files.ca_file}
+    environ = dict(settings_env)
+    for key, value in settings_env.items():
+        if value.startswith("/etc/harvester-upgrade-bff/"):
+            (suffix,) = (s for s in mounted if key.endswith(s))
+            environ[key] = str(mounted[suffix])
+    settings = from_sources({}, environ, command=Command.SERVE)
+    assert settings.auth_mode == settings_env["BFF_AUTH_MODE"]
+    assert settings.read_cache is (settings_env["BFF_READ_CACHE"] == "on")
+    if name in RANCHER_MODE:
+        assert settings.rancher_url == RANCHER_SERVICE_URL
+        assert settings.clusters == tuple(clusters(built(name)))
