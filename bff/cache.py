@@ -10,9 +10,10 @@ Readiness: :meth:`UpgradeCache.problem` is a reason until the first list has
 landed, and again whenever the cache has been unable to reach the API server
 for longer than ``max_stale`` seconds (it cannot know what it missed).
 
-Reads never parse or re-encode: each object's Steve rendering for a route
-version is serialised once (orjson) and reused until the object changes, and
-an unfiltered collection's bytes are joined once per change. Label selectors
+Reads never parse or re-encode: each object is kept as the bytes it was
+serialised to once (orjson), with the few fields ordering, freshness and
+selectors read; a Steve rendering splices its keys onto those bytes, and an
+unfiltered collection's bytes are joined once per change. Label selectors
 are evaluated here with :mod:`bff.labels` (the API server's semantics).
 
 Who may read is not decided here: :mod:`bff.access` authorises every caller.
@@ -24,9 +25,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -39,9 +41,6 @@ from bff.steve import ClientVersion, resource
 log = logging.getLogger(__name__)
 
 JSONObject = dict[str, Any]
-
-#: Renderings kept per object; Rancher's cluster ids make families unbounded.
-MAX_FAMILIES = 8
 
 
 class Watcher(Protocol):
@@ -74,26 +73,71 @@ def newer(candidate: str, current: str) -> bool:
     return candidate != current
 
 
-@dataclass
+#: Top-level keys a Steve rendering adds; an object that has any is rendered the slow way.
+_STEVE_KEYS = frozenset({"id", "type", "links", "actions"})
+
+
+def _compact(data: bytes) -> bytes:
+    """An exact-size copy: orjson's output keeps its working buffer's capacity allocated."""
+    return bytes(memoryview(data))
+
+
 class Entry:
-    obj: JSONObject
-    labels: dict[str, str]
-    rendered: dict[ClientVersion, bytes] = field(default_factory=dict)
+    """What serving one object needs, and nothing else.
+
+    * ``raw``: the object as the API server sent it, serialised once (about
+      1.5 KB for an Upgrade, against about 6 KB as parsed Python objects); it
+      is parsed again only for a write's guards (:attr:`obj`);
+    * ``name``, ``version`` and ``labels``: what ordering, freshness and
+      selector matching read;
+    * a Steve rendering is the raw bytes with ``id``, ``type``, ``links``
+      (and ``actions``) spliced onto the end, exactly the keys and order
+      :func:`bff.steve.resource` produces, so nothing is kept per client version.
+    """
+
+    __slots__ = ("_plain", "labels", "name", "namespace", "raw", "version")
+
+    def __init__(self, obj: JSONObject) -> None:
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        labels = meta.get("labels")
+        self.name = sys.intern(str(meta.get("name", "")))
+        self.namespace = sys.intern(str(meta.get("namespace", "")))
+        self.version = str(meta.get("resourceVersion", ""))
+        self.labels = (
+            {sys.intern(str(k)): sys.intern(str(v)) for k, v in labels.items()}
+            if isinstance(labels, dict)
+            else {}
+        )
+        self.raw = _compact(orjson.dumps(obj))
+        #: Whether the splice is exact: a non-empty object with none of Steve's keys.
+        self._plain = bool(obj) and not (_STEVE_KEYS & obj.keys())
+
+    @property
+    def obj(self) -> JSONObject:
+        """A fresh parse of the object (for the write guards; nobody shares it)."""
+        parsed: JSONObject = orjson.loads(self.raw)
+        return parsed
 
     def render(self, version: ClientVersion) -> bytes:
-        body = self.rendered.get(version)
-        if body is None:
-            body = orjson.dumps(resource(self.obj, version))
-            if len(self.rendered) < MAX_FAMILIES:
-                self.rendered[version] = body
-        return body
+        if not self._plain:
+            return orjson.dumps(resource(self.obj, version))
+        ident = f"{self.namespace}/{self.name}"
+        self_url = orjson.dumps(f"{version.collection_url}/{ident}")
+        tail = [b',"id":', orjson.dumps(ident), b',"type":', _STEVE_TYPE,
+                b',"links":{"self":', self_url, b',"update":', self_url, b"}"]  # fmt: skip
+        if version.actions:
+            dismiss = orjson.dumps(f"{version.collection_url}/{ident}?action=dismiss")
+            cancel = orjson.dumps(f"{version.collection_url}/{ident}?action=cancel")
+            tail += [b',"actions":{"dismiss":', dismiss, b',"cancel":', cancel, b"}"]
+        return b"".join((memoryview(self.raw)[:-1], *tail, b"}"))
+
+
+_STEVE_TYPE = orjson.dumps(STEVE_TYPE)
 
 
 def _entry(obj: JSONObject) -> Entry:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    labels = meta.get("labels") if isinstance(meta, dict) else None
-    clean = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
-    return Entry(obj=obj, labels=clean)
+    return Entry(obj)
 
 
 @dataclass(frozen=True)
@@ -113,6 +157,7 @@ class UpgradeCache:
         *,
         max_stale: float = 30.0,
         backoff: tuple[float, float] = (0.5, 30.0),
+        quiet_start: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -120,6 +165,8 @@ class UpgradeCache:
         self._watcher = watcher
         self._max_stale = max_stale
         self._backoff = backoff
+        self._quiet_start = quiet_start
+        self._started = 0.0
         self._clock = clock
         self._sleep = sleep
         self._entries: dict[str, Entry] = {}
@@ -139,6 +186,7 @@ class UpgradeCache:
 
     def start(self) -> None:
         if self._task is None:
+            self._started = self._clock()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="upgrade-cache")
 
     async def stop(self) -> None:
@@ -200,8 +248,12 @@ class UpgradeCache:
             self.stats["reconnects"] += 1
             low, high = self._backoff
             delay = random.uniform(0, min(high, low * 2 ** min(self._failures - 1, 16)))  # noqa: S311
-            log.warning("the Upgrade cache for %s lost the API server (%s); retrying in %.1fs",
-                        self.namespace, reason, delay)  # fmt: skip
+            # A failure in the first moment of a start is logged only if it lasts: a start that
+            # fails for another reason (a port in use) stays one line.
+            quiet = not self.synced and self._clock() - self._started < self._quiet_start
+            log.log(logging.DEBUG if quiet else logging.WARNING,
+                    "the Upgrade cache for %s lost the API server (%s); retrying in %.1fs",
+                    self.namespace, reason, delay)  # fmt: skip
             await self._sleep(delay)
 
     def _connected(self) -> None:
@@ -217,8 +269,8 @@ class UpgradeCache:
             if isinstance(obj, dict):
                 name = str((obj.get("metadata") or {}).get("name", ""))
                 old = self._entries.get(name)
-                if old is not None and _version(old.obj) == _version(obj):
-                    fresh[name] = old  # keep its renderings
+                if old is not None and old.version == _version(obj):
+                    fresh[name] = old  # unchanged: keep it
                 else:
                     fresh[name] = _entry(obj)
         changes = [Change("DELETED", n, None) for n in self._entries.keys() - fresh.keys()]
@@ -267,7 +319,7 @@ class UpgradeCache:
 
     def _store(self, name: str, obj: JSONObject) -> bool:
         old = self._entries.get(name)
-        if old is not None and not newer(_version(obj), _version(old.obj)):
+        if old is not None and not newer(_version(obj), old.version):
             return False
         entry = _entry(obj)
         self._entries[name] = entry
@@ -296,6 +348,7 @@ class UpgradeCache:
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, name: str) -> JSONObject | None:
+        """A fresh copy of the cached object, or None."""
         entry = self._entries.get(name)
         return entry.obj if entry is not None else None
 

@@ -569,6 +569,19 @@ def _put_body() -> JSON:
     }
 
 
+#: One server-sent event of the live-update stream (each event, as SSE clients parse it).
+_SSE_EVENT = {
+    "type": "object",
+    "description": "`data` is JSON: the Steve collection for `snapshot`; `{type, id, object}` "
+    "for `change` (`object` is null when deleted); `{status, message}` for `error`.",
+    "properties": {
+        "event": {"type": "string", "enum": ["snapshot", "change", "error"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+
+
 def _path_params(*names: str) -> list[JSON]:
     return [_ref("parameters", n) for n in names]
 
@@ -597,7 +610,7 @@ def _versioned_paths() -> JSON:
                     "200": {
                         "description": "`event: snapshot` (the collection), then `event: "
                         "change` per change (`type`, `id`, `object`), `: keepalive` every 15 s.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
                     },
                     **_errors(_READ_ERRORS),
                 },

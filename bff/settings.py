@@ -419,10 +419,10 @@ class Settings:
         "on: serve GET and LIST of --namespace from a watch-backed cache (each caller "
         "authorised by an access review, allows reused for at most 10 s) and check the write "
         "guards against it; off: every read goes upstream with the caller's credentials.",
-        default=False,
+        default=True,
         parse=_on_off,
         metavar="{on,off}",
-        shown="off",
+        shown="on",
     )
     shutdown_timeout: float = setting(
         "--shutdown-timeout",

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import ssl
@@ -26,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bff.app import create_app
+from bff.keys import CACHE
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
@@ -124,10 +126,40 @@ class Stack:
     def upstream_writes(self) -> list[Any]:
         return [w for w in self.recorder.writes if "/upgrades" in w.path]
 
+    def caller_requests(self) -> list[Any]:
+        """Upstream requests made for callers: all but the read cache's own list and watch."""
+        return [r for r in self.recorder.requests if not is_cache_sync(r)]
+
     async def settle(self) -> None:
-        """Wait until the controller has seen everything written so far."""
+        """Wait until the controller and the read cache have seen everything written so far."""
         listed = await self.backend.call("GET", self.backend.path())
         await self.controller.wait_synced(listed[1]["metadata"]["resourceVersion"])
+        cache = self.client.app.get(CACHE)
+        if cache is None:
+            return
+        want = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in listed[1]["items"]}
+        for _ in range(500):
+            entries = (cache.entry(name) for name in want)
+            if len(cache) == len(want) and all(
+                e is not None and e.version == want[e.name] for e in entries
+            ):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the read cache did not catch up with the API server in 10 s")
+
+
+BFF_TOKEN = "Bearer sandbox-bff"
+
+
+def is_cache_sync(recorded: Any) -> bool:
+    """The read cache's own list or watch of the namespace (the BFF's identity, no one else's)."""
+    path = recorded.path.split("?", 1)[0]
+    return (
+        recorded.method == "GET"
+        and path == f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades"
+        and recorded.headers.get("Authorization") == BFF_TOKEN
+        and not any(k.lower().startswith("impersonate-") for k in recorded.headers)
+    )
 
 
 async def make_stack(
@@ -147,6 +179,9 @@ async def make_stack(
     )
     settings = replace(Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE), **overrides)
     client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(settings))
+    cache = client.app.get(CACHE)
+    if cache is not None:  # the read cache is on (the default): serve from it from the start
+        await asyncio.wait_for(cache.wait_synced(), 10)
     controller = SimulatedController(
         kubeconfig=str(kubeconfig_for(backend, tmp_path, "sandbox-controller", "ctl.kubeconfig")),
         namespace=NAMESPACE,

@@ -7,13 +7,20 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import jsonschema
 from aiohttp import ClientResponse
 
 from bff.keys import CACHE
+from bff.openapi import document
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE, SUCCEEDED, Backend
 
 EVENTS = "/api/v1.0.5/upgrades/events"
+#: The OpenAPI document's schema of one event (the generated API tests leave the stream out).
+_DOC: Any = document()
+EVENT_SCHEMA = _DOC["paths"]["/api/{version}/upgrades/events"]["get"]["responses"]["200"][
+    "content"
+]["text/event-stream"]["schema"]
 
 
 async def _event(response: ClientResponse) -> tuple[str, Any]:
@@ -23,6 +30,7 @@ async def _event(response: ClientResponse) -> tuple[str, Any]:
         if text.startswith(":"):  # keepalive comment
             continue
         fields = dict(line.split(": ", 1) for line in text.strip().splitlines())
+        jsonschema.validate(fields, EVENT_SCHEMA)
         return fields["event"], json.loads(fields["data"])
 
 
@@ -63,7 +71,7 @@ async def test_live_updates_are_authorised_like_reads(
 async def test_without_the_read_cache_there_are_no_live_updates(
     emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
 ) -> None:
-    stack = await stack_factory(emulator_backend)
+    stack = await stack_factory(emulator_backend, read_cache=False)
     response = await stack.client.get(EVENTS, headers={"Authorization": "Bearer sandbox-admin"})
     assert response.status == 404
     assert (await response.json())["code"] == "LiveUpdatesOff"

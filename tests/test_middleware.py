@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from bff.middleware import MIDDLEWARES
 from bff.sandbox.faults import EMULATOR_FAULTS, Fault
 from bff.settings import Settings
 from tests.conftest import Stack
-from tests.support.backends import NAMESPACE, SUCCEEDED
+from tests.support.backends import NAMESPACE, SUCCEEDED, Backend
 
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 CLEAN_500 = {
@@ -77,9 +78,15 @@ async def test_unknown_routes_and_methods_are_steve_errors(emulator_stack: Stack
 
 
 async def test_an_unexpected_failure_of_a_write_is_audited_and_answered_cleanly(
-    emulator_stack: Stack, caplog: pytest.LogCaptureFixture
+    emulator_backend: Backend,
+    stack_factory: Callable[..., Awaitable[Stack]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The emulator answers the BFF's read with a body that is not an object."""
+    """The emulator answers the BFF's read with a body that is not an object.
+
+    Without the read cache, so that the guards' read is that upstream GET.
+    """
+    emulator_stack = await stack_factory(emulator_backend, read_cache=False)
     faults = emulator_stack.backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
     faults.add(Fault("GET", f"/upgrades/{SUCCEEDED}", status=200, body=["not", "an", "object"]))
     with caplog.at_level(logging.INFO, logger="bff.audit"):

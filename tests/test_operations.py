@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bff import captured, logs
 from bff.app import create_app
-from bff.keys import READINESS
+from bff.keys import CACHE, READINESS
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
@@ -44,7 +44,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_healthz_makes_no_upstream_call(emulator_stack: Stack) -> None:
     response = await emulator_stack.client.get("/healthz")
     assert response.status == 200
-    assert emulator_stack.recorder.requests == []
+    assert emulator_stack.caller_requests() == []
 
 
 async def test_readyz_follows_the_upstream_and_recovers(
@@ -60,6 +60,7 @@ async def test_readyz_follows_the_upstream_and_recovers(
         create_app(Settings(kubeconfig=str(config), upstream_connect_timeout=0.5))
     )
     try:
+        await asyncio.wait_for(client.app[CACHE].wait_synced(), 10)  # ready once synced
         assert (await client.get("/readyz")).status == 200
         await emulator.cleanup()
         down = await client.get("/readyz")
@@ -139,6 +140,7 @@ async def test_conflict_retries_are_counted_and_bounded(
     await emulator_backend.merge_patch(
         SUCCEEDED, {"metadata": {"labels": {"harvesterhci.io/read-message": None}}}
     )
+    await stack.settle()  # the read cache has seen the label go
     stack.recorder.writes.clear()
     faults.add(Fault("PATCH", f"/upgrades/{SUCCEEDED}", action=bump, times=10))
     exhausted = await stack.client.post(url, headers=ADMIN)
@@ -212,14 +214,18 @@ async def test_shutdown_lets_in_flight_requests_finish(
     settings = Settings(kubeconfig=str(config), port=0, shutdown_timeout=5)
     app = create_app(settings)
     runner, bff = await start(app, settings)
+    await asyncio.wait_for(app[CACHE].wait_synced(), 10)
     arrived = asyncio.Event()
-    # The upstream GET arrives (and says so), then takes a second to answer.
+    # The upstream PATCH of a dismiss arrives (and says so), then takes a second to answer.
     emulator_app[EMULATOR_FAULTS].add(
-        Fault("GET", f"/upgrades/{SUCCEEDED}", delay=1.0, action=lambda store: arrived.set())
+        Fault("PATCH", f"/upgrades/{SUCCEEDED}", delay=1.0, action=lambda store: arrived.set())
     )
     async with aiohttp.ClientSession() as session:
         slow = asyncio.ensure_future(
-            session.get(f"{bff}/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}", headers=ADMIN)
+            session.post(
+                f"{bff}/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss",
+                headers=ADMIN,
+            )
         )
         await asyncio.wait_for(arrived.wait(), 10)
         stopping = asyncio.ensure_future(stop(runner))
@@ -234,7 +240,8 @@ async def test_shutdown_lets_in_flight_requests_finish(
         assert response.status == 200
         assert (await response.json())["metadata"]["name"] == SUCCEEDED
         await stopping
-    # The BFF's clients closed their connections to the API server after the request finished.
+    # The BFF's clients (the read cache's watch among them) closed their connections to the
+    # API server after the request finished.
     for _ in range(100):
         if not emulator.runner.server.connections:  # type: ignore[union-attr]
             break

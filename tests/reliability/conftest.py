@@ -8,6 +8,7 @@ formatted with tracebacks, so a test can prove a secret never reaches a log.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bff.app import create_app
+from bff.keys import CACHE
 from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_JOURNAL, Faults, Journal
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
@@ -110,6 +112,9 @@ async def serve_factory(
         )
         runner, url = await start(create_app(settings), settings, host="127.0.0.1", port=0)
         runners.append(runner)
+        cache = runner.app.get(CACHE)
+        if cache is not None:  # the read cache (on by default) has synced
+            await asyncio.wait_for(cache.wait_synced(), 10)
         parts = urlsplit(url)
         assert parts.hostname is not None
         assert parts.port is not None

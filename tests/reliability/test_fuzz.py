@@ -159,6 +159,7 @@ async def test_fuzzed_bad_http_gets_no_5xx_leaks_no_secret_and_changes_nothing(
     assert SECRET not in logged
     assert "Traceback" not in logged
     assert not [r for r in served.logs.records if r.levelname in ("ERROR", "CRITICAL")]
-    assert served.journal.writes() == []
+    # Nothing but access reviews (the read cache asks them for callers' reads) was POSTed.
+    assert [w for w in served.journal.writes() if not w.path.endswith("accessreviews")] == []
     assert await upgrades(served) == before
     print(f"fuzz: {INPUTS} inputs {dict(kinds)}; answers {dict(sorted(statuses.items()))}")

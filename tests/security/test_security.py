@@ -38,7 +38,16 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def upgrade_requests(stack: Stack) -> list[Any]:
-    return [r for r in stack.recorder.requests if "/upgrades" in r.path]
+    """Requests for Upgrades made for callers (the read cache's own list and watch apart)."""
+    return [r for r in stack.caller_requests() if "/upgrades" in r.path]
+
+
+#: Where a caller's read goes upstream: the object itself without the read cache, an
+#: access review (sent with the caller's token) with it.
+READ_UPSTREAM = {
+    False: ("GET", f"/upgrades/{SUCCEEDED}"),
+    True: ("POST", "/selfsubjectaccessreviews"),
+}
 
 
 # --- credentials -------------------------------------------------------------------------
@@ -49,14 +58,19 @@ async def test_no_credential_is_401_before_any_upstream_call(emulator_stack: Sta
         response = await emulator_stack.client.request(method, path)
         assert response.status == 401
         assert (await response.json())["code"] == "Unauthorized"
-    assert emulator_stack.recorder.requests == []
+    assert emulator_stack.caller_requests() == []
 
 
-async def test_passthrough_sends_the_callers_token_and_never_the_bffs(stack: Stack) -> None:
+@pytest.mark.parametrize("read_cache", [False, True], ids=["read-cache-off", "read-cache-on"])
+async def test_passthrough_sends_the_callers_token_and_never_the_bffs(
+    backend: Backend, stack_factory: StackFactory, read_cache: bool
+) -> None:
+    stack = await stack_factory(backend, read_cache=read_cache)
     response = await stack.client.get(f"{API}/{SUCCEEDED}", headers=bearer("sandbox-viewer"))
     assert response.status == 200
-    sent = upgrade_requests(stack)
-    assert sent
+    sent = stack.caller_requests()
+    method, path = READ_UPSTREAM[read_cache]
+    assert [(r.method, r.path.split("?")[0].endswith(path)) for r in sent] == [(method, True)]
     assert {r.headers.get("Authorization") for r in sent} == {"Bearer sandbox-viewer"}
 
 
@@ -94,7 +108,11 @@ async def test_passthrough_client_carries_no_credentials_of_its_own(tmp_path: Pa
     assert own.api_key, "the original must be left alone"
 
 
-async def test_many_concurrent_callers_never_mix_tokens(stack: Stack) -> None:
+@pytest.mark.parametrize("read_cache", [False, True], ids=["read-cache-off", "read-cache-on"])
+async def test_many_concurrent_callers_never_mix_tokens(
+    backend: Backend, stack_factory: StackFactory, read_cache: bool
+) -> None:
+    stack = await stack_factory(backend, read_cache=read_cache)
     expected = {"sandbox-admin": 200, "sandbox-viewer": 200, "sandbox-nobody": 403, "bogus": 401}
     tokens = list(expected) * 15
 
@@ -104,26 +122,39 @@ async def test_many_concurrent_callers_never_mix_tokens(stack: Stack) -> None:
 
     results = await asyncio.gather(*(call(t) for t in tokens))
     assert all(status == expected[token] for token, status in results), results
-    upstream_tokens = [r.headers["Authorization"] for r in upgrade_requests(stack)]
-    assert sorted(upstream_tokens) == sorted(f"Bearer {t}" for t in tokens)
+    upstream_tokens = [r.headers["Authorization"] for r in stack.caller_requests()]
+    if not read_cache:  # every read went upstream, each with its own caller's token
+        assert sorted(upstream_tokens) == sorted(f"Bearer {t}" for t in tokens)
+    else:  # each caller's access review, with its own token (allows reused, refusals not)
+        assert set(upstream_tokens) == {f"Bearer {t}" for t in expected}
+        for token in ("sandbox-admin", "sandbox-viewer"):
+            assert upstream_tokens.count(f"Bearer {token}") == 1, token
 
 
 # --- impersonate mode --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("read_cache", [False, True], ids=["read-cache-off", "read-cache-on"])
 async def test_impersonate_mode_reviews_the_token_then_impersonates(
-    backend: Backend, stack_factory: StackFactory
+    backend: Backend, stack_factory: StackFactory, read_cache: bool
 ) -> None:
-    stack = await stack_factory(backend, auth_mode=AuthMode.IMPERSONATE)
+    stack = await stack_factory(backend, auth_mode=AuthMode.IMPERSONATE, read_cache=read_cache)
     response = await stack.client.get(f"{API}/{SUCCEEDED}", headers=bearer("sandbox-viewer"))
     assert response.status == 200
     reviews = [r for r in stack.recorder.requests if r.path.endswith("/tokenreviews")]
     assert len(reviews) == 1
     assert reviews[0].headers["Authorization"] == "Bearer sandbox-bff"
     assert reviews[0].body["spec"]["token"] == "sandbox-viewer"  # type: ignore[index]
-    get = upgrade_requests(stack)[-1]
-    assert get.headers["Authorization"] == "Bearer sandbox-bff"
-    assert get.headers["Impersonate-User"] == "sandbox-viewer"
+    if read_cache:  # the read came from the cache, after a review of the reviewed user
+        (access,) = [r for r in stack.recorder.requests if r.path.endswith("/subjectaccessreviews")]
+        assert access.headers["Authorization"] == "Bearer sandbox-bff"
+        assert not any(k.lower().startswith("impersonate-") for k in access.headers)
+        assert access.body["spec"]["user"] == "sandbox-viewer"  # type: ignore[index]
+        assert upgrade_requests(stack) == []
+    else:
+        get = upgrade_requests(stack)[-1]
+        assert get.headers["Authorization"] == "Bearer sandbox-bff"
+        assert get.headers["Impersonate-User"] == "sandbox-viewer"
 
     # The impersonated viewer may not patch, even though the BFF itself may.
     refused = await stack.client.post(DISMISS, headers=bearer("sandbox-viewer"))
@@ -207,7 +238,7 @@ async def test_inbound_impersonation_headers_are_refused(
     )
     assert response.status == 403
     assert (await response.json())["code"] == "ForbiddenHeader"
-    assert emulator_stack.recorder.requests == []
+    assert emulator_stack.caller_requests() == []
 
 
 async def test_upstream_headers_come_from_an_allowlist(emulator_stack: Stack) -> None:
@@ -228,7 +259,9 @@ async def test_upstream_headers_come_from_an_allowlist(emulator_stack: Stack) ->
         "host", "accept", "accept-encoding", "content-type", "content-length",
         "authorization", "user-agent",
     }  # fmt: skip
-    for sent in upgrade_requests(emulator_stack):
+    sent_upstream = emulator_stack.caller_requests()
+    assert [r.method for r in sent_upstream if "/upgrades" in r.path] == ["PATCH"]
+    for sent in sent_upstream:  # the patch, and the access review the guards' read needed
         names = {k.lower() for k in sent.headers}
         assert names <= allowed, names - allowed
         assert sent.headers["Authorization"] == "Bearer sandbox-admin"
@@ -320,12 +353,13 @@ async def test_names_are_checked_before_any_url_is_built(emulator_stack: Stack, 
     assert upgrade_requests(emulator_stack) == []
 
 
+@pytest.mark.parametrize("read_cache", [False, True], ids=["read-cache-off", "read-cache-on"])
 async def test_slow_upstream_times_out_as_504(
-    emulator_backend: Backend, stack_factory: StackFactory
+    emulator_backend: Backend, stack_factory: StackFactory, read_cache: bool
 ) -> None:
-    stack = await stack_factory(emulator_backend, upstream_read_timeout=0.3)
+    stack = await stack_factory(emulator_backend, upstream_read_timeout=0.3, read_cache=read_cache)
     faults = emulator_backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
-    faults.add(Fault("GET", f"/upgrades/{SUCCEEDED}", delay=1.5))
+    faults.add(Fault(*READ_UPSTREAM[read_cache], delay=1.5))
     response = await stack.client.get(f"{API}/{SUCCEEDED}", headers=bearer("sandbox-admin"))
     assert response.status == 504
     assert (await response.json())["code"] == "UpstreamUnavailable"
@@ -334,7 +368,8 @@ async def test_slow_upstream_times_out_as_504(
 async def test_upstream_connection_pool_is_bounded(
     emulator_backend: Backend, stack_factory: StackFactory
 ) -> None:
-    stack = await stack_factory(emulator_backend, upstream_pool_size=2)
+    # Reads that go upstream: the uncached path (with the cache, reads make no upstream call).
+    stack = await stack_factory(emulator_backend, upstream_pool_size=2, read_cache=False)
     faults = emulator_backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
     faults.add(Fault("GET", f"/upgrades/{SUCCEEDED}", delay=0.2, times=8))
     url = f"{API}/{SUCCEEDED}"
@@ -345,6 +380,7 @@ async def test_upstream_connection_pool_is_bounded(
     assert stack.recorder.max_in_flight == 2
 
 
+@pytest.mark.parametrize("read_cache", [False, True], ids=["read-cache-off", "read-cache-on"])
 @pytest.mark.parametrize(
     ("status", "headers", "expected", "code"),
     [
@@ -361,8 +397,9 @@ async def test_upstream_failures_map_without_leaking(
     headers: dict[str, str],
     expected: int,
     code: str,
+    read_cache: bool,
 ) -> None:
-    stack = await stack_factory(emulator_backend)
+    stack = await stack_factory(emulator_backend, read_cache=read_cache)
     faults = emulator_backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
     secret_body = {
         "kind": "Status",
@@ -373,9 +410,7 @@ async def test_upstream_failures_map_without_leaking(
         "message": "short message",
         "details": {"causes": [{"message": "UPSTREAM-INTERNAL-DETAIL"}]},
     }
-    faults.add(
-        Fault("GET", f"/upgrades/{SUCCEEDED}", status=status, body=secret_body, headers=headers)
-    )
+    faults.add(Fault(*READ_UPSTREAM[read_cache], status=status, body=secret_body, headers=headers))
     response = await stack.client.get(f"{API}/{SUCCEEDED}", headers=bearer("sandbox-admin"))
     text = await response.text()
     assert response.status == expected
