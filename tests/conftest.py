@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bff.app import create_app
+from bff.cache import newer
 from bff.keys import CACHE
 from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import create_emulator_app
@@ -138,11 +139,13 @@ class Stack:
         if cache is None:
             return
         want = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in listed[1]["items"]}
+
+        def caught_up(name: str, version: str) -> bool:  # that version, or a later one
+            entry = cache.entry(name)
+            return entry is not None and not newer(version, entry.version)
+
         for _ in range(500):
-            entries = (cache.entry(name) for name in want)
-            if len(cache) == len(want) and all(
-                e is not None and e.version == want[e.name] for e in entries
-            ):
+            if all(caught_up(name, version) for name, version in want.items()):
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("the read cache did not catch up with the API server in 10 s")
