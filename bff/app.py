@@ -53,8 +53,8 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
     ) as upstream:
         cache = access = None
-        if settings.read_cache:
-            assert upstream.access is not None  # settings refuse the cache in Rancher mode
+        if settings.read_cache and settings.rancher_url is None:  # never in Rancher mode
+            assert upstream.access is not None
             cache = UpgradeCache(upstream.watcher, settings.namespace)
             access = AccessChecker(
                 upstream.access,

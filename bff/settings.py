@@ -16,7 +16,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -422,7 +422,7 @@ class Settings:
         default=True,
         parse=_on_off,
         metavar="{on,off}",
-        shown="on",
+        shown="on (off with --rancher-url)",
     )
     shutdown_timeout: float = setting(
         "--shutdown-timeout",
@@ -512,7 +512,7 @@ class Settings:
         "URL/k8s/clusters/<cluster>, with the caller's own Rancher token (bearer or the "
         "R_SESS cookie); Rancher authenticates it and acts as that user. https only. "
         "Readiness still uses the BFF's own kubeconfig or service account. Not with "
-        "--auth-mode impersonate or --read-cache on.",
+        "--auth-mode impersonate or --read-cache on (the read cache is off in this mode).",
         default=None,
         parse=_rancher_url,
         commands=_CLUSTER,
@@ -806,11 +806,15 @@ def from_sources(
         )
     if settings.token_review_ttl > 10:
         raise SettingsError("invalid --token-review-ttl / BFF_TOKEN_REVIEW_TTL: at most 10 seconds")
-    _check_rancher(settings, given_default="default_cluster" in values)
+    _check_rancher(
+        settings, given_default="default_cluster" in values, given_cache="read_cache" in values
+    )
+    if settings.rancher_url is not None and "read_cache" not in values:
+        settings = replace(settings, read_cache=False)  # on by default, but not here
     return settings
 
 
-def _check_rancher(settings: Settings, *, given_default: bool) -> None:
+def _check_rancher(settings: Settings, *, given_default: bool, given_cache: bool) -> None:
     """The Rancher mode's rules across settings (one line each)."""
     if settings.rancher_url is None:
         if settings.rancher_ca_bundle:
@@ -833,7 +837,7 @@ def _check_rancher(settings: Settings, *, given_default: bool) -> None:
             "--auth-mode impersonate does not go with --rancher-url / BFF_RANCHER_URL: Rancher "
             "checks the caller's token and impersonates the user itself"
         )
-    if settings.read_cache:
+    if settings.read_cache and given_cache:
         raise SettingsError(
             "--read-cache on does not go with --rancher-url / BFF_RANCHER_URL: the cache watches "
             "the kubeconfig's cluster as the BFF, not the clusters Rancher serves to each caller"
