@@ -5,26 +5,10 @@ These run the real entry point (``python -m bff``) in a subprocess.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from bff.settings import Command, options
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BFF_") and k != "KUBECONFIG"}
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bff", *args],
-        capture_output=True,
-        text=True,
-        env=base,
-        timeout=60,
-        check=False,
-    )
+from tests.support.processes import one_line_exit_2, run
 
 
 @pytest.mark.parametrize("command", list(Command))
@@ -59,11 +43,7 @@ def test_help_documents_every_flag_of_the_command_and_its_variable(command: Comm
 def test_bad_values_fail_at_startup_with_one_line(
     args: list[str], env: dict[str, str], needle: str
 ) -> None:
-    result = run("serve", *args, env=env)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert needle in lines[0]
+    assert needle in one_line_exit_2(run("serve", *args, env=env))
 
 
 def test_serve_without_cluster_config_exits_and_says_how_to_fix_it() -> None:
@@ -88,9 +68,6 @@ def test_serve_without_cluster_config_exits_and_says_how_to_fix_it() -> None:
 def test_every_command_fails_a_bad_value_the_same_way(
     command: str, args: list[str], env: dict[str, str], needle: str
 ) -> None:
-    result = run(command, *args, env=env)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("harvester-upgrade-bff: error: invalid ")
-    assert needle in lines[0]
+    line = one_line_exit_2(run(command, *args, env=env))
+    assert line.startswith("harvester-upgrade-bff: error: invalid ")
+    assert needle in line

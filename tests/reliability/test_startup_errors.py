@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,34 +10,7 @@ import pytest
 
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.support.certs import make_server_certificate
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
-    clean.pop("KUBECONFIG", None)
-    clean.pop("KUBERNETES_SERVICE_HOST", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bff", *args],
-        cwd=ROOT,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_exit_2(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    assert lines[0].startswith("harvester-upgrade-bff: error: ")
-    assert not lines[0].rstrip().endswith("..")
-    return lines[0]
+from tests.support.processes import one_line_exit_2, run
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.processes import banner_urls, clean_env, command, started
+from tests.support.processes import banner_urls, command, one_line_exit_2, run, started
 
 KUBECTL = shutil.which("kubectl")
 
@@ -71,18 +71,11 @@ def test_kubectl_uses_the_written_kubeconfig_unchanged(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_kubeconfig_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    argv = command(
-        "sandbox", "--write-kubeconfig", str(tmp_path / "missing" / "kc"), "--kube-port", "0"
-    )
-    result = subprocess.run(
-        argv, capture_output=True, text=True, env=clean_env(), timeout=30, check=False
-    )
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("harvester-upgrade-bff: error: invalid --write-kubeconfig")
-    assert "is not a writable directory" in lines[0]
+    unwritable = str(tmp_path / "missing" / "kc")
+    result = run("sandbox", "--write-kubeconfig", unwritable, "--kube-port", "0", timeout=30)
+    line = one_line_exit_2(result)
+    assert line.startswith("harvester-upgrade-bff: error: invalid --write-kubeconfig")
+    assert "is not a writable directory" in line
 
 
 def test_the_flag_is_explained_in_help() -> None:

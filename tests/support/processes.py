@@ -34,9 +34,38 @@ def command(*args: str) -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any ``BFF_`` setting (a developer's own would leak in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+    """This environment without a ``BFF_`` setting, a kubeconfig or an in-cluster address
+    (a developer's own would leak in), plus ``extra``."""
+    leaks = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BFF_") and k not in leaks}
     return {**env, **extra}
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``harvester-upgrade-bff ARGS`` to the end, in :func:`clean_env` plus ``env``."""
+    return subprocess.run(
+        command(*args),
+        cwd=ROOT,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess[str]) -> str:
+    """A bad start as the user meets it: exit status 2, one line on stderr, nothing else."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert lines[0].startswith("harvester-upgrade-bff: error: ")
+    assert not lines[0].rstrip().endswith("..")
+    return lines[0]
 
 
 class Child:
