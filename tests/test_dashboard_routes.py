@@ -18,19 +18,40 @@ The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
   emulator) must answer with something other than 405, and the only upstream
   write it makes is the label merge patch; every path an Ingress gives the BFF
   is one the BFF serves.
+* The Rancher-mode layouts' BFF, with exactly the layout's settings (only
+  Rancher's address and CA moved to loopback), in front of the sandbox's
+  simulated Rancher, answers what the layout's Ingress sends it with a Rancher
+  token, and the only write reaching the cluster is the label patch, made by
+  Rancher as the Rancher user.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from bff import captured
+from bff.app import create_app
+from bff.sandbox.emulator import EMULATOR_STORE
+from bff.sandbox.users import RANCHER_ADMIN
+from bff.settings import Command, Settings, from_sources
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE
-from tests.test_deploy import ALL_BUILDS, RANCHER_HOST, built, clusters, ingress_paths
+from tests.test_deploy import (
+    ALL_BUILDS,
+    RANCHER_HOST,
+    RANCHER_MODE,
+    RANCHER_SERVICE_URL,
+    built,
+    clusters,
+    env,
+    ingress_paths,
+)
+from tests.test_rancher import ADMIN as RANCHER_ADMIN_TOKEN
+from tests.test_rancher import Rancher, rancher  # noqa: F401 (the fixture)
 
 Obj = dict[str, Any]
 
@@ -136,11 +157,22 @@ def layout_routes(name: str, host: str | None = None) -> list[Obj]:
     return routes
 
 
+def routed_clusters(name: str) -> list[str]:
+    """The cluster ids whose paths the layout's Ingresses route, in order."""
+    out: list[str] = []
+    for ingress in (obj for obj in built(name) if obj["kind"] == "Ingress"):
+        for path in ingress_paths(ingress):
+            parts = path["path"].split("/")
+            if path["path"].startswith("/k8s/clusters/") and parts[3] not in out:
+                out.append(parts[3])
+    return out
+
+
 def layout_router(name: str) -> tuple[str, Any]:
     """The base under which the layout's dashboard calls, and a path -> backend function."""
     if name == "rancher":
         routes = layout_routes(name, RANCHER_HOST)
-        base = f"/k8s/clusters/{clusters(built(name))[0]}/v1/harvester"
+        base = f"/k8s/clusters/{routed_clusters(name)[0]}/v1/harvester"
     else:
         routes = layout_routes(name)
         base = UNPREFIXED
@@ -184,10 +216,15 @@ def test_the_harvester_ingresses_send_each_request_where_the_design_says(
     assert route(layout_routes(layout), request_.path) == DESIGN[request_.name]
 
 
+def test_the_rancher_ingress_routes_exactly_the_clusters_the_bff_serves() -> None:
+    assert routed_clusters("rancher") == clusters(built("rancher"))
+    assert routed_clusters("harvester") == []
+
+
 def _rancher_requests() -> list[Request]:
     return [
         request_
-        for cluster in clusters(built("rancher"))
+        for cluster in routed_clusters("rancher")
         for request_ in recorded(f"/k8s/clusters/{cluster}/v1/harvester")
     ]
 
@@ -313,3 +350,71 @@ async def test_every_path_an_ingress_gives_the_bff_is_served(
             probe, headers={"Authorization": "Bearer sandbox-admin"}
         )
         assert response.status == 200, f"{layout}: GET {probe}: {response.status}"
+
+
+# --- the Rancher-mode layouts, as configured, in front of the simulated Rancher ---
+
+
+def _layout_settings(layout: str, proxy: Rancher) -> Settings:
+    """The layout's own BFF_* settings, with Rancher and its CA made on loopback."""
+    environ = dict(env(built(layout)))
+    assert environ["BFF_RANCHER_URL"] == RANCHER_SERVICE_URL
+    environ["BFF_RANCHER_URL"] = proxy.url
+    environ["BFF_RANCHER_CA_BUNDLE"] = str(proxy.ca_file)
+    given = {"kubeconfig": str(proxy.own_kubeconfig)}
+    return from_sources(given, environ, command=Command.SERVE)
+
+
+@pytest.mark.parametrize("layout", RANCHER_MODE)
+async def test_the_rancher_mode_layouts_answer_what_their_ingress_sends_as_the_rancher_user(
+    rancher: Rancher,  # noqa: F811 (the fixture imported above)
+    aiohttp_client: Callable[..., Any],
+    layout: str,
+) -> None:
+    """Every recorded request the layout's Ingress gives the BFF, with a Rancher token.
+
+    The BFF runs with exactly the layout's settings (only Rancher's address and
+    CA are the simulated Rancher's). Its cluster ids are those the layout's
+    Ingress routes: ``local`` for Harvester's embedded Rancher, and
+    ``c-m-abc12345``, the shipped example, which the simulated Rancher also serves.
+    """
+    client = await aiohttp_client(create_app(_layout_settings(layout, rancher)))
+    base, routed = layout_router(layout)
+    cluster = "local" if layout == "harvester" else routed_clusters(layout)[0]
+    app = rancher.local if cluster == "local" else rancher.other
+    # A finished Upgrade of that cluster, so the dismiss is allowed and writes.
+    live = next(
+        obj
+        for obj in app[EMULATOR_STORE].list(NAMESPACE)
+        if obj["metadata"].get("labels", {}).get("harvesterhci.io/upgradeState")
+        in {"Succeeded", "Failed"}
+    )
+    sent = 0
+    for request_ in recorded(base, live["metadata"]["name"]):
+        if routed(request_.path) != BFF:
+            continue
+        for body in _bodies(request_, rancher.live(live["metadata"]["name"], cluster)):
+            url = request_.path + (f"?{request_.query}" if request_.query else "")
+            response = await client.request(
+                request_.method,
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {RANCHER_ADMIN_TOKEN}"},
+            )
+            text = await response.text()
+            assert response.status != 405, f"{request_.id}: {text}"
+            assert response.status < 400, f"{request_.id}: {response.status} {text}"
+            sent += 1
+    assert sent, "the dismiss must reach the BFF"
+    writes = rancher.journal(cluster).writes()
+    assert writes, "the dismiss is a write"
+    for write in writes:
+        assert (write.method, write.content_type) == ("PATCH", "application/merge-patch+json")
+        assert set(write.body) == {"metadata"}, write.body
+        assert set(write.body["metadata"]) <= {"labels", "resourceVersion"}, write.body
+        # Rancher acted as the Rancher user, not as itself and not as the BFF.
+        assert write.user == RANCHER_ADMIN
+    # Every request went to the cluster the path (or the default) names, through Rancher.
+    assert {f.path.split("/v1/")[0].split("/apis/")[0] for f in rancher.record.forwarded} == {
+        f"/k8s/clusters/{cluster}"
+    }
