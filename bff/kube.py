@@ -826,6 +826,8 @@ async def _rancher(
             config = rancher_configuration(rancher, f"/k8s/clusters/{cluster}", options.pool_size)
             clients.append(await api_client(config, extra_allowed))
             gateways[cluster] = UpgradeGateway(clients[-1], options, observer)
+        log.info("Rancher mode: callers' requests go to %s/k8s/clusters/<id> for %s",
+                 rancher.url, ", ".join(rancher.clusters))  # fmt: skip
         ping = rancher_configuration(rancher, "", 2)
         if ping.proxy:
             log.info("Rancher is reached through the proxy %s", proxy.redacted(ping.proxy))

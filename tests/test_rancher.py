@@ -342,6 +342,12 @@ async def test_log_lines_never_carry_a_token(
     rancher: Rancher, bff: BFFClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    async with kube.connect(upstream_options(rancher.settings()), impersonate=False):
+        pass
+    assert (
+        f"Rancher mode: callers' requests go to {rancher.url}/k8s/clusters/<id> for "
+        f"c-m-abc12345, local" in caplog.messages
+    )
     await bff.post(_dismiss(FAILED), headers=_bearer(ADMIN))
     await bff.post(_dismiss(SUCCEEDED), headers=_bearer(VIEWER))
     await bff.get(f"{STEVE}/{NS}", headers=_bearer("token-nope0:notasecret"))
