@@ -20,6 +20,7 @@ import pytest
 from bff import kube
 from bff.api.paths import STATIC_FILES
 from bff.app import create_app
+from bff.keys import CACHE
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
 from bff.server import start, stop
 from bff.settings import AuthMode, Settings
@@ -536,6 +537,8 @@ async def test_passthrough_never_borrows_a_client_certificate_from_the_kubeconfi
     real_apiserver.reset()
     config = real_apiserver.kubeconfig(tmp_path / "masters.kubeconfig", client_cert=True)
     client = await aiohttp_client(create_app(Settings(kubeconfig=str(config))))
+    # The read cache lists and watches as the BFF's own identity; ready once it has synced.
+    await asyncio.wait_for(client.app[CACHE].wait_synced(), 10)
     assert (await client.get("/readyz")).status == 200, "the BFF's own identity serves probes"
     viewer = await client.post(DISMISS, headers=bearer("sandbox-viewer"))
     assert viewer.status == 403
