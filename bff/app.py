@@ -59,7 +59,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             access = AccessChecker(
                 upstream.access,
                 ttl=min(settings.token_review_ttl, 10.0),
-                on_review=lambda result: metrics.access_reviews.labels(result).inc(),
+                on_review=lambda result: metrics.count(metrics.access_reviews, result),
             )
             app[CACHE] = cache
         app[SERVICE] = UpgradeService(

@@ -7,6 +7,8 @@ user or a token.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -77,6 +79,17 @@ class Metrics:
             ["result"],
             registry=r,
         )
+
+        #: Label children by label values: ``labels()`` costs more than the count itself.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def count(self, metric: Counter, *labels: str) -> None:
+        """Add one to ``metric`` with these label values (their child looked up once)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        child.inc()
 
     def observe_upstream(self, verb: str, seconds: float, status: int) -> None:
         self.upstream_latency.labels(verb).observe(seconds)

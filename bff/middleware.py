@@ -9,8 +9,8 @@ the log, never to the client.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -65,7 +65,7 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id (a valid X-Request-ID or a new one), client address, security headers."""
     incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
     token = request_id.set(rid)
     request[CLIENT_ADDRESS] = client_address(request, request.app[SETTINGS].trusted_proxies)
     try:
@@ -167,12 +167,13 @@ async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         m.in_flight.dec()
-        m.requests.labels(
+        m.count(
+            m.requests,
             request.get(CLIENT_VERSION, "none"),
             route_template(request),
             str(request.get(ACTION, "none")),
             str(status),
-        ).inc()
+        )
 
 
 #: Outermost first. Errors become responses in exactly one of them, so every

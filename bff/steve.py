@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -24,7 +25,13 @@ class ClientVersion:
     collection_url: str = ""
 
     def at(self, collection_url: str) -> ClientVersion:
-        return replace(self, collection_url=collection_url)
+        return _at(self, collection_url)
+
+
+@functools.lru_cache(maxsize=256)
+def _at(version: ClientVersion, collection_url: str) -> ClientVersion:
+    # Once per version and URL, not once per request (dataclasses.replace is not cheap).
+    return replace(version, collection_url=collection_url)
 
 
 V104 = ClientVersion("v1.0.4", actions=False)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from bff.logs import JsonFormatter, TextFormatter, request_id
 
@@ -46,3 +52,65 @@ def test_the_request_id_of_the_context_is_on_every_line() -> None:
         request_id.reset(token)
         logging.getLogger().handlers.clear()
     assert "[rid-from-context] hello" in stream.getvalue()
+
+
+async def test_access_lines_written_directly_are_the_lines_logging_writes(tmp_path: Path) -> None:
+    """The access log's direct path (no LogRecord) writes exactly what logging would.
+
+    The same request is answered twice by the real server: once with the configured
+    handler alone (the direct path: no LogRecord is made), once with a filter on
+    ``bff.access`` (logging's own path). Only the time and the duration may differ.
+    """
+    from bff import logs
+    from bff.app import create_app
+    from bff.sandbox.kubeconfig import write_kubeconfig
+    from bff.server import start, stop
+    from bff.settings import LogFormat, Settings
+
+    config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
+    settings = Settings(kubeconfig=str(config), port=0, read_cache=False)
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    access = logging.getLogger("bff.access")
+    logging.setLogRecordFactory(counting)
+    try:
+        for fmt in (LogFormat.TEXT, LogFormat.JSON):
+            stream = io.StringIO()
+            logs.configure(fmt, "INFO", stream)
+            runner, url = await start(create_app(settings), settings)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    for through_logging in (False, True):
+                        if through_logging:
+                            access.addFilter(logging.Filter())  # passes all; not direct
+                        made.clear()
+                        async with session.get(
+                            f"{url}/healthz", headers={"X-Request-ID": "rid-same"}
+                        ) as answer:
+                            assert answer.status == 200
+                        await asyncio.sleep(0.05)  # the access line follows the answer
+                        assert made.count("bff.access") == (1 if through_logging else 0)
+            finally:
+                await stop(runner)
+                for kept in list(access.filters):
+                    access.removeFilter(kept)
+            lines = [x for x in stream.getvalue().splitlines() if "bff.access" in x]
+            assert len(lines) == 2, lines
+            direct, logged = (_masked(line) for line in lines)
+            assert direct == logged, fmt
+            assert "rid-same" in direct
+            assert "/healthz" in direct
+    finally:
+        logging.setLogRecordFactory(factory)
+        logging.getLogger().handlers.clear()
+
+
+def _masked(line: str) -> str:
+    line = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "<time>", line)
+    return re.sub(r'("?duration_ms"?[=:])[0-9.]+', r"\1<ms>", line)
