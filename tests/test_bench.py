@@ -93,6 +93,19 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
         report["write"]["upstream_calls_per_request"]
         == (s["dismiss_real"]["bff"]["upstream_calls_per_request"])
     )
+    assert report["read"]["cpu_ratio"] == _ratio(
+        s["get"]["bff"]["cpu_us_per_request"]["target"],
+        s["get"]["forwarder"]["cpu_us_per_request"]["target"],
+    )
+    # The spread: each round's ratio from that round's own figures.
+    for group, scenario in (("read", "get"), ("write", "dismiss_real")):
+        pairs = zip(s[scenario]["bff"]["rounds"], s[scenario]["forwarder"]["rounds"], strict=True)
+        per_round = [_ratio(b["rps"], f["rps"]) for b, f in pairs]
+        assert report[group]["throughput_ratio_rounds"] == per_round
+        assert len(per_round) == report["rounds"]
+    rounds = report["read"]["throughput_ratio_rounds"]
+    assert report["read"]["throughput_ratio_min"] == min(rounds)
+    assert report["read"]["throughput_ratio_max"] == max(rounds)
     # Medians over the rounds, from the rounds themselves.
     for sides in s.values():
         for side in sides.values():

@@ -6,6 +6,9 @@ from typing import Any
 
 TARGETS = [
     ("read.throughput_ratio", "GET: BFF / forwarder throughput", ">= 2"),
+    ("read.throughput_ratio_min", "GET: the same, lowest round", ""),
+    ("read.throughput_ratio_max", "GET: the same, highest round", ""),
+    ("read.cpu_ratio", "GET: BFF / forwarder CPU per request", ""),
     ("read.upstream_calls_per_request", "GET: upstream calls per request", "0"),
     ("write.throughput_ratio", "real dismiss: BFF / guarded forwarder", ">= 0.9"),
     ("write.p99_ratio", "real dismiss: p99 BFF / guarded forwarder", "<= 1.5"),

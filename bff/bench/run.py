@@ -94,6 +94,14 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else 0.0
 
 
+def _round_ratios(side: dict[str, Any], other: dict[str, Any], key: str = "rps") -> list[float]:
+    """The ratio in each round: round i of one side against round i of the other.
+
+    Sides alternate within a round, so round i of both ran back to back.
+    """
+    return [_ratio(a[key], b[key]) for a, b in zip(side["rounds"], other["rounds"], strict=True)]
+
+
 def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> Any:
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"not an HTTP URL: {url}")
@@ -330,6 +338,8 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
            for name, sides in scenarios.items()}  # fmt: skip
     get, write, idem = raw["get"], raw["dismiss_real"], raw["dismiss_idempotent"]
     l1000 = raw["list1000"]
+    read_rounds = _round_ratios(get["bff"], get["forwarder"])
+    write_rounds = _round_ratios(write["bff"], write["forwarder"])
     return {
         "mode": "emulator",
         "load_generator": bench.kind,
@@ -339,6 +349,13 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
         "cores": bench.layout.describe(),
         "read": {
             "throughput_ratio": _ratio(get["bff"]["rps"], get["forwarder"]["rps"]),
+            "throughput_ratio_rounds": read_rounds,
+            "throughput_ratio_min": min(read_rounds),
+            "throughput_ratio_max": max(read_rounds),
+            "cpu_ratio": _ratio(
+                get["bff"]["cpu_us_per_request"]["target"],
+                get["forwarder"]["cpu_us_per_request"]["target"],
+            ),
             "upstream_calls_per_request": get["bff"]["upstream_calls_per_request"],
             "list3_throughput_ratio": _ratio(
                 raw["list3"]["bff"]["rps"], raw["list3"]["forwarder"]["rps"]
@@ -346,6 +363,7 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
         },
         "write": {
             "throughput_ratio": _ratio(write["bff"]["rps"], write["forwarder"]["rps"]),
+            "throughput_ratio_rounds": write_rounds,
             "p99_ratio": _ratio(write["bff"]["p99_ms"], write["forwarder"]["p99_ms"]),
             "upstream_calls_per_request": write["bff"]["upstream_calls_per_request"],
             "idempotent_upstream_calls_per_request": idem["bff"]["upstream_calls_per_request"],
