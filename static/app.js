@@ -1,6 +1,7 @@
 // The page: list Harvester Upgrades through the BFF, dismiss or cancel them with the
 // v1.0.5 actions, or send the legacy v1.0.4 PUT, and show what each action changed.
-// The list keeps itself current (see `changes` below). In the sandbox only, the page
+// The list keeps itself current (see "keeping the list current" below): server-sent
+// events from the BFF's read cache, or polling when there is no stream. In the sandbox only, the page
 // also offers the sandbox tokens and a button that sends the v1.0.4 body straight to
 // the API emulator: the bug the BFF prevents.
 // Plain script under a strict CSP: no inline code, no third-party resources, and
@@ -14,7 +15,11 @@
   const STATE = "harvesterhci.io/upgradeState";
   const READ = "harvesterhci.io/read-message";
   const FINISHED = ["Succeeded", "Failed"];
+  const EVENTS = "api/v1.0.5/upgrades/events";
   const POLL_MS = 2000;
+  // After a stream that was open ends (the BFF restarted, the connection broke), poll
+  // meanwhile and open it again this much later.
+  const STREAM_RETRY_MS = 5000;
   const CLOCK_MS = 30000;
   // What extension v1.0.2-v1.0.4 drops from the Steve model before its PUT.
   const LEGACY_DROPPED_METADATA = [
@@ -273,8 +278,10 @@
 
   // --- keeping the list current --------------------------------------------------------
 
-  // Where "something changed" comes from. Polling the list is the source today; a source
-  // of server-sent events would call onChange the same way from its message handler.
+  // Two sources of "something changed". The stream: server-sent events fed by the BFF's
+  // read cache (a snapshot, then each change), read with fetch because EventSource cannot
+  // send the Authorization header. Polling the list: the fallback when the BFF has no
+  // stream (404 without the read cache) or while a broken stream is being reopened.
   function pollingSource(intervalMs) {
     let timer = null;
     return {
@@ -290,7 +297,89 @@
     };
   }
 
-  const changes = pollingSource(POLL_MS);
+  // One server-sent event block ("event: x\ndata: y") as [kind, parsed data], or null.
+  function parseEvent(block) {
+    let kind = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;  // a keepalive comment
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") kind = value;
+      else if (field === "data") data.push(value);
+    }
+    return data.length ? [kind, JSON.parse(data.join("\n"))] : null;
+  }
+
+  async function readStream(signal, onEvent) {
+    const headers = { Accept: "text/event-stream" };
+    const bearer = token();
+    if (bearer) headers.Authorization = "Bearer " + bearer;
+    let response;
+    try {
+      response = await fetch(EVENTS, { headers, credentials: "same-origin", cache: "no-store", signal });
+    } catch (err) {
+      return { opened: false, status: 0 };
+    }
+    if (!response.ok || !response.body) {
+      try { await response.text(); } catch (err) { /* already gone */ }
+      return { opened: false, status: response.status };
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const event = parseEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+          if (event) onEvent(...event);
+        }
+      }
+    } catch (err) {
+      // Stopped by the page, or the connection broke: either way the stream has ended.
+    }
+    return { opened: true, status: response.status };
+  }
+
+  function streamSource() {
+    let current = null;
+    return {
+      start(onEvent, onEnd) {
+        this.stop();
+        const controller = new AbortController();
+        current = controller;
+        readStream(controller.signal, onEvent).then((outcome) => {
+          if (current !== controller) return;  // stopped (or restarted) meanwhile
+          current = null;
+          onEnd(outcome);
+        });
+      },
+      stop() {
+        if (current !== null) current.abort();
+        current = null;
+      },
+      get running() { return current !== null; },
+    };
+  }
+
+  const polling = pollingSource(POLL_MS);
+  const stream = streamSource();
+  let reopen = null;
+  const changes = {
+    stop() {
+      polling.stop();
+      stream.stop();
+      clearTimeout(reopen);
+      reopen = null;
+    },
+  };
   let loading = null;
 
   // One list request at a time; none while an action is in flight.
@@ -300,9 +389,53 @@
     return loading;
   }
 
+  function showList(list) {
+    items = list;
+    known = new Map(items.map((obj) => [keyOf(obj), obj]));
+    render(false);
+  }
+
+  function applyChange(change) {
+    const rest = items.filter((obj) => keyOf(obj) !== change.id);
+    if (change.type !== "DELETED" && change.object) rest.push(change.object);
+    rest.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+    showList(rest);
+  }
+
+  function source(kind) {
+    $("#live").dataset.source = kind;
+    $("#live").title = kind === "events"
+      ? "Changes arrive as they happen (server-sent events)"
+      : `Asks for the list every ${POLL_MS / 1000} s`;
+  }
+
+  function live() {
+    clearTimeout(reopen);
+    reopen = null;
+    stream.start((kind, data) => {
+      if (kind === "snapshot") {
+        polling.stop();
+        source("events");
+        showList((data && data.data) || []);
+      } else if (kind === "change") {
+        applyChange(data);
+      }
+    }, (outcome) => {
+      if (outcome.status === 401 || outcome.status === 403) {
+        changes.stop();
+        refresh();  // shows why, as a list request would
+        return;
+      }
+      source("polling");
+      polling.start(refresh);
+      // 404: this BFF has no stream (no read cache); poll for as long as the page is open.
+      if (outcome.status !== 404) reopen = setTimeout(live, STREAM_RETRY_MS);
+    });
+  }
+
   function follow() {
     $("#live").hidden = false;
-    changes.start(refresh);
+    live();
   }
 
   // --- what changed --------------------------------------------------------------------

@@ -33,20 +33,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bff import captured, openapi
 from bff.sandbox.emulator import EMULATOR_STORE
 from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
-from tests.support.backends import (
-    FAILED,
-    IN_PROGRESS,
-    NAMESPACE,
-    SUCCEEDED,
-    Backend,
-    sandbox_emulator,
-)
+from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -339,16 +333,10 @@ async def test_api_page_renders_every_operation(emulator_stack: Any, page: Page)
     await expect(page.locator("#schema-UpgradeResource")).to_be_visible()
 
 
-async def test_the_list_follows_changes_made_outside_the_page(
-    emulator_stack: Any, page: Page
-) -> None:
-    backend: Backend = emulator_stack.backend
-    await sign_in(page, str(emulator_stack.client.make_url("/")))
-    await expect(page.locator("#live")).to_have_text("Updates by itself")
+async def _change_two_upgrades_upstream(backend: Backend, page: Page) -> None:
+    """Someone dismisses one upgrade, Harvester finishes another; the page shows both."""
     in_progress = row(page, IN_PROGRESS)
     await expect(in_progress.get_by_role("button", name="Dismiss")).to_be_disabled()
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
 
     # Someone else (kubectl, another browser) dismisses the failed upgrade ...
     await backend.merge_patch(FAILED, {"metadata": {"labels": {READ: "true"}}})
@@ -371,9 +359,47 @@ async def test_the_list_follows_changes_made_outside_the_page(
     await expect(in_progress.get_by_role("button", name="Dismiss")).to_be_enabled()
     await expect(in_progress.locator('[data-field="why"]')).to_have_count(0)
     await expect(in_progress.locator("time")).to_have_attribute("title", "2025-05-02 10:20:00 UTC")
-    # Nobody pressed Refresh: the page asked by itself, for the list only.
-    assert requests, "the page did not ask for the list again"
-    assert {url.rsplit("/", 1)[-1] for url in requests} == {"upgrades"}
+
+
+def _api_requests(requests: list[str]) -> list[str]:
+    return [url.split("/api/v1.0.5/", 1)[1] for url in requests if "/api/v1.0.5/" in url]
+
+
+async def test_the_list_follows_changes_made_outside_the_page(
+    emulator_stack: Any, page: Page
+) -> None:
+    """With the read cache (the default): changes arrive on the stream, with no request."""
+    backend: Backend = emulator_stack.backend
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await sign_in(page, str(emulator_stack.client.make_url("/")))
+    live = page.locator("#live")
+    await expect(live).to_have_text("Updates by itself")
+    await expect(live).to_have_attribute("data-source", "events")
+    assert _api_requests(requests) == ["upgrades", "upgrades/events"]
+
+    await _change_two_upgrades_upstream(backend, page)
+    # Nobody pressed Refresh, no reload, no polling: the one stream brought both changes.
+    await page.wait_for_timeout(2500)  # longer than the polling interval
+    assert _api_requests(requests) == ["upgrades", "upgrades/events"]
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+async def test_without_a_stream_the_page_polls(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Any]], page: Page
+) -> None:
+    """Without the read cache the stream is a 404: the page asks for the list instead."""
+    stack = await stack_factory(emulator_backend, read_cache=False)
+    expect_failed_load(page, 404, "/api/v1.0.5/upgrades/events")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await sign_in(page, str(stack.client.make_url("/")))
+    await expect(page.locator("#live")).to_have_attribute("data-source", "polling")
+    await _change_two_upgrades_upstream(emulator_backend, page)
+    api = _api_requests(requests)
+    assert api.count("upgrades/events") == 1, "a 404 stream is not asked for again"
+    assert api.count("upgrades") >= 2, "the page did not ask for the list again"
+    assert set(api) == {"upgrades", "upgrades/events"}
 
 
 async def test_rows_show_versions_times_and_a_real_placeholder(
@@ -463,8 +489,13 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 async def cluster_object(sandbox: Sandbox, name: str) -> dict[str, Any]:
-    async with sandbox_emulator(sandbox) as cluster:
-        return await cluster.read(name)
+    url = f"{sandbox.kube_url}/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades/{name}"
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sandbox.client_ssl)) as session,
+        session.get(url, headers={"Authorization": "Bearer sandbox-admin"}) as response,
+    ):
+        assert response.status == 200
+        return await response.json()  # type: ignore[no-any-return]
 
 
 async def test_sandbox_offers_its_tokens_and_shows_the_bug(sandbox: Sandbox, page: Page) -> None:
