@@ -87,7 +87,9 @@ async def test_sigkill_at_any_moment_leaves_no_partial_state(
         for part in ("spec", "status"):
             assert new.get(part) == old.get(part), (name, part)
         labels = dict(new["metadata"]["labels"])
-        if labels.pop(READ, None) is not None:
+        read = labels.pop(READ, None)
+        if read is not None:
+            assert read == "true", (name, read)
             assert labels == old["metadata"]["labels"]
         else:
             assert new["metadata"]["resourceVersion"] == old["metadata"]["resourceVersion"]
