@@ -51,6 +51,7 @@ async def abandon_requests(tmp_path: Path) -> Counter[str]:
     settings = replace(
         Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE, port=0),
         upstream_read_timeout=0.3,
+        read_cache=False,  # every read goes upstream, so each one can be abandoned there
     )
     runner, url = await start(create_app(settings), settings, host="127.0.0.1", port=0)
     stopped = False
