@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,6 +27,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bff import logs
 from bff.app import create_app
 from bff.cache import newer
 from bff.keys import CACHE
@@ -35,6 +37,27 @@ from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
 from tests.support.backends import NAMESPACE, Backend, EmulatorBackend
 from tests.support.recorder import Recorder
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Undo a ``logs.configure`` that a test ran in-process (``cli.main`` does one).
+
+    It replaces the root logger's handlers with one on the ``sys.stderr`` of the
+    moment, which under capture is a file pytest closes when the test ends; left
+    in place, every later log line would fail to write ("I/O operation on closed
+    file") and pytest's own capture handlers would be gone.
+    """
+    root = logging.getLogger()
+    before, level = logs._configured, root.level
+    yield
+    installed = logs._configured
+    if installed is not before and installed is not None:
+        root.removeHandler(installed)
+        installed.close()
+    logs._configured = before
+    root.setLevel(level)
+
 
 REQUIRE_REAL = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1"
 
