@@ -590,10 +590,7 @@ class RancherProbe(_Calls):
                 auth_settings=[],
                 _preload_content=False,
             )  # fmt: skip
-            async with response:
-                body = await response.read()
-                if response.status != 200:
-                    raise _failed(response.status, response.reason, body)
+            body = await _read_ok(response)
         except errors.BffError as exc:
             reason = exc.message.replace("the Kubernetes API", "it")
             return f"Rancher {self._url}/ping: {reason}"
@@ -642,6 +639,15 @@ def _check_header_safe(user: Any) -> None:
         )
 
 
+async def _read_ok(response: Any) -> bytes:
+    """The whole body of an unparsed (``_preload_content=False``) answer that must be a 200."""
+    async with response:
+        body: bytes = await response.read()
+        if response.status != 200:
+            raise _failed(response.status, response.reason, body)
+    return body
+
+
 def _failed(status: int, reason: str | None, body: bytes) -> errors.BffError:
     failure = k8s.ApiException(status=status, reason=reason or "")
     failure.body = body
@@ -665,11 +671,7 @@ class UpgradeWatcher(_Calls):
             GROUP, VERSION, namespace, PLURAL,
             _preload_content=False,
         )  # fmt: skip
-        async with response:
-            body = await response.read()
-            if response.status != 200:
-                raise _failed(response.status, response.reason, body)
-        listed: JSONObject = orjson.loads(body)
+        listed: JSONObject = orjson.loads(await _read_ok(response))
         return listed
 
     async def watch(
