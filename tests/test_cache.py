@@ -10,6 +10,7 @@ the cache too.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,26 @@ async def own_cache(emulator_backend: Backend, tmp_path: Path) -> Any:
         await asyncio.wait_for(cache.wait_synced(), 10)
         yield cache
         await cache.stop()
+
+
+async def test_a_refused_list_is_not_taken_for_a_list_and_is_logged_with_the_apis_reason(
+    emulator_backend: Backend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults = emulator_backend.app[EMULATOR_FAULTS]  # type: ignore[attr-defined]
+    faults.add(Fault("GET", path_suffix="/upgrades", status=403))
+    config = write_kubeconfig(tmp_path / "c.kubeconfig", emulator_backend.url, token="sandbox-bff")
+    caplog.set_level(logging.DEBUG, logger="bff.cache")
+    async with kube.connect(kube.UpstreamOptions(kubeconfig=str(config)), impersonate=False) as up:
+        cache = UpgradeCache(up.watcher, NAMESPACE, backoff=(0.01, 0.05))
+        cache.start()
+        try:
+            await asyncio.wait_for(cache.wait_synced(), 10)  # the second list is answered
+        finally:
+            await cache.stop()
+    assert cache.stats["reconnects"] == 1
+    assert len(cache) == 3
+    (line,) = [r.getMessage() for r in caplog.records if "lost the API server" in r.getMessage()]
+    assert "403" in line or "forbidden" in line.lower(), line
 
 
 async def test_the_cache_follows_changes_relists_on_410_and_readiness_tracks_staleness(
