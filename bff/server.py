@@ -279,6 +279,18 @@ class StartupError(Exception):
     """The server cannot start; the message is one line for the operator."""
 
 
+async def listen(site: web.BaseSite, where: str) -> None:
+    """Start ``site``; a failure to bind is one line: ``cannot listen on <where>: <reason>``.
+
+    ``where`` names the address and the flags that set it, so the operator knows what to change.
+    """
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"cannot listen on {where}: {reason}") from None
+
+
 def _pem_problem(cert: str, key: str) -> str | None:
     """Which TLS file is not what its flag says, in words, or None."""
 
@@ -348,13 +360,10 @@ async def start(
         runner, bind_host, bind_port, ssl_context=ssl_context, backlog=limits.backlog
     )
     try:
-        await site.start()
-    except OSError as exc:
+        await listen(site, f"{bind_host}:{bind_port} (--host, --port)")
+    except StartupError:
         await runner.cleanup()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise StartupError(
-            f"cannot listen on {bind_host}:{bind_port} (--host, --port): {reason}"
-        ) from None
+        raise
     sockets = runner.addresses
     bound_host, bound_port = sockets[0][0], sockets[0][1]
     scheme = "https" if ssl_context else "http"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shlex
 import ssl
 import sys
@@ -91,14 +90,11 @@ async def running(
             site = web.TCPSite(
                 emulator, "127.0.0.1", kube_port, ssl_context=ca.server_context(Path(tmp))
             )
-            try:
-                await site.start()
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise server.StartupError(
-                    f"cannot listen on 127.0.0.1:{kube_port} for the Kubernetes API emulator "
-                    f"(--kube-port, BFF_KUBE_PORT): {reason}"
-                ) from None
+            await server.listen(
+                site,
+                f"127.0.0.1:{kube_port} for the Kubernetes API emulator "
+                "(--kube-port, BFF_KUBE_PORT)",
+            )
             kube_url = f"https://127.0.0.1:{emulator.addresses[0][1]}"
             bff_config = write_kubeconfig(
                 Path(tmp, "bff.kubeconfig"), kube_url, token="sandbox-bff", ca_file=ca_file
@@ -175,14 +171,9 @@ async def _rancher(
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ca.server_context(directory))
-        try:
-            await site.start()
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise server.StartupError(
-                f"cannot listen on 127.0.0.1:{port} for the simulated Rancher "
-                f"(--rancher-port, BFF_RANCHER_PORT): {reason}"
-            ) from None
+        await server.listen(
+            site, f"127.0.0.1:{port} for the simulated Rancher (--rancher-port, BFF_RANCHER_PORT)"
+        )
         yield f"https://127.0.0.1:{runner.addresses[0][1]}", app
     finally:
         await runner.cleanup()
