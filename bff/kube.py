@@ -35,7 +35,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +52,7 @@ from multidict import CIMultiDict
 
 from bff import errors, proxy
 from bff.callers import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
+from bff.connections import Dropped
 from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 
@@ -305,7 +306,8 @@ class _RestClient(k8s_rest.RESTClientObject):
     was resolved once at startup (:func:`bff.proxy.for_server`) and is passed
     explicitly, so no request scans ``os.environ`` or reads ``~/.netrc``. It
     also sends a tuple header value as repeated headers (``Impersonate-Group``
-    needs it).
+    needs it). Answers given up on mid-stream are dropped through :attr:`dropped`,
+    and :meth:`close` waits for them to be gone before it closes the pool.
     """
 
     def __init__(self, configuration: Any, extra: Sequence[Allowed] = ()) -> None:
@@ -331,6 +333,11 @@ class _RestClient(k8s_rest.RESTClientObject):
         )
         self._base_url: str = configuration.host
         self.allowed: tuple[Allowed, ...] = (*ALLOWED, *extra)
+        self.dropped = Dropped()
+
+    async def close(self) -> None:
+        await self.dropped.wait()
+        await self.pool_manager.close()
 
     async def request(self, method: str, url: str, query_params: Any = None,
                       headers: Any = None, body: Any = None, post_params: Any = None,
@@ -676,7 +683,7 @@ class UpgradeWatcher(_Calls):
 
     async def watch(
         self, namespace: str, resource_version: str, on_open: Callable[[], None]
-    ) -> AsyncIterator[JSONObject]:
+    ) -> AsyncGenerator[JSONObject, None]:
         """The watch's events, parsed; ``on_open`` runs once the server has accepted it."""
         started = time.perf_counter()
         try:
@@ -701,12 +708,17 @@ class UpgradeWatcher(_Calls):
                 body = await response.read()
                 raise _failed(response.status, response.reason, body)
             on_open()
+            ended = False
             try:
                 while line := await response.content.readline():
                     if line.strip():
                         yield orjson.loads(line)
+                ended = True
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise translate(exc) from None
+            finally:
+                if not ended:  # given up on: cancelled, closed by the cache, or broken
+                    self._api.rest_client.dropped.drop(response)
 
 
 class AccessReviewer(_Calls):

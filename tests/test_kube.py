@@ -27,6 +27,7 @@ from bff.patches import mark_read_patch
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.support.backends import FAILED, NAMESPACE, SUCCEEDED
+from tests.support.silent_tls import SilentTlsUpstream, sockets_to
 
 UPGRADES = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
 ONE = f"{UPGRADES}/{SUCCEEDED}"
@@ -365,3 +366,22 @@ async def test_impersonation_sends_every_field_of_the_caller(
         ("impersonate-extra-scopes.example.com%2fx%20y", "b"),
     ]
     assert ("Authorization", "Bearer sandbox-bff") in headers
+
+
+async def test_a_watch_given_up_on_is_gone_once_the_client_is_closed(tmp_path: Path) -> None:
+    # The upstream never answers a TLS close: only a dropped connection ends, and only a
+    # close that waits for it sees it gone (this pool holds nothing else to wait on).
+    with SilentTlsUpstream(tmp_path, {}) as upstream:
+        config = write_kubeconfig(
+            tmp_path / "k",
+            upstream.url,
+            token="sandbox-bff",
+            ca_file=str(upstream.certificate.ca_file),
+        )
+        options = kube.UpstreamOptions(kubeconfig=str(config))
+        async with kube.connect(options, impersonate=False) as up:
+            events = up.watcher.watch(NAMESPACE, "1", lambda: None)
+            assert (await anext(events))["type"] == "ADDED"
+            assert sockets_to(upstream.port) == 1
+            await events.aclose()
+        assert sockets_to(upstream.port) == 0

@@ -6,6 +6,9 @@ the upstream, and requests still in flight when the BFF stops. Once everything i
 stopped, a garbage collection must find no unclosed resource (a leaked socket shows
 as a ResourceWarning only when it is collected, which under load may be during
 some later test).
+
+The same holds for a stream cut over TLS, where closing politely means waiting for the
+server's answer: the suite's recording proxy must drop such a connection before it stops.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bff.app import create_app
+from bff.sandbox.discovery import GROUPS
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
 from bff.settings import Settings
-from tests.support.backends import NAMESPACE, SUCCEEDED
+from tests.support.backends import BASE, GROUP, NAMESPACE, SUCCEEDED, VERSION
+from tests.support.recorder import Recorder
+from tests.support.silent_tls import EVENT, SilentTlsUpstream, sockets_to
 
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 GET = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}"
@@ -108,3 +114,51 @@ async def test_abandoned_requests_leave_no_socket_open(tmp_path: Path) -> None:
     for _ in range(3):
         await asyncio.sleep(0)
     assert unclosed_after_collection() == []
+
+
+async def test_the_recording_proxy_drops_a_tls_stream_its_caller_left(tmp_path: Path) -> None:
+    # The upstream never answers a TLS close, so a polite close would stay open for 30 s,
+    # past the end of the test's event loop: the leaked socket a later test then collects.
+    with SilentTlsUpstream(tmp_path, {}) as upstream:
+        recorder = Recorder(upstream.url, upstream.client_context())
+        proxy = TestServer(recorder.app())
+        await proxy.start_server()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(proxy.make_url("/watch?watch=true")) as response,
+            ):
+                assert await response.content.readline() == EVENT
+                assert sockets_to(upstream.port) == 1
+        finally:
+            await proxy.close()
+        assert sockets_to(upstream.port) == 0
+
+
+async def test_a_stopped_bff_leaves_no_tls_watch_open(tmp_path: Path) -> None:
+    answers = {
+        f"/apis/{GROUP}/{VERSION}": {
+            "kind": "APIResourceList",
+            "groupVersion": f"{GROUP}/{VERSION}",
+            "resources": GROUPS[GROUP][1],
+        },
+        BASE: {"kind": "UpgradeList", "metadata": {"resourceVersion": "1"}, "items": []},
+    }
+    with SilentTlsUpstream(tmp_path / "tls", answers) as upstream:
+        kubeconfig = write_kubeconfig(
+            tmp_path / "bff.kubeconfig",
+            upstream.url,
+            token="sandbox-bff",
+            ca_file=str(upstream.certificate.ca_file),
+        )
+        settings = Settings(kubeconfig=str(kubeconfig), namespace=NAMESPACE, port=0)
+        runner, _ = await start(create_app(settings), settings, host="127.0.0.1", port=0)
+        try:
+            for _ in range(500):  # the read cache lists, then watches
+                if upstream.watches:
+                    break
+                await asyncio.sleep(0.02)
+            assert upstream.watches == 1
+        finally:
+            await stop(runner)
+        assert sockets_to(upstream.port) == 0

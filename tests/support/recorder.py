@@ -4,6 +4,11 @@ It forwards every request unchanged (headers allowlisted the same way a
 transparent proxy would: everything but hop-by-hop) and records each
 non-GET request, so a test can assert the exact writes the BFF made, against
 the emulator and against a real API server alike.
+
+A stream its caller leaves (the BFF's watch, when the BFF stops) is dropped
+upstream at once, and the proxy does not stop until every such connection is
+closed: a polite TLS close would wait on the API server's answer, and a test's
+event loop can end first, leaving the socket for a later test to collect.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+
+from bff.connections import Dropped
 
 HOP_BY_HOP = {
     "connection",
@@ -52,6 +59,7 @@ class Recorder:
     requests: list[Recorded] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    _dropped: Dropped = field(default_factory=Dropped, init=False, repr=False)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**2 * 8)
@@ -63,6 +71,7 @@ class Recorder:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context else False)
         self._client = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         yield
+        await self._dropped.wait()
         await self._client.close()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
@@ -109,8 +118,12 @@ class Recorder:
             for key, value in upstream.headers.items():
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-encoding":
                     response.headers.add(key, value)
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except BaseException:  # the caller left, or the proxy is stopping
+                self._dropped.drop(upstream)
+                raise
             return response
