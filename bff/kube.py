@@ -337,7 +337,7 @@ class _RestClient(k8s_rest.RESTClientObject):
 
     async def close(self) -> None:
         await self.dropped.wait()
-        await self.pool_manager.close()
+        await super().close()
 
     async def request(self, method: str, url: str, query_params: Any = None,
                       headers: Any = None, body: Any = None, post_params: Any = None,
