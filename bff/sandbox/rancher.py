@@ -34,6 +34,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
+from bff.connections import Dropped
 from bff.sandbox.users import (
     ALL_AUTHENTICATED,
     RANCHER_ADMIN,
@@ -119,6 +120,7 @@ class Record:
 RANCHER_RECORD = web.AppKey("rancher_record", Record)
 _CLUSTERS = web.AppKey("rancher_clusters", dict[str, Upstream])
 _SESSION = web.AppKey("rancher_session", aiohttp.ClientSession)
+_DROPPED = web.AppKey("rancher_dropped", Dropped)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -205,10 +207,14 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         for name in _PASSED_BACK:
             for value in upstream.headers.getall(name, []):
                 response.headers.add(name, value)
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except BaseException:  # the caller left (a watch given up on), or Rancher is stopping
+            request.app[_DROPPED].drop(upstream)
+            raise
         return response
 
 
@@ -266,7 +272,9 @@ def create_rancher_app(clusters: Mapping[str, Upstream]) -> web.Application:
     async def session(app: web.Application) -> Any:
         async with aiohttp.ClientSession(trust_env=False) as opened:
             app[_SESSION] = opened
+            app[_DROPPED] = Dropped()
             yield
+            await app[_DROPPED].wait()
 
     app.cleanup_ctx.append(session)
     r = app.router

@@ -13,18 +13,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bff import captured
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE
-from bff.sandbox.rancher import RANCHER_RECORD
+from bff.sandbox.rancher import RANCHER_RECORD, Upstream, create_rancher_app
 from bff.sandbox.runner import Sandbox, running
 from bff.sandbox.users import RANCHER_ADMIN, RANCHER_VIEWER
 from bff.settings import Settings
 from tests.support.processes import command, started
+from tests.support.silent_tls import EVENT, SilentTlsUpstream, sockets_to
 
 ADMIN = "token-sbadm:sandboxrancheradminsecret"
 VIEWER = "token-sbvwr:sandboxrancherviewersecret"
@@ -212,3 +215,25 @@ def test_the_sandbox_starts_its_rancher_and_a_rancher_mode_bff_works_through_it(
             assert done["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
             assert serve.stop() == 0
         assert sb.stop() == 0
+
+
+async def test_a_watch_its_caller_left_is_dropped_before_rancher_stops(tmp_path: Path) -> None:
+    # The cluster never answers a TLS close: only a dropped connection is gone at the stop.
+    with SilentTlsUpstream(tmp_path, {}) as cluster:
+        rancher = TestServer(
+            create_rancher_app({"c-1": Upstream(cluster.url, cluster.client_context())})
+        )
+        await rancher.start_server()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    rancher.make_url(f"/k8s/clusters/c-1{UPGRADES}?watch=true"),
+                    headers=_bearer(ADMIN),
+                ) as response,
+            ):
+                assert await response.content.readline() == EVENT
+                assert sockets_to(cluster.port) == 1
+        finally:
+            await rancher.close()
+        assert sockets_to(cluster.port) == 0
