@@ -8,7 +8,8 @@ as a ResourceWarning only when it is collected, which under load may be during
 some later test).
 
 The same holds for a stream cut over TLS, where closing politely means waiting for the
-server's answer: the suite's recording proxy must drop such a connection before it stops.
+server's answer: the BFF (its watch) and the suite's recording proxy must drop such a
+connection, and be rid of it, before they stop.
 """
 
 from __future__ import annotations
