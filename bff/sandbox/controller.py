@@ -34,6 +34,8 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from bff.connections import Dropped
+
 __all__ = [
     "LATEST_UPGRADE_LABEL",
     "STAGES",
@@ -314,6 +316,7 @@ class SimulatedController:
         self._synced = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._listed = asyncio.Event()
+        self._dropped = Dropped()
         #: how many upgrades were re-initialised, and their names in order
         self.reinitialisations = 0
         self.reinitialised: list[str] = []
@@ -349,6 +352,7 @@ class SimulatedController:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self._dropped.wait()
         if self._api_client is not None:
             await self._api_client.close()
             self._api_client = None
@@ -455,28 +459,35 @@ class SimulatedController:
 
     async def _watch(self, resource_version: str) -> None:
         async with watch.Watch() as stream:
-            async for event in stream.stream(
-                self._api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                resource_version=resource_version,
-                timeout_seconds=self._watch_timeout,
-                allow_watch_bookmarks=True,
-            ):
-                kind = event["type"]
-                obj: JSON = event["raw_object"]
-                async with self._lock:
-                    if kind == "BOOKMARK":
-                        pass
-                    elif kind == "DELETED":
-                        self._cache.pop(obj["metadata"]["name"], None)
-                    else:
-                        name = obj["metadata"]["name"]
-                        self._cache[name] = obj
-                        await self._reconcile(name)
-                await self._mark_synced(_rv(obj))
+            try:
+                await self._events(stream, resource_version)
+            finally:
+                if stream.resp is not None:  # given up on mid-stream: no polite TLS close
+                    self._dropped.drop(stream.resp)
+
+    async def _events(self, stream: watch.Watch, resource_version: str) -> None:
+        async for event in stream.stream(
+            self._api.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            resource_version=resource_version,
+            timeout_seconds=self._watch_timeout,
+            allow_watch_bookmarks=True,
+        ):
+            kind = event["type"]
+            obj: JSON = event["raw_object"]
+            async with self._lock:
+                if kind == "BOOKMARK":
+                    pass
+                elif kind == "DELETED":
+                    self._cache.pop(obj["metadata"]["name"], None)
+                else:
+                    name = obj["metadata"]["name"]
+                    self._cache[name] = obj
+                    await self._reconcile(name)
+            await self._mark_synced(_rv(obj))
 
     # -- reconciling --------------------------------------------------------------------
 

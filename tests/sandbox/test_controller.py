@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,10 @@ from kubernetes_asyncio import client
 from bff import captured
 from bff.sandbox.controller import STAGES, SimulatedController, advance, initialise
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
+from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.sandbox.store import Store
 from tests.support.backends import BASE, IN_PROGRESS, MERGE, NS, SUCCEEDED, EmulatorBackend
+from tests.support.silent_tls import SilentTlsUpstream, sockets_to
 
 
 def configuration(emu: EmulatorBackend) -> client.Configuration:
@@ -168,3 +171,26 @@ def test_finished_or_not_latest_upgrades_do_not_advance() -> None:
     step = advance(by_name[IN_PROGRESS])
     assert step is not None
     assert labels(step)["harvesterhci.io/upgradeState"] == "Succeeded"
+
+
+async def test_a_stopped_controller_leaves_no_tls_watch_open(tmp_path: Path) -> None:
+    # The API server never answers a TLS close: only a dropped watch is gone at the stop.
+    listed = {"kind": "UpgradeList", "metadata": {"resourceVersion": "1"}, "items": []}
+    with SilentTlsUpstream(tmp_path, {BASE: listed}) as upstream:
+        kubeconfig = write_kubeconfig(
+            tmp_path / "ctl.kubeconfig",
+            upstream.url,
+            token="sandbox-controller",
+            ca_file=str(upstream.certificate.ca_file),
+        )
+        controller = SimulatedController(kubeconfig=str(kubeconfig), namespace=NS)
+        await controller.start()
+        try:
+            for _ in range(500):  # listed; the watch follows
+                if upstream.watches:
+                    break
+                await asyncio.sleep(0.02)
+            assert upstream.watches == 1
+        finally:
+            await controller.stop()
+        assert sockets_to(upstream.port) == 0
