@@ -7,6 +7,7 @@ connections in its pool. A server that does not answer in time, or an event loop
 ends first, leaves the socket open. A stream the BFF stops reading (its watch, when the
 read cache stops) is therefore dropped instead (no TLS goodbye is owed to an answer
 nobody reads), and :meth:`Dropped.wait` lets the client's close wait until it is gone.
+The sandbox's simulated Rancher and simulated controller drop their watches the same way.
 """
 
 from __future__ import annotations
