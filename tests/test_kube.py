@@ -381,7 +381,7 @@ async def test_a_watch_given_up_on_is_gone_once_the_client_is_closed(tmp_path: P
         options = kube.UpstreamOptions(kubeconfig=str(config))
         async with kube.connect(options, impersonate=False) as up:
             events = up.watcher.watch(NAMESPACE, "1", lambda: None)
-            assert (await anext(events))["type"] == "ADDED"
+            assert (await anext(events))["type"] == "BOOKMARK"
             assert sockets_to(upstream.port) == 1
             await events.aclose()
         assert sockets_to(upstream.port) == 0

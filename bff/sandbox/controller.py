@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from bff.connections import Dropped
@@ -458,36 +459,47 @@ class SimulatedController:
         return rv
 
     async def _watch(self, resource_version: str) -> None:
-        async with watch.Watch() as stream:
-            try:
-                await self._events(stream, resource_version)
-            finally:
-                if stream.resp is not None:  # given up on mid-stream: no polite TLS close
-                    self._dropped.drop(stream.resp)
-
-    async def _events(self, stream: watch.Watch, resource_version: str) -> None:
-        async for event in stream.stream(
-            self._api.list_namespaced_custom_object,
+        # The stream is read here, not through kubernetes-asyncio's Watch, which closes an
+        # answer it is stopped in politely (over TLS, a wait on the server nobody awaits).
+        response = await self._api.list_namespaced_custom_object(
             GROUP,
             VERSION,
             self.namespace,
             PLURAL,
+            watch=True,
             resource_version=resource_version,
             timeout_seconds=self._watch_timeout,
             allow_watch_bookmarks=True,
-        ):
-            kind = event["type"]
-            obj: JSON = event["raw_object"]
-            async with self._lock:
-                if kind == "BOOKMARK":
-                    pass
-                elif kind == "DELETED":
-                    self._cache.pop(obj["metadata"]["name"], None)
-                else:
-                    name = obj["metadata"]["name"]
-                    self._cache[name] = obj
-                    await self._reconcile(name)
-            await self._mark_synced(_rv(obj))
+            _preload_content=False,
+        )
+        async with response:
+            if response.status != 200:
+                raise ApiException(status=response.status, reason=response.reason)
+            ended = False
+            try:
+                while line := await response.content.readline():
+                    if line.strip():
+                        await self._on_event(json.loads(line))
+                ended = True
+            finally:
+                if not ended:  # given up on (stopped, or failed): dropped, not closed politely
+                    self._dropped.drop(response)
+
+    async def _on_event(self, event: JSON) -> None:
+        kind = event["type"]
+        obj: JSON = event["object"]
+        if kind == "ERROR":  # a Status: 410 when the version is too old
+            raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+        async with self._lock:
+            if kind == "BOOKMARK":
+                pass
+            elif kind == "DELETED":
+                self._cache.pop(obj["metadata"]["name"], None)
+            else:
+                name = obj["metadata"]["name"]
+                self._cache[name] = obj
+                await self._reconcile(name)
+        await self._mark_synced(_rv(obj))
 
     # -- reconciling --------------------------------------------------------------------
 

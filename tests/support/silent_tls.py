@@ -1,7 +1,7 @@
 """A TLS upstream that starts a stream and then goes silent, and a count of open sockets.
 
 :class:`SilentTlsUpstream` answers a watch (``watch=true``) with the response head and one
-event, then never reads from that connection again, so it never answers a TLS close
+bookmark, then never reads from that connection again, so it never answers a TLS close
 either: a client's connection to it ends only when the client drops it. Other GETs get
 the JSON ``answers`` holds for their path (404 for any other), on a keep-alive
 connection. It runs in threads with blocking sockets, so the event loop under test
@@ -24,7 +24,8 @@ from typing import Any
 
 from tests.support.certs import make_server_certificate
 
-EVENT = b'{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"2"}}}\n'
+#: A bookmark: every watcher here takes it in its stride (no object to act on).
+EVENT = b'{"type":"BOOKMARK","object":{"kind":"Upgrade","metadata":{"resourceVersion":"2"}}}\n'
 #: How long any thread here waits for anything before it gives up by itself.
 LIMIT = 30.0
 
