@@ -214,6 +214,8 @@ async def test_watch_from_an_expired_version_is_an_error_event(backend: Backend)
     ) as response:
         assert response.status == 200
         line = await asyncio.wait_for(response.content.readline(), 5)
+        # The error ends the watch: read to its end, so the connection is not cut mid-answer.
+        assert await asyncio.wait_for(response.read(), 5) == b""
     event = json.loads(line)
     assert event["type"] == "ERROR"
     assert event["object"]["code"] == 410
