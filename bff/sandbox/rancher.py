@@ -207,15 +207,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         for name in _PASSED_BACK:
             for value in upstream.headers.getall(name, []):
                 response.headers.add(name, value)
-        try:
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-        except BaseException:  # the caller left (a watch given up on), or Rancher is stopping
-            request.app[_DROPPED].drop(upstream)
-            raise
-        return response
+        return await request.app[_DROPPED].relay(request, response, upstream)
 
 
 async def _steve_create(request: web.Request) -> web.Response:

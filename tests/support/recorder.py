@@ -118,12 +118,4 @@ class Recorder:
             for key, value in upstream.headers.items():
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-encoding":
                     response.headers.add(key, value)
-            try:
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            except BaseException:  # the caller left, or the proxy is stopping
-                self._dropped.drop(upstream)
-                raise
-            return response
+            return await self._dropped.relay(request, response, upstream)
