@@ -18,12 +18,13 @@ from bff.admission.webhook import Guard, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import UpgradeCache
+from bff.callers import AuthMode
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
 from bff.rancher import Clusters
 from bff.readiness import Readiness
-from bff.settings import AuthMode, Settings, served_clusters
+from bff.settings import Settings, served_clusters
 from bff.upgrades import UpgradeService
 
 
@@ -42,6 +43,12 @@ def upstream_options(settings: Settings) -> kube.UpstreamOptions:
         pool_size=settings.upstream_pool_size,
         rancher=rancher,
     )
+
+
+def _clusters(settings: Settings) -> Clusters:
+    """The clusters a request may name, and the one it goes to without naming any."""
+    default = settings.default_cluster if settings.rancher_url is not None else None
+    return Clusters(served_clusters(settings), default)
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
@@ -71,7 +78,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             cache=ReviewCache(settings.token_review_ttl),
             allowed_origins=settings.allowed_origins,
             on_review=lambda result: metrics.token_reviews.labels(result).inc(),
-            clusters=Clusters.from_settings(settings),
+            clusters=_clusters(settings),
         )
 
         async def problem() -> str | None:

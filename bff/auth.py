@@ -28,9 +28,8 @@ from typing import Protocol
 from aiohttp import web
 
 from bff import errors
-from bff.callers import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
+from bff.callers import AuthMode, Caller, ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.rancher import Clusters
-from bff.settings import AuthMode
 
 SESSION_COOKIE = "R_SESS"
 CSRF_COOKIE = "CSRF"

@@ -8,8 +8,16 @@ carry the caller's own token or an impersonation of the caller.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+
+class AuthMode(enum.StrEnum):
+    """How callers act upstream (``--auth-mode``): their own token, or impersonated."""
+
+    PASSTHROUGH = "passthrough"
+    IMPERSONATE = "impersonate"
 
 
 @dataclass(frozen=True)

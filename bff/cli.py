@@ -1,14 +1,21 @@
-"""The command line: ``serve``, ``sandbox``, ``demo`` and ``bench``."""
+"""The command line: ``serve``, ``sandbox``, ``demo`` and ``bench``.
+
+``serve`` is the product. The other three run the sandbox, whose dependencies
+come with the ``sandbox`` extra; without it they say so in one line (exit 2).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
 
 from bff import __version__, logs
+from bff.bench.settings import BenchSettings
+from bff.sandbox.settings import SandboxSettings
 from bff.settings import Command, Settings, SettingsError, add_arguments, from_sources
 
 log = logging.getLogger("bff")
@@ -52,6 +59,27 @@ real cluster instead, straight and through the BFF, and writes nothing.
 """
 
 
+#: Each command's settings: ``serve``'s are the product's; the others extend them.
+KINDS: dict[Command, type[Settings]] = {
+    Command.SERVE: Settings,
+    Command.SANDBOX: SandboxSettings,
+    Command.DEMO: Settings,
+    Command.BENCH: BenchSettings,
+}
+
+#: Modules that only the sandbox imports (the demo and the bench run it), with the
+#: distributions the ``sandbox`` extra installs them from.
+SANDBOX_ONLY = {"cryptography": "cryptography", "celpy": "cel-python"}
+SANDBOX_EXTRA = "pip install 'harvester-upgrade-bff[sandbox]'"
+
+
+def missing_sandbox_extra() -> list[str]:
+    """The sandbox-only distributions not installed here (empty: the extra is)."""
+    return [
+        dist for module, dist in SANDBOX_ONLY.items() if importlib.util.find_spec(module) is None
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harvester-upgrade-bff",
@@ -82,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        add_arguments(sub, command)
+        add_arguments(sub, command, KINDS[command])
 
     return parser
 
@@ -91,9 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = Command(args.command)
+    if command is not Command.SERVE and (missing := missing_sandbox_extra()):
+        print(
+            f"harvester-upgrade-bff: error: {command} needs the sandbox extra "
+            f"(missing: {', '.join(missing)}): {SANDBOX_EXTRA}",
+            file=sys.stderr,
+        )
+        return 2
     given = {k: v for k, v in vars(args).items() if k != "command"}
     try:
-        settings = from_sources(given, command=command)
+        settings = from_sources(given, command=command, kind=KINDS[command])
     except SettingsError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
@@ -108,9 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command is Command.SANDBOX:
             from bff.sandbox.runner import run_sandbox
 
+            assert isinstance(settings, SandboxSettings)
             return run_sandbox(settings)
         from bff.bench import run_bench
 
+        assert isinstance(settings, BenchSettings)
         return run_bench(settings)
 
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ around. Nothing here ever formats a header, a cookie or a token.
 from __future__ import annotations
 
 import contextvars
+import enum
 import logging
 import sys
 import time
@@ -19,7 +20,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from bff.request_facts import CLIENT_ADDRESS
-from bff.settings import LogFormat
+
+
+class LogFormat(enum.StrEnum):
+    """The shape of each log line (``--log-format``)."""
+
+    TEXT = "text"
+    JSON = "json"
+
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

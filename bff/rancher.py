@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bff import errors
-from bff.settings import Settings, served_clusters
 
 
 class Clusters:
@@ -32,11 +31,6 @@ class Clusters:
             raise ValueError("the default cluster must be served")
         self._served = served
         self._default = default
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Clusters:
-        default = settings.default_cluster if settings.rancher_url is not None else None
-        return cls(served_clusters(settings), default)
 
     @property
     def rancher(self) -> bool:

@@ -1,10 +1,14 @@
-"""Configuration: every flag of every command, in one table, with one behaviour.
+"""Configuration: the product's flags (``serve``'s), and the one way every command reads its own.
 
 Each field of :class:`Settings` is one entry: its flag, its environment
 variable, its type (the parser), its default, its help, and the commands that
 take it. ``--help`` is generated from it, the flag wins over the variable, and
 a bad value fails at startup with one line that names both (exit status 2).
 Adding a flag is adding one field.
+
+The sandbox's and the bench's settings extend :class:`Settings` in their own
+packages (:mod:`bff.sandbox.settings`, :mod:`bff.bench.settings`); the functions
+here take the class to read (``kind``), so their rows follow the same rules.
 """
 
 from __future__ import annotations
@@ -17,22 +21,13 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from bff.admission.guard import DEFAULT_TRUSTED_WRITER, TrustedWriters
+from bff.callers import AuthMode
+from bff.logs import LogFormat
 from bff.names import is_dns1123_label
-
-
-class AuthMode(enum.StrEnum):
-    PASSTHROUGH = "passthrough"
-    IMPERSONATE = "impersonate"
-
-
-class LogFormat(enum.StrEnum):
-    TEXT = "text"
-    JSON = "json"
 
 
 class Command(enum.StrEnum):
@@ -66,14 +61,14 @@ class Option:
     repeatable: bool = False
 
 
-def _whole(text: str, why: str) -> int:
+def parse_whole(text: str, why: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise ValueError(why) from None
 
 
-def _real(text: str, why: str) -> float:
+def parse_real(text: str, why: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -92,23 +87,23 @@ def _choice(kind: type[enum.StrEnum]) -> Callable[[str], Any]:
 
 def _non_negative_int(text: str) -> int:
     why = "must be zero or a positive whole number"
-    value = _whole(text, why)
+    value = parse_whole(text, why)
     if value < 0:
         raise ValueError(why)
     return value
 
 
-def _positive_int(text: str) -> int:
+def parse_positive_int(text: str) -> int:
     why = "must be a positive whole number"
-    value = _whole(text, why)
+    value = parse_whole(text, why)
     if value <= 0:
         raise ValueError(why)
     return value
 
 
-def _port(text: str) -> int:
+def parse_port(text: str) -> int:
     why = "must be a port number from 0 to 65535"
-    value = _whole(text, why)
+    value = parse_whole(text, why)
     if not 0 <= value <= 65535:
         raise ValueError(why)
     return value
@@ -116,15 +111,15 @@ def _port(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     why = "must be a positive number of seconds"
-    value = _real(text, why)
+    value = parse_real(text, why)
     if not value > 0:
         raise ValueError(why)
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def parse_non_negative_float(text: str) -> float:
     why = "must be zero or more seconds"
-    value = _real(text, why)
+    value = parse_real(text, why)
     if not value >= 0:
         raise ValueError(why)
     return value
@@ -139,7 +134,7 @@ def _base_path(text: str) -> str:
     return text.rstrip("/")
 
 
-def _namespace(text: str) -> str:
+def parse_namespace(text: str) -> str:
     if not is_dns1123_label(text):
         raise ValueError("must be a DNS-1123 label")
     return text
@@ -174,7 +169,7 @@ def _log_level(text: str) -> str:
     return level
 
 
-def _file(text: str) -> str:
+def parse_file(text: str) -> str:
     if not os.path.isfile(text):
         raise ValueError(f"no such file: {text}")
     return text
@@ -220,52 +215,11 @@ def _trusted_writers(text: str) -> tuple[str, ...]:
     return entries
 
 
-def _switch(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be 1 or 0 (true or false)")
-
-
 #: The BFF's own settings: the commands that run a BFF.
 _SERVING = frozenset({Command.SERVE, Command.SANDBOX})
 #: Settings for a BFF against a real cluster only (the sandbox makes its own).
 _CLUSTER = frozenset({Command.SERVE})
 _LOGGING = frozenset({Command.SERVE, Command.SANDBOX, Command.DEMO})
-_BENCH = frozenset({Command.BENCH})
-
-
-def _writable_path(text: str) -> str:
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise ValueError("is a directory")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise ValueError(f"{str(path.parent)!r} is not a writable directory")
-    return str(path.absolute())
-
-
-def _at_least_one_second(text: str) -> float:
-    why = "must be at least 1 second"
-    value = _real(text, why)
-    if not value >= 1:
-        raise ValueError(why)
-    return value
-
-
-def _at_least_two(text: str) -> int:
-    why = "must be a whole number, at least 2 (sides alternate)"
-    value = _whole(text, why)
-    if value < 2:
-        raise ValueError(why)
-    return value
-
-
-def _load_generator(text: str) -> str:
-    if text not in ("auto", "wrk", "python"):
-        raise ValueError("must be auto, wrk or python")
-    return text
 
 
 def _on_off(text: str) -> bool:
@@ -303,7 +257,7 @@ class Settings:
     host: str = setting(
         "--host", "BFF_HOST", "Address to listen on.", default="127.0.0.1", metavar="ADDR"
     )
-    port: int = setting("--port", "BFF_PORT", "Port to listen on.", default=8080, parse=_port)
+    port: int = setting("--port", "BFF_PORT", "Port to listen on.", default=8080, parse=parse_port)
     base_path: str = setting(
         "--base-path",
         "BFF_BASE_PATH",
@@ -317,7 +271,7 @@ class Settings:
         "BFF_NAMESPACE",
         "Namespace whose Upgrades the collection routes list.",
         default="harvester-system",
-        parse=_namespace,
+        parse=parse_namespace,
     )
     auth_mode: AuthMode = setting(
         "--auth-mode",
@@ -335,7 +289,7 @@ class Settings:
         "Kubeconfig file for the cluster (KUBECONFIG is also read). Without one, the "
         "in-cluster service account is used.",
         default=None,
-        parse=_file,
+        parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
         fallback_env=("KUBECONFIG",),
@@ -370,7 +324,7 @@ class Settings:
         "BFF_MAX_BODY_BYTES",
         "Largest request body accepted (413 beyond).",
         default=64 * 1024,
-        parse=_positive_int,
+        parse=parse_positive_int,
         metavar="BYTES",
     )
     upstream_connect_timeout: float = setting(
@@ -394,7 +348,7 @@ class Settings:
         "BFF_UPSTREAM_POOL_SIZE",
         "Most connections open to the Kubernetes API at once.",
         default=32,
-        parse=_positive_int,
+        parse=parse_positive_int,
         metavar="N",
     )
     conflict_retries: int = setting(
@@ -402,7 +356,7 @@ class Settings:
         "BFF_CONFLICT_RETRIES",
         "Attempts at the label patch when the object keeps changing (409 beyond).",
         default=5,
-        parse=_positive_int,
+        parse=parse_positive_int,
         metavar="N",
     )
     token_review_ttl: float = setting(
@@ -410,7 +364,7 @@ class Settings:
         "BFF_TOKEN_REVIEW_TTL",
         "Impersonate mode: seconds a successful TokenReview is reused (at most 10).",
         default=10.0,
-        parse=_non_negative_float,
+        parse=parse_non_negative_float,
         metavar="SECONDS",
     )
     read_cache: bool = setting(
@@ -429,7 +383,7 @@ class Settings:
         "BFF_SHUTDOWN_TIMEOUT",
         "Seconds in-flight requests get to finish after SIGTERM.",
         default=20.0,
-        parse=_non_negative_float,
+        parse=parse_non_negative_float,
         metavar="SECONDS",
     )
     keepalive_timeout: float = setting(
@@ -490,7 +444,7 @@ class Settings:
         "BFF_TLS_CERT",
         "Serve HTTPS with this certificate (PEM); needs --tls-key.",
         default=None,
-        parse=_file,
+        parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
     )
@@ -499,7 +453,7 @@ class Settings:
         "BFF_TLS_KEY",
         "Private key for --tls-cert (PEM).",
         default=None,
-        parse=_file,
+        parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
     )
@@ -562,7 +516,7 @@ class Settings:
         "from the API port and without user authentication. The sandbox makes its "
         "certificate at start and has the emulator consult it (0: any free port).",
         default=None,
-        parse=_port,
+        parse=parse_port,
         metavar="PORT",
         shown="none (off)",
     )
@@ -571,7 +525,7 @@ class Settings:
         "BFF_WEBHOOK_TLS_CERT",
         "The webhook's serving certificate (PEM), reloaded when the file changes.",
         default=None,
-        parse=_file,
+        parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
     )
@@ -580,7 +534,7 @@ class Settings:
         "BFF_WEBHOOK_TLS_KEY",
         "Private key for --webhook-tls-cert (PEM), reloaded with it.",
         default=None,
-        parse=_file,
+        parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
     )
@@ -596,141 +550,23 @@ class Settings:
         repeatable=True,
     )
 
-    # --- the sandbox ---
-    kube_port: int = setting(
-        "--kube-port",
-        "BFF_KUBE_PORT",
-        "Port of the Kubernetes API emulator on 127.0.0.1.",
-        default=6443,
-        parse=_port,
-        metavar="PORT",
-        commands=frozenset({Command.SANDBOX}),
-    )
-    rancher_port: int | None = setting(
-        "--rancher-port",
-        "BFF_RANCHER_PORT",
-        "Also start the simulated Rancher on 127.0.0.1:PORT (HTTPS with the sandbox's CA; "
-        "0: any free port): its cluster proxy /k8s/clusters/local/... for the sandbox's "
-        "Rancher tokens, and Steve's Upgrade create. The banner prints its tokens and a serve "
-        "command for a BFF in Rancher mode in front of it.",
-        default=None,
-        parse=_port,
-        metavar="PORT",
-        commands=frozenset({Command.SANDBOX}),
-        shown="none (off)",
-    )
-    controller_interval: float = setting(
-        "--controller-interval",
-        "BFF_CONTROLLER_INTERVAL",
-        "Seconds between upgrade stages in the simulated controller; 0 leaves unfinished "
-        "upgrades where they are.",
-        default=0.0,
-        parse=_non_negative_float,
-        commands=frozenset({Command.SANDBOX}),
-        metavar="SECONDS",
-    )
 
-    write_kubeconfig: str | None = setting(
-        "--write-kubeconfig", "BFF_WRITE_KUBECONFIG",
-        "Also write a kubeconfig for the emulator's sandbox-admin user (with the CA the "
-        "emulator makes at start) to PATH, for kubectl; it is valid while this sandbox runs.",
-        default=None, parse=_writable_path, commands=frozenset({Command.SANDBOX}),
-        metavar="PATH", shown="one in the sandbox's temporary directory",
-    )  # fmt: skip
-
-    # --- the benchmark ---
-    bench_duration: float | None = setting(
-        "--duration",
-        "BFF_BENCH_DURATION",
-        "Length of each measured round; at least 1.",
-        default=None,
-        shown="10, or 3 with --quick",
-        parse=_at_least_one_second,
-        commands=_BENCH,
-        metavar="SECONDS",
-    )
-    bench_quick: bool = setting(
-        "--quick",
-        "BFF_BENCH_QUICK",
-        "Rounds of about 3 s and a short warm-up.",
-        default=False,
-        parse=_switch,
-        commands=_BENCH,
-        switch=True,
-    )
-    bench_rounds: int = setting(
-        "--rounds",
-        "BFF_BENCH_ROUNDS",
-        "Rounds per side of each scenario, alternating sides; at least 2.",
-        default=2,
-        parse=_at_least_two,
-        commands=_BENCH,
-        metavar="N",
-    )
-    bench_connections: int = setting(
-        "--connections",
-        "BFF_BENCH_CONNECTIONS",
-        "Connections kept busy by the load generator.",
-        default=32,
-        parse=_positive_int,
-        commands=_BENCH,
-        metavar="N",
-    )
-    bench_threads: int = setting(
-        "--threads",
-        "BFF_BENCH_THREADS",
-        "Load generator threads (wrk) or processes (Python).",
-        default=2,
-        parse=_positive_int,
-        commands=_BENCH,
-        metavar="N",
-    )
-    bench_load_generator: str = setting(
-        "--load-generator",
-        "BFF_BENCH_LOAD_GENERATOR",
-        "auto uses wrk when it is installed, else Python processes.",
-        default="auto",
-        parse=_load_generator,
-        commands=_BENCH,
-        metavar="{auto,wrk,python}",
-    )
-    bench_json: str | None = setting(
-        "--json",
-        "BFF_BENCH_JSON",
-        "Also write every figure as JSON to PATH.",
-        default=None,
-        commands=_BENCH,
-        metavar="PATH",
-    )
-    bench_kubeconfig: str | None = setting(
-        "--kubeconfig",
-        "BFF_BENCH_KUBECONFIG",
-        "Measure this real cluster (its current context, a bearer token) instead of the "
-        "emulator: GET and LIST straight to the API server and through the BFF; nothing is "
-        "written.",
-        default=None,
-        parse=_file,
-        commands=_BENCH,
-        metavar="FILE",
-    )
-    bench_namespace: str = setting(
-        "--namespace", "BFF_BENCH_NAMESPACE",
-        "With --kubeconfig: the namespace whose Upgrades are read.",
-        default="harvester-system",
-        metavar="NAME", parse=_namespace, commands=_BENCH,
-    )  # fmt: skip
+#: A settings class: :class:`Settings` or one that extends it.
+Kind = TypeVar("Kind", bound=Settings)
 
 
-def options(command: Command | None = None) -> dict[str, Option]:
-    """The table (field name -> row), or the rows of one command."""
-    rows = {f.name: f.metadata["option"] for f in fields(Settings)}
+def options(command: Command | None = None, kind: type[Settings] = Settings) -> dict[str, Option]:
+    """The table of ``kind`` (field name -> row), or the rows of one command."""
+    rows = {f.name: f.metadata["option"] for f in fields(kind)}
     return {k: v for k, v in rows.items() if command is None or command in v.commands}
 
 
-def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, command: Command, kind: type[Settings] = Settings
+) -> None:
     """Add the command's flags to ``parser``; each help names its variable and default."""
-    defaults = Settings()
-    for name, opt in options(command).items():
+    defaults = kind()
+    for name, opt in options(command, kind).items():
         default = getattr(defaults, name)
         shown = ",".join(default) if isinstance(default, tuple) else default
         shown = "none" if shown in ("", None) else shown
@@ -750,22 +586,44 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
         )
 
 
+@overload
+def from_sources(
+    args: argparse.Namespace | Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    command: Command = Command.SERVE,
+    kind: type[Kind],
+    **overrides: Any,
+) -> Kind: ...
+
+
+@overload
 def from_sources(
     args: argparse.Namespace | Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     *,
     command: Command = Command.SERVE,
     **overrides: Any,
+) -> Settings: ...
+
+
+def from_sources(
+    args: argparse.Namespace | Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    command: Command = Command.SERVE,
+    kind: type[Settings] = Settings,
+    **overrides: Any,
 ) -> Settings:
     """Build settings: flag, else environment variable, else default. Raise SettingsError.
 
-    Only the command's own rows are read, so a variable meant for another
-    command never stops this one.
+    Only the command's own rows of ``kind`` are read, so a variable meant for
+    another command never stops this one.
     """
     environ = os.environ if environ is None else environ
     given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     values: dict[str, Any] = {}
-    for name, opt in options(command).items():
+    for name, opt in options(command, kind).items():
         raw = given.get(name)
         if raw is None:
             raw = environ.get(opt.env)
@@ -781,7 +639,7 @@ def from_sources(
         except ValueError as exc:
             raise SettingsError(f"invalid {opt.flag} / {opt.env} value {raw!r}: {exc}") from None
     values.update(overrides)
-    settings = Settings(**values)
+    settings = kind(**values)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("--tls-cert and --tls-key (BFF_TLS_CERT, BFF_TLS_KEY) go together")
     if bool(settings.webhook_tls_cert) != bool(settings.webhook_tls_key):

@@ -19,11 +19,11 @@ import pytest
 
 from bff import kube
 from bff.cache import UpgradeCache
+from bff.callers import AuthMode
 from bff.keys import CACHE
 from bff.labels import parse_selector
 from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_STORE, Fault
 from bff.sandbox.kubeconfig import write_kubeconfig
-from bff.settings import AuthMode
 from tests.conftest import Stack
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from bff.cli import KINDS
 from bff.settings import Command, options
 from tests.support.processes import one_line_exit_2, run
 
@@ -16,13 +17,14 @@ def test_help_documents_every_flag_of_the_command_and_its_variable(command: Comm
     result = run(command, "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    rows = options(command)
+    rows = options(command, KINDS[command])
     assert rows or command is Command.DEMO
     for option in rows.values():
         assert option.flag in text, option.flag
         assert option.env in text, option.env
     own = {option.flag for option in rows.values()}
-    for option in options().values():
+    every = {o.flag: o for kind in set(KINDS.values()) for o in options(kind=kind).values()}
+    for option in every.values():
         if option.flag not in own:
             assert f"{option.flag} " not in text, f"{option.flag} is not a {command} flag"
 

@@ -41,7 +41,7 @@ def test_json_lines_carry_the_extras_as_fields() -> None:
 
 def test_the_request_id_of_the_context_is_on_every_line() -> None:
     from bff import logs
-    from bff.settings import LogFormat
+    from bff.logs import LogFormat
 
     stream = io.StringIO()
     logs.configure(LogFormat.TEXT, "INFO", stream)
@@ -63,9 +63,10 @@ async def test_access_lines_written_directly_are_the_lines_logging_writes(tmp_pa
     """
     from bff import logs
     from bff.app import create_app
+    from bff.logs import LogFormat
     from bff.sandbox.kubeconfig import write_kubeconfig
     from bff.server import start, stop
-    from bff.settings import LogFormat, Settings
+    from bff.settings import Settings
 
     config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
     settings = Settings(kubeconfig=str(config), port=0, read_cache=False)

@@ -23,10 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from bff import captured, logs
 from bff.app import create_app
 from bff.keys import CACHE, READINESS
+from bff.logs import LogFormat
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.server import start, stop
-from bff.settings import LogFormat, Settings
+from bff.settings import Settings
 from tests.conftest import Stack
 from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 

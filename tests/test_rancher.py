@@ -23,6 +23,8 @@ from kubernetes_asyncio import client as k8s
 from bff import captured, errors, kube
 from bff.app import create_app, upstream_options
 from bff.callers import RancherCaller, TokenCaller
+from bff.kube import transport
+from bff.kube.config import rancher_configuration
 from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE, create_emulator_app
@@ -248,7 +250,7 @@ async def test_every_request_to_rancher_passes_the_one_transport_allowlist(
         assert (await gateway.get(RancherCaller(ADMIN, OTHER), NS, ONLY_OTHER))["metadata"]
     assert settings.rancher_url is not None
     target = kube.RancherUpstream(settings.rancher_url, str(rancher.ca_file), ("local",))
-    api = await kube.api_client(kube.rancher_configuration(target, "/k8s/clusters/local", 2))
+    api = await transport.api_client(rancher_configuration(target, "/k8s/clusters/local", 2))
     try:
         objects = k8s.CustomObjectsApi(api)
         auth: dict[str, Any] = {"_request_auth": {

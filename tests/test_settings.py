@@ -1,4 +1,5 @@
-"""bff.settings: one table of flags for every command, and one way to read it."""
+"""bff.settings, bff.sandbox.settings, bff.bench.settings: each command's table of flags,
+``serve``'s the product's and the others extending it, read one way."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from dataclasses import fields
 
 import pytest
 
+from bff.bench.settings import BenchSettings
+from bff.callers import AuthMode
+from bff.cli import KINDS
+from bff.logs import LogFormat
+from bff.sandbox.settings import SandboxSettings
 from bff.settings import (
-    AuthMode,
     Command,
-    LogFormat,
+    Option,
     Settings,
     SettingsError,
     add_arguments,
@@ -65,27 +70,44 @@ BAD = {
     "rancher_port": "70000",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
+KIND_LIST = [Settings, SandboxSettings, BenchSettings]
+
+
+def _all_rows() -> dict[str, Option]:
+    return {name: row for kind in KIND_LIST for name, row in options(kind=kind).items()}
 
 
 def test_every_field_is_a_row_of_the_table() -> None:
-    assert set(options()) == {f.name for f in fields(Settings)}
-    assert set(BAD) | FREE_TEXT == set(options()), "each row has a bad value to test with"
-    envs = [o.env for o in options().values()]
+    for kind in KIND_LIST:
+        assert set(options(kind=kind)) == {f.name for f in fields(kind)}
+    rows = _all_rows()
+    assert set(BAD) | FREE_TEXT == set(rows), "each row has a bad value to test with"
+    envs = [o.env for o in rows.values()]
     assert len(set(envs)) == len(envs)
     assert all(env.startswith("BFF_") for env in envs)
     for command in Command:
-        flags = [o.flag for o in options(command).values()]
+        flags = [o.flag for o in options(command, KINDS[command]).values()]
         assert len(set(flags)) == len(flags), command
+    assert set(KINDS.values()) == set(KIND_LIST)
+
+
+def test_each_command_owns_its_rows() -> None:
+    """serve's table is the product's: a sandbox or bench row lives in its own package."""
+    assert all(Command.SERVE in row.commands for row in options().values())
+    for kind, command in ((SandboxSettings, Command.SANDBOX), (BenchSettings, Command.BENCH)):
+        own = set(options(kind=kind)) - set(options())
+        assert own, kind
+        assert all(options(kind=kind)[name].commands == {command} for name in own)
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_a_bad_value_names_the_flag_and_the_variable(name: str) -> None:
-    row = options()[name]
+    row = _all_rows()[name]
     (command,) = sorted(row.commands)[:1]
     for source in ({name: BAD[name]}, {}):
         environ = {} if source else {row.env: BAD[name]}
         with pytest.raises(SettingsError) as refused:
-            from_sources(source, environ, command=command)
+            from_sources(source, environ, command=command, kind=KINDS[command])
         message = str(refused.value)
         assert f"{row.flag} / {row.env}" in message
         assert "\n" not in message
@@ -93,7 +115,7 @@ def test_a_bad_value_names_the_flag_and_the_variable(name: str) -> None:
 
 def test_defaults_without_anything() -> None:
     for command in Command:
-        assert from_sources({}, {}, command=command) == Settings()
+        assert from_sources({}, {}, command=command, kind=KINDS[command]) == KINDS[command]()
 
 
 def test_flag_wins_over_environment() -> None:
@@ -106,11 +128,13 @@ def test_a_command_reads_only_its_own_variables() -> None:
     environ = {"BFF_BENCH_ROUNDS": "many", "BFF_KUBE_PORT": "x", "BFF_PORT": "9000"}
     settings = from_sources({}, environ, command=Command.SERVE)
     assert settings.port == 9000
-    assert settings.bench_rounds == Settings().bench_rounds
+    assert not hasattr(settings, "bench_rounds"), "serve's settings hold no bench row"
     with pytest.raises(SettingsError, match="BFF_BENCH_ROUNDS"):
-        from_sources({}, environ, command=Command.BENCH)
+        from_sources({}, environ, command=Command.BENCH, kind=BenchSettings)
     # The sandbox builds its own cluster: a kubeconfig for serve never reaches it.
-    assert from_sources({}, {"KUBECONFIG": __file__}, command=Command.SANDBOX).kubeconfig is None
+    sandbox = from_sources({}, {"KUBECONFIG": __file__}, command=Command.SANDBOX,
+                           kind=SandboxSettings)  # fmt: skip
+    assert sandbox.kubeconfig is None
 
 
 def test_values_are_parsed_to_their_types() -> None:
@@ -128,7 +152,7 @@ def test_values_are_parsed_to_their_types() -> None:
     assert settings.trusted_proxies == ("10.0.0.0/8",)
     assert settings.upstream_read_timeout == 2.5
     bench = from_sources({}, {"BFF_BENCH_QUICK": "1", "BFF_BENCH_ROUNDS": "7"},
-                         command=Command.BENCH)  # fmt: skip
+                         command=Command.BENCH, kind=BenchSettings)  # fmt: skip
     assert (bench.bench_quick, bench.bench_rounds) == (True, 7)
 
 
@@ -154,7 +178,9 @@ def test_cross_field_rules() -> None:
 
 def test_a_switch_takes_no_value_and_its_variable_takes_one_or_zero() -> None:
     parser = argparse.ArgumentParser()
-    add_arguments(parser, Command.BENCH)
-    assert from_sources(parser.parse_args(["--quick"]), {}, command=Command.BENCH).bench_quick
+    add_arguments(parser, Command.BENCH, BenchSettings)
+    bench = BenchSettings
+    assert from_sources(parser.parse_args(["--quick"]), {}, command=Command.BENCH,
+                        kind=bench).bench_quick  # fmt: skip
     assert not from_sources(parser.parse_args([]), {"BFF_BENCH_QUICK": "0"},
-                            command=Command.BENCH).bench_quick  # fmt: skip
+                            command=Command.BENCH, kind=bench).bench_quick  # fmt: skip

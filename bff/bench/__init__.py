@@ -24,13 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bff.settings import Settings
+from bff.bench.settings import BenchSettings
 
 DEFAULT_DURATION = 10.0
 QUICK_DURATION = 3.0
 
 
-def options_from(settings: Settings) -> Any:
+def options_from(settings: BenchSettings) -> Any:
     """The run's options from the bench rows of the settings table (already checked there)."""
     from bff.bench.run import Options
 
@@ -48,7 +48,7 @@ def options_from(settings: Settings) -> Any:
     )
 
 
-def run_bench(settings: Settings) -> int:
+def run_bench(settings: BenchSettings) -> int:
     from bff.bench import report
     from bff.bench.load import available
     from bff.bench.run import run_cluster, run_emulator

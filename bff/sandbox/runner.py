@@ -31,6 +31,7 @@ from bff.sandbox.controller import SimulatedController
 from bff.sandbox.emulator import EMULATOR_STORE, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.sandbox.rancher import RANCHER_TOKENS, Upstream, create_rancher_app
+from bff.sandbox.settings import SandboxSettings
 from bff.sandbox.tls import SandboxCA
 from bff.settings import Settings
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: The controller does not advance upgrades unless asked to, so the in-progress seed
 #: stays in progress (and its Dismiss refused) for as long as a newcomer looks at it.
-DEFAULT_CONTROLLER_INTERVAL: float = Settings.controller_interval
+DEFAULT_CONTROLLER_INTERVAL: float = SandboxSettings.controller_interval
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def _guard_line(url: str | None) -> str:
     return f"{url}/admission/upgrades/mutate, consulted by the emulator on every Upgrade write"
 
 
-def run_sandbox(settings: Settings) -> int:
+def run_sandbox(settings: SandboxSettings) -> int:
     try:
         kubeconfig = Path(settings.write_kubeconfig) if settings.write_kubeconfig else None
         asyncio.run(

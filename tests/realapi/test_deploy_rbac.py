@@ -30,8 +30,9 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from bff.app import create_app
+from bff.callers import AuthMode
 from bff.sandbox.kubeconfig import write_kubeconfig
-from bff.settings import AuthMode, Settings
+from bff.settings import Settings
 from tests.support.real_apiserver import (
     BFF_SERVICE_ACCOUNT,
     CONTROLLER_SERVICE_ACCOUNT,

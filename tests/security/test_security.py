@@ -20,10 +20,12 @@ import pytest
 from bff import kube
 from bff.api.paths import STATIC_FILES
 from bff.app import create_app
+from bff.callers import AuthMode
 from bff.keys import CACHE
+from bff.kube.config import anonymous_copy, load_configuration
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault
 from bff.server import start, stop
-from bff.settings import AuthMode, Settings
+from bff.settings import Settings
 from tests.conftest import Stack
 from tests.support.backends import IN_PROGRESS, NAMESPACE, SUCCEEDED, Backend
 from tests.support.certs import make_server_certificate
@@ -97,10 +99,10 @@ async def test_passthrough_client_carries_no_credentials_of_its_own(tmp_path: Pa
         client_cert=str(cert),
         client_key=str(key),
     )
-    own = await kube.load_configuration(kube.UpstreamOptions(kubeconfig=str(config)))
+    own = await load_configuration(kube.UpstreamOptions(kubeconfig=str(config)))
     assert own.api_key
     assert own.cert_file
-    anon = kube.anonymous_copy(own)
+    anon = anonymous_copy(own)
     assert anon.api_key == {}
     assert anon.cert_file is None
     assert anon.key_file is None
