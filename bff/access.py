@@ -31,7 +31,7 @@ from bff.model import GROUP, PLURAL
 
 
 class Reviews(Protocol):
-    """What this module needs from upstream (``bff.kube.AccessReviewer`` provides it)."""
+    """What this module needs from upstream (``bff.kube.reviewers.AccessReviewer`` provides it)."""
 
     async def self_review(self, caller: TokenCaller, verb: str, namespace: str) -> bool: ...
 

@@ -44,7 +44,7 @@ JSONObject = dict[str, Any]
 
 
 class Watcher(Protocol):
-    """What the cache needs from upstream (``bff.kube.UpgradeWatcher`` provides it)."""
+    """What the cache needs from upstream (``bff.kube.watcher.UpgradeWatcher`` provides it)."""
 
     async def list(self, namespace: str) -> JSONObject: ...
 

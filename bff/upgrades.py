@@ -41,7 +41,7 @@ from bff.steve import ClientVersion, collection, resource
 
 
 class Gateway(Protocol):
-    """What the domain needs from upstream (``bff.kube.UpgradeGateway`` provides it)."""
+    """What the domain needs from upstream (``bff.kube.gateways.UpgradeGateway`` provides it)."""
 
     async def get(self, caller: Caller, namespace: str, name: str) -> dict[str, object]: ...
 
