@@ -6,8 +6,10 @@ Debian bookworm base (the Dockerfile's ``BASE_IMAGE`` build argument; users keep
 
 * the image's user is numeric and not root, and a process inside runs as it;
 * ``harvester-upgrade-bff --help`` works inside the image;
-* the sandbox started inside the image answers ``/healthz`` and a dismiss from
-  outside the container, and the dismiss sets the label without touching status.
+* the image carries the product only: none of the ``sandbox`` extra's modules, and
+  ``sandbox`` says in one line how to install the extra (exit 2);
+* ``serve`` started inside the image against an Upgrade API on the host's loopback
+  becomes ready.
 
 The module skips with one line when the machine cannot build images (not root,
 no buildah or debootstrap), and fails instead when ``BFF_REQUIRE_IMAGE=1``.
@@ -21,16 +23,17 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bff.cli import SANDBOX_EXTRA, SANDBOX_ONLY
 from tests.support import image
-from tests.support.processes import banner_urls, started
+from tests.support.processes import started
+from tests.support.upgrade_api import serving_upgrade_api, write_token_kubeconfig
 
 pytestmark = pytest.mark.image
-
-FINISHED = "hvst-upgrade-7xn6v"
 
 
 @pytest.fixture(scope="module")
@@ -86,25 +89,34 @@ def test_help_works_inside_the_image(container: str) -> None:
         assert command in result.stdout
 
 
-def test_the_sandbox_inside_the_image_answers_health_and_a_dismiss(container: str) -> None:
-    argv = [
-        "buildah", *image.STORAGE, "run", "--isolation", "chroot",
-        "--env", "BFF_HOST=127.0.0.1", container, "--",
-        "harvester-upgrade-bff", "sandbox", "--port", "0",
-        "--kube-port", "0", "--controller-interval", "0",
-    ]  # fmt: skip
-    # The container shares the host's network: the banner gives the ports it bound.
-    with started(argv) as child:
-        base, _ = banner_urls(child.banner(timeout=60))
-        status, _, body = _request(f"{base}/healthz")
-        assert (status, body) == (200, {"status": "ok"})
+def test_the_image_carries_no_sandbox_dependency(container: str) -> None:
+    probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
+    result = _run(container, "python3", "-c", probe, *SANDBOX_ONLY, "bff", "aiohttp")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['bff', 'aiohttp']"
 
-        item = f"{base}/api/v1.0.5/upgrades/harvester-system/{FINISHED}"
-        _, _, before = _request(item, token="sandbox-admin")
-        status, headers, after = _request(
-            f"{item}?action=dismiss", method="POST", token="sandbox-admin"
-        )
-        assert status == 200, after
-        assert headers["X-Upgrade-Bff-Changed"] == "true"
-        assert after["metadata"]["labels"]["harvesterhci.io/read-message"] == "true"
-        assert after["status"] == before["status"]
+    result = _run(container, "harvester-upgrade-bff", "sandbox")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"harvester-upgrade-bff: error: sandbox needs the sandbox extra "
+        f"(missing: {', '.join(SANDBOX_ONLY.values())}): {SANDBOX_EXTRA}"
+    ]
+
+
+def test_serve_inside_the_image_becomes_ready(container: str, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)  # the image's user reads the kubeconfig through the mount
+    with serving_upgrade_api() as api:
+        write_token_kubeconfig(shared / "kubeconfig", api)
+        argv = [
+            "buildah", *image.STORAGE, "run", "--isolation", "chroot",
+            "--volume", f"{shared}:/config:ro", container, "--",
+            "harvester-upgrade-bff", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--kubeconfig", "/config/kubeconfig", "--read-cache", "off",
+        ]  # fmt: skip
+        # The container shares the host's network: the log gives the port it bound.
+        with started(argv, stderr=subprocess.STDOUT) as child:
+            serving = child.read_until(r"serving on (http://127\.0\.0\.1:\d+)", timeout=60)
+            status, _, body = _request(f"{serving.group(1)}/readyz")
+            assert status == 200, body

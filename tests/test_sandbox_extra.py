@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bff.cli import SANDBOX_EXTRA, SANDBOX_ONLY
 from tests.support.processes import started
+from tests.support.upgrade_api import serving_upgrade_api, write_token_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Distributions only the sandbox, the demo and the bench use.
@@ -132,46 +132,8 @@ def test_serve_runs_without_the_extra(product_venv: Path, tmp_path: Path) -> Non
 
 @pytest.fixture
 def upgrade_api() -> Iterator[str]:
-    """A tiny API server in a thread: discovery of the Upgrade API, nothing else."""
-    import asyncio
-    import threading
-
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def discovery(request: web.Request) -> web.Response:
-        return web.json_response({
-            "kind": "APIResourceList", "apiVersion": "v1",
-            "groupVersion": "harvesterhci.io/v1beta1",
-            "resources": [{"name": "upgrades", "singularName": "upgrade", "namespaced": True,
-                           "kind": "Upgrade", "verbs": ["get", "list", "watch"]}],
-        })  # fmt: skip
-
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_get("/apis/harvesterhci.io/v1beta1", discovery)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        holder["runner"] = runner
-        holder["port"] = runner.addresses[0][1]
-        ready.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-    assert ready.wait(10)
-    try:
-        yield f"http://127.0.0.1:{holder['port']}"
-    finally:
-        runner = holder["runner"]
-        assert isinstance(runner, web.AppRunner)
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with serving_upgrade_api() as url:
+        yield url
 
 
 def test_serve_starts_and_is_ready_without_the_extra(
@@ -179,13 +141,7 @@ def test_serve_starts_and_is_ready_without_the_extra(
 ) -> None:
     import urllib.request
 
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: c, cluster: {{server: '{upgrade_api}'}}}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
-    )
+    kubeconfig = write_token_kubeconfig(tmp_path / "kubeconfig", upgrade_api)
     argv = [
         str(product_venv / "bin" / "harvester-upgrade-bff"), "serve",
         "--host", "127.0.0.1", "--port", "0", "--kubeconfig", str(kubeconfig),
