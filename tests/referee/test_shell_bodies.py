@@ -54,7 +54,14 @@ EDITS = {
     "keypair": shell.annotation(shell.DESCRIPTION, "edited in the UI"),
 }
 #: Server-owned metadata the shell's cleanForSave (v1.0.4) removes; v1.0.5 keeps it.
-SERVER_METADATA = ("creationTimestamp", "generation", "uid", "managedFields", "state", "relationships")
+SERVER_METADATA = (
+    "creationTimestamp",
+    "generation",
+    "uid",
+    "managedFields",
+    "state",
+    "relationships",
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +84,14 @@ def rendered_upgrade() -> dict[str, Any]:
     return resource(captured.upgrade("succeeded"), STEVE.at(UPGRADES))
 
 
-def edited(name: str, obj: dict[str, Any]) -> tuple[str, ...]:
+def edited(name: str, obj: dict[str, Any]) -> tuple[Any, ...]:
     """Where the edit ``EDITS[name]`` must show in a saved body, and its value."""
     meta = obj["metadata"]
     if name == "upgrade":
         return ("label", READ_MESSAGE, "true")
     if name == "schedulevmbackup":
         assert obj["spec"]["suspend"] is True, "the fixture must start suspended"
-        return ("spec.suspend", False)  # type: ignore[return-value]
+        return ("spec.suspend", False)
     if name == "setting":
         return ("value", "bundled")
     assert shell.DESCRIPTION not in meta.get("annotations", {})
@@ -129,7 +136,8 @@ def test_v104_dismiss_of_the_bff_rendering_drops_status_and_finalizers(
     source = rendered_upgrade()
     body = shell.saved_body("v1.0.4", "upgrade", source, edit=shell.DISMISS)
     assert v104_problems(source, body) == []
-    assert "status" not in body and "finalizers" not in body["metadata"]
+    assert "status" not in body
+    assert "finalizers" not in body["metadata"]
     assert body["metadata"]["labels"] == {
         **source["metadata"]["labels"],
         READ_MESSAGE: "true",
@@ -166,6 +174,7 @@ def test_v104_dismiss_of_a_real_steve_shape_also_sends_metadata_fields(
     source = fixture("upgrade")
     body = shell.saved_body("v1.0.4", "upgrade", source, edit=shell.DISMISS)
     assert v104_problems(source, body) == []
+    assert_carries_edit("upgrade", source, body)
     assert body["metadata"]["fields"] == ["hvst-upgrade-7xn6v", "2d"]
     assert sorted(body["metadata"]) == [
         "annotations",
@@ -183,6 +192,7 @@ def test_v105_dismiss_of_a_real_steve_shape_sends_every_steve_addition(
 ) -> None:
     source = fixture("upgrade")
     body = shell.saved_body("v1.0.5", "upgrade", source, edit=shell.DISMISS)
+    assert_carries_edit("upgrade", source, body)
     meta = body["metadata"]
     assert meta["state"] == {
         "error": False,
@@ -190,9 +200,11 @@ def test_v105_dismiss_of_a_real_steve_shape_sends_every_steve_addition(
         "name": "active",
         "transitioning": False,
     }
-    assert meta["relationships"] == [] and meta["fields"] == ["hvst-upgrade-7xn6v", "2d"]
+    assert meta["relationships"] == []
+    assert meta["fields"] == ["hvst-upgrade-7xn6v", "2d"]
     assert meta["managedFields"] == source["metadata"]["managedFields"]
-    assert meta["uid"] == source["metadata"]["uid"] and meta["generation"] == 3
+    assert meta["uid"] == source["metadata"]["uid"]
+    assert meta["generation"] == 3
     assert meta["ownerReferences"] == source["metadata"]["ownerReferences"]
     assert all({"error", "transitioning"} <= set(c) for c in body["status"]["conditions"])
     # The links go back as Steve rendered them: absolute, on Steve's own origin.
@@ -215,7 +227,8 @@ def test_v104_edit_drops_status_finalizers_and_owner_references(
     bundles: dict[str, Path], name: str
 ) -> None:
     source = fixture(name)
-    assert source["status"] and source["metadata"]["finalizers"]
+    assert source["status"]
+    assert source["metadata"]["finalizers"]
     assert source["metadata"]["ownerReferences"]
     body = shell.saved_body("v1.0.4", name, source, edit=EDITS[name])
     assert v104_problems(source, body) == []
@@ -252,7 +265,8 @@ def test_a_runner_without_the_shells_cleanforsave_is_caught(
     source = fixture("ippool")
     body = shell.saved_body("v1.0.4", "ippool", source, edit=EDITS["ippool"], bundle=mutant)
     problems = v104_problems(source, body)
-    assert "sends status" in problems and "sends metadata.finalizers" in problems
+    assert "sends status" in problems
+    assert "sends metadata.finalizers" in problems
     assert body != shell.saved_body("v1.0.4", "ippool", source, edit=EDITS["ippool"])
 
 
@@ -270,19 +284,19 @@ class _Guarded(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.seen.append(("GET", self.headers.get("Authorization")))
         if self.headers.get("Authorization") != "Bearer t0ken":
             self._answer(401, {"type": "error", "status": 401, "code": "Unauthorized"})
         else:
             self._answer(200, self.server.item)
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.seen.append(("PUT", self.headers.get("Authorization")))
         self._answer(409, {"type": "error", "status": 409, "code": "Conflict"})
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -319,7 +333,8 @@ def test_run_sends_the_callers_headers_and_reports_a_refused_put(
             "v1.0.4", "upgrade", url, {"Authorization": "Bearer t0ken"}, edit=shell.DISMISS
         )
         assert server.seen == [("GET", "Bearer t0ken"), ("PUT", "Bearer t0ken")]
-        assert result.status == 409 and result.response["code"] == "Conflict"
+        assert result.status == 409
+        assert result.response["code"] == "Conflict"
         assert (result.method, result.url, result.model) == ("PUT", url, "HciUpgrade")
         assert result.body["metadata"]["labels"][READ_MESSAGE] == "true"
         # Without the token the GET is refused, and there is nothing to save.
@@ -332,6 +347,6 @@ def test_the_runner_refuses_bad_arguments_in_one_line(bundles: dict[str, Path]) 
         shell.run("v1.0.4", "pods", "http://127.0.0.1:1/v1/pods/x")
     with pytest.raises(ValueError, match="version must be one of"):
         shell.run("v1.0.3", "upgrade", "http://127.0.0.1:1/v1/x/y")
-    with pytest.raises(ValueError, match="links.update"):
+    with pytest.raises(ValueError, match=r"links\.update"):
         shell.saved_body("v1.0.4", "upgrade", captured.upgrade("succeeded"))
     assert shutil.which("node")
