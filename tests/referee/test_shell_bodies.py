@@ -33,13 +33,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from bff import captured
 from bff.steve import STEVE, resource
 from tests.support import shell
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "resources"
+CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
+#: The CRD file each fixture is written against.
+CRD_FILES = {
+    "ippool": "loadbalancer.harvesterhci.io_ippools.yaml",
+    "loadbalancer": "loadbalancer.harvesterhci.io_loadbalancers.yaml",
+    "schedulevmbackup": "harvesterhci.io_schedulevmbackups.yaml",
+    "clusternetwork": "network.harvesterhci.io_clusternetworks.yaml",
+    "setting": "harvesterhci.io_settings.yaml",
+    "keypair": "harvesterhci.io_keypairs.yaml",
+}
 #: The Steve path the dashboard's Harvester store uses for Upgrades.
 UPGRADES = "/v1/harvester/harvesterhci.io.upgrades"
 READ_MESSAGE = "harvesterhci.io/read-message"
@@ -128,6 +140,63 @@ def v104_problems(source: dict[str, Any], body: dict[str, Any]) -> list[str]:
         if body.get(top) != source.get(top):
             problems.append(f"{top} is not the source's")
     return problems
+
+
+def kubernetes_part(steve_object: dict[str, Any]) -> dict[str, Any]:
+    """The object as the API server stores it: without what Steve adds."""
+    obj = copy.deepcopy(steve_object)
+    for key in ("id", "type", "links"):
+        obj.pop(key)
+    for key in ("state", "fields", "relationships"):
+        obj["metadata"].pop(key)
+    for condition in obj.get("status", {}).get("conditions", []):
+        condition.pop("error")
+        condition.pop("transitioning")
+    return obj
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], at: str = "") -> list[str]:
+    """Fields the API server would prune: not in the structural schema."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [p for i, v in enumerate(value) for p in unknown_fields(v, items, f"{at}[{i}]")]
+    if not isinstance(value, dict) or schema.get("type") != "object":
+        return []
+    props, extra = schema.get("properties"), schema.get("additionalProperties")
+    if props is None and isinstance(extra, dict):
+        return [p for k, v in value.items() for p in unknown_fields(v, extra, f"{at}.{k}")]
+    if props is None or at == ".metadata":
+        return []
+    out = []
+    for key, v in value.items():
+        if key not in props:
+            out.append(f"{at}.{key}")
+        else:
+            out.extend(unknown_fields(v, props[key], f"{at}.{key}"))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_each_fixture_is_valid_against_its_crd_and_loses_nothing_to_pruning(name: str) -> None:
+    source = fixture(name)
+    crd = (
+        captured.crd()
+        if name == "upgrade"
+        else yaml.safe_load((CRDS / CRD_FILES[name]).read_text())
+    )
+    api_group, api_version = source["apiVersion"].split("/")
+    assert crd["spec"]["group"] == api_group
+    assert crd["spec"]["names"]["kind"] == source["kind"]
+    served = {v["name"]: v for v in crd["spec"]["versions"]}
+    schema = served[api_version]["schema"]["openAPIV3Schema"]
+    # No status subresource: a whole-object PUT is what writes status (issue 23).
+    assert "status" not in served[api_version].get("subresources", {})
+    obj = kubernetes_part(source)
+    jsonschema.validate(obj, schema)
+    assert unknown_fields(obj, schema) == []
+    assert (crd["spec"]["scope"] == "Namespaced") == ("namespace" in obj["metadata"])
 
 
 def test_v104_dismiss_of_the_bff_rendering_drops_status_and_finalizers(
