@@ -51,7 +51,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 PROJECT = Path(__file__).resolve().parents[2] / "referee" / "shell"
 #: Extension versions whose model files are vendored; the bundle has one file each.
@@ -301,8 +301,26 @@ def run(
     )
 
 
+def _excluding(obj: dict[str, Any], query: str) -> dict[str, Any]:
+    """``obj`` less each ``exclude=a.b.c`` of ``query``, as Steve's formatter removes them.
+
+    The dashboard's store asks for ``exclude=metadata.managedFields`` on every Steve
+    GET (``plugins/steve/getters.js`` ``urlFor``), and Steve honours it.
+    """
+    out = copy.deepcopy(obj)
+    for path in parse_qs(query).get("exclude", []):
+        *parents, last = path.split(".")
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
 class _Item(http.server.BaseHTTPRequestHandler):
-    """Answers GET with the object, records a PUT's body and echoes it as Steve does."""
+    """Answers GET with the object (less what the query excludes, as Steve does),
+    records a PUT's body and echoes it as Steve does."""
 
     server: _ItemServer
     protocol_version = "HTTP/1.1"
@@ -316,7 +334,8 @@ class _Item(http.server.BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_GET(self) -> None:
-        self._answer(200, self.server.item)
+        self.server.gets.append(self.path)
+        self._answer(200, _excluding(self.server.item, urlsplit(self.path).query))
 
     def do_PUT(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -335,6 +354,7 @@ class _ItemServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Item)
         self.item = item
         self.puts: list[tuple[str, dict[str, Any]]] = []
+        self.gets: list[str] = []
 
 
 @contextlib.contextmanager
@@ -361,10 +381,12 @@ def saved_body(
 
     ``steve_object`` is an item as Steve answers it: ``id``, ``type`` and
     ``links.update`` or ``links.self`` (absolute, as real Steve renders them, or a
-    path, as ``bff/steve.py`` does). A loopback server answers the GET with it and
-    records the PUT. Absolute links are pointed at that server for the run and
-    their origin put back in the recorded body, so the body is the one the code
-    would send to the object's own server, links included.
+    path, as ``bff/steve.py`` does). A loopback server answers the GET with it
+    (less the fields the GET's ``exclude`` parameters name, as Steve does: the
+    dashboard always excludes ``metadata.managedFields``) and records the PUT.
+    Absolute links are pointed at that server for the run and their origin put
+    back in the recorded body, so the body is the one the code would send to the
+    object's own server, links included.
     """
     item = copy.deepcopy(dict(steve_object))
     links = item.get("links") or {}
