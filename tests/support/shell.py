@@ -288,7 +288,10 @@ def run(
     # answer's status is the result then.
     refused = request is not None and not 200 <= int(out.get("status") or 0) < 300
     if request is None or (out.get("error") and not refused):
-        raise ShellRunError(f"the {version} runner did not save: {json.dumps(out)[:2000]}")
+        raise ShellRunError(
+            f"the {version} runner did not save: error={out.get('error')!r}, "
+            f"status={out.get('status')!r}: {json.dumps(out)[:1500]}"
+        )
     return Result(
         version=version,
         resource_type=steve_type,

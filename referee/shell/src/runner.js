@@ -147,6 +147,9 @@ function rootModule() {
       'prefs/get':          () => () => undefined,
       'i18n/t':             () => (key) => key,
       'i18n/exists':        () => () => false,
+      // The management store's settings (ui-performance, read when the store
+      // indexes what a save answered): none, so the shell's defaults apply.
+      'management/byId':    () => () => undefined,
       currentProduct:       () => undefined,
       productId:            () => 'harvester',
       clusterId:            () => 'local',
@@ -189,7 +192,8 @@ async function main() {
   const record = (res) => {
     exchanges.push({
       method:  res.config.method.toUpperCase(),
-      url:     res.config.url,
+      // Absolute, as sent: a relative link is resolved against baseURL.
+      url:     new URL(res.config.url, res.config.baseURL).href,
       body:    typeof res.config.data === 'string' ? JSON.parse(res.config.data) : (res.config.data ?? null),
       status:  res.status,
       response: res.data,
