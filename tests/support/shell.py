@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import functools
 import hashlib
 import http.server
 import json
@@ -119,6 +120,7 @@ def set_field(path: str, value: Any) -> str:
     return f"set:{path}={json.dumps(value)}"
 
 
+@functools.lru_cache(maxsize=1)
 def node_tools() -> tuple[str, str]:
     """``node`` and ``npm``, when Node.js 20 or later is on PATH."""
     node, npm = shutil.which("node"), shutil.which("npm")
