@@ -7,7 +7,9 @@
   progress, failed), server-owned fields included. The sandbox and the real
   API server in the tests are seeded with them.
 * ``clients/``: the bodies the extension's ``save()`` PUTs on "Dismiss it",
-  per client version. The OpenAPI examples and the tests use them.
+  per client version, for the succeeded Upgrade as ``bff/steve.py`` renders it.
+  ``tests/referee/test_shell_bodies.py`` checks each equals what the extension's
+  own code sends (``referee/shell``). The OpenAPI examples and the tests use them.
 * ``dashboard/requests.json``: every request the extension (v1.0.2-v1.0.5)
   makes under the Steve Upgrade paths (method, path, query, body), each with
   the source file it was read from. The Ingress tests route each one.
