@@ -8,6 +8,12 @@ scratch directory and runs ``go build ./cmd/traefik`` there, stamping the
 version the way Traefik's Makefile does. ``python -m tests.support.traefik``
 builds it; ``scripts/test`` runs that before pytest.
 
+Measured on a shared 2-core machine: downloading the module graph 2 min; the
+compile from an empty Go build cache 38 min of wall clock while three other Go
+builds ran (load average 15-20; 41% of a core on average, 806 s user plus
+138 s system CPU), so about 8-10 min on two otherwise idle cores; with the
+build cache warm, 42 s (the copy and the link); found in the cache, no time.
+
 :class:`Traefik` runs it with only the Kubernetes Ingress provider, reading
 the API server through a kubeconfig (``KUBECONFIG``, which Traefik's provider
 reads when it is not in a cluster), one HTTP entry point and its API
