@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -54,6 +54,7 @@ import yaml
 from bff import captured
 from tests.support import gotool
 from tests.support.helm import ensure_helm
+from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 from tests.support.traefik import Traefik, TraefikUnavailable, ensure_traefik
 from tests.test_deploy import ALL_BUILDS, RANCHER_HOST, built, clusters
 
@@ -301,7 +302,7 @@ def port_80_lock(timeout: float = 600.0) -> Iterator[None]:
 
 @dataclass
 class Stack:
-    api: Any
+    api: RealApiServer
     traefik: Traefik
     bff: Backend
     steve: Backend
@@ -360,20 +361,35 @@ def external_name(namespace: str, name: str, port: int, port_name: str) -> Obj:
     }
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if REQUIRED:
         pytest.fail(f"CI needs Traefik on the real API server, but {reason}")
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
-def stack(real_apiserver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def apiserver() -> Iterator[RealApiServer]:
+    """A real API server of this module's own: the session's is shared, and other
+    tests apply deploy/'s Ingresses and a ClusterIP Service of the same names to it."""
+    server = RealApiServer(bff_rbac=False)
+    try:
+        server.start()
+    except RealApiServerUnavailable as exc:
+        _unavailable(f"the real API server is unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(apiserver: RealApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         ensure_traefik()
     except TraefikUnavailable as exc:
         _unavailable(str(exc))
     workdir = tmp_path_factory.mktemp("traefik")
-    api = real_apiserver
+    api = apiserver
     with port_80_lock(), contextlib.ExitStack() as stack_:
         try:
             steve = stack_.enter_context(serving(STEVE, RANCHER_PORT))
@@ -398,9 +414,6 @@ def stack(real_apiserver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
             external_name(RANCHER_NAMESPACE, "rancher", RANCHER_PORT, "http"),
         ]
         api.apply(*setup)
-        # The namespace stays: without kube-controller-manager nothing would
-        # ever finish deleting it, and the API server is the session's.
-        stack_.callback(api.delete, *reversed(setup[1:]))
         kubeconfig = api.kubeconfig(workdir / "kubeconfig", client_cert=True)
         traefik = stack_.enter_context(
             Traefik(
