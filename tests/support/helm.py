@@ -7,11 +7,12 @@ it is built from source through the Go module proxy with exactly
 
 into ``$XDG_CACHE_HOME/harvester-upgrade-bff/helm/<version>/helm`` (or under
 ``~/.cache``), under a file lock so parallel test processes build it once
-(tests/support/gotool.py). A
-build from an empty Go build cache (the module sources already downloaded)
-took 384 s at the lowest CPU priority on a shared, loaded 2-core machine, and
-up to about 12 minutes otherwise, so ``scripts/test`` runs
-``python -m tests.support.helm`` before pytest, where its progress shows.
+(tests/support/gotool.py). A build from an empty Go build cache (the module
+sources already downloaded) took 384 s at the lowest CPU priority on a shared,
+loaded 2-core machine, up to about 12 minutes otherwise, and 30 minutes with
+the modules downloaded too while three other Go builds ran, so
+``scripts/test`` runs ``python -m tests.support.helm`` before pytest, where
+its progress shows.
 """
 
 from __future__ import annotations
