@@ -45,8 +45,14 @@ NAME = "traefik"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
+START_ATTEMPTS = 3
+
 TraefikUnavailable = gotool.ToolUnavailable
 TraefikBuildError = gotool.ToolBuildError
+
+
+class TraefikExited(RuntimeError):
+    """The traefik process ended while it was waited on."""
 
 
 def _build(build: gotool.Build, version: str) -> Path:
@@ -123,16 +129,29 @@ class Traefik:
 
     def start(self) -> None:
         binary = ensure_traefik()
-        self.web_port, self.api_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
         env["KUBECONFIG"] = str(self.kubeconfig)
-        with open(self.log, "wb") as out:
-            self._proc = subprocess.Popen(
-                self.argv(binary), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env
-            )
-        self.wait_until(
-            lambda: self._get("/api/overview") is not None, START_TIMEOUT, "its API answering"
-        )
+        # Traefik cannot listen on port 0 and tell its port, so free ports are
+        # picked first; one taken meanwhile ends it at once, and it is retried.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.web_port = free_port()
+            while (api_port := free_port()) == self.web_port:
+                pass
+            self.api_port = api_port
+            with open(self.log, "wb") as out:
+                self._proc = subprocess.Popen(
+                    self.argv(binary), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env
+                )
+            try:
+                self.wait_until(
+                    lambda: self._get("/api/overview") is not None,
+                    START_TIMEOUT,
+                    "its API answering",
+                )
+                return
+            except TraefikExited:
+                if attempt == START_ATTEMPTS:
+                    raise
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
@@ -162,7 +181,7 @@ class Traefik:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"traefik exited ({self._proc.returncode}):\n{self.tail()}")
+                raise TraefikExited(f"traefik exited ({self._proc.returncode}):\n{self.tail()}")
             if ready():
                 return
             time.sleep(0.1)
