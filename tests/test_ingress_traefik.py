@@ -279,7 +279,7 @@ def serving(name: str, port: int) -> Iterator[Backend]:
 @contextlib.contextmanager
 def port_80_lock(timeout: float = 600.0) -> Iterator[None]:
     """Loopback port 80 is one per machine: parallel runs of this module take turns."""
-    path = gotool.cache_dir("traefik", "port-80") / ".lock"
+    path = gotool.cache_root() / "loopback-port-80.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         deadline = time.monotonic() + timeout

@@ -38,9 +38,14 @@ class ToolBuildError(RuntimeError):
     """Go was there, but the build failed."""
 
 
-def cache_dir(name: str, version: str) -> Path:
+def cache_root() -> Path:
+    """This project's directory under the user cache directory."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harvester-upgrade-bff" / name / version
+    return Path(base) / "harvester-upgrade-bff"
+
+
+def cache_dir(name: str, version: str) -> Path:
+    return cache_root() / name / version
 
 
 def cached(name: str, version: str) -> Path | None:
