@@ -131,8 +131,16 @@ def test_rancher_clusters_generate_one_pair_of_paths_each(helm: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    (ingress,) = (d for d in docs if d["kind"] == "Ingress")
-    paths = [(p["path"], p["pathType"]) for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+    ingresses = [d for d in docs if d["kind"] == "Ingress"]
+    assert [i["metadata"]["name"] for i in ingresses] == [
+        "harvester-upgrade-bff",
+        "harvester-upgrade-bff-steve",
+    ]
+    paths = [
+        (p["path"], p["pathType"])
+        for ingress in ingresses
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    ]
     for cluster in ("c-m-aaaa1111", "c-m-bbbb2222"):
         item = f"/k8s/clusters/{cluster}/v1/harvester/harvesterhci.io.upgrades/harvester-system"
         assert (item, "Prefix") in paths

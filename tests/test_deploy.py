@@ -755,7 +755,10 @@ def test_rancher_overlay_moves_the_workload_next_to_rancher() -> None:
     workload = {(*object_id(o)[:2], o["metadata"]["name"]): o for o in built("workload")}
     overlay = {(*object_id(o)[:2], o["metadata"]["name"]): o for o in built("rancher")}
     added = sorted(key for key in overlay.keys() - workload.keys())
-    assert added == [("networking.k8s.io/v1", "Ingress", NAME)]
+    assert added == [
+        ("networking.k8s.io/v1", "Ingress", NAME),
+        ("networking.k8s.io/v1", "Ingress", STEVE_INGRESS),
+    ]
     for key, obj in workload.items():
         if key[1] in {"Deployment", "NetworkPolicy"}:
             continue
@@ -766,26 +769,28 @@ def test_rancher_overlay_moves_the_workload_next_to_rancher() -> None:
 
 def test_rancher_overlay_routes_the_listed_clusters_on_rancher_host() -> None:
     objects = built("rancher")
-    ingress = bff_ingress(objects)
-    spec = ingress["spec"]
-    assert spec["ingressClassName"] == "nginx"
-    assert "defaultBackend" not in spec
-    # Rancher's chart: host .Values.hostname, TLS Secret tls-rancher-ingress.
-    assert spec["tls"] == [{"hosts": [RANCHER_HOST], "secretName": "tls-rancher-ingress"}]
-    assert [rule["host"] for rule in spec["rules"]] == [RANCHER_HOST]
     bff = {"service": {"name": NAME, "port": {"name": "http"}}}
     rancher = {"service": {"name": "rancher", "port": {"number": 80}}}
-    expected = [
+    expected_bff = [
         {"path": "/api/v1.0.4", "pathType": "Prefix", "backend": bff},
         {"path": "/api/v1.0.5", "pathType": "Prefix", "backend": bff},
     ]
+    expected_steve = []
     for cluster in clusters(objects):
         path = f"/k8s/clusters/{cluster}{UPGRADES_NAMESPACE_PATH}"
-        expected += [
-            {"path": path, "pathType": "Prefix", "backend": bff},
-            {"path": path, "pathType": "Exact", "backend": rancher},
-        ]
-    assert ingress_paths(ingress) == expected
+        expected_bff.append({"path": path, "pathType": "Prefix", "backend": bff})
+        expected_steve.append({"path": path, "pathType": "Exact", "backend": rancher})
+    for ingress, expected in (
+        (bff_ingress(objects), expected_bff),
+        (steve_ingress(objects), expected_steve),
+    ):
+        spec = ingress["spec"]
+        assert spec["ingressClassName"] == "nginx"
+        assert "defaultBackend" not in spec
+        # Rancher's chart: host .Values.hostname, TLS Secret tls-rancher-ingress.
+        assert spec["tls"] == [{"hosts": [RANCHER_HOST], "secretName": "tls-rancher-ingress"}]
+        assert [rule["host"] for rule in spec["rules"]] == [RANCHER_HOST]
+        assert ingress_paths(ingress) == expected
 
 
 # --- deploy/README.md -------------------------------------------------------

@@ -28,6 +28,16 @@ backend:
       number: 80
 {{- end -}}
 
+{{/*
+The Exact path that keeps the dashboard's create with Rancher must outrank the
+BFF's Prefix on the same path. ingress-nginx does that by itself; Traefik ranks
+by router priority, by default the rule's length, which puts the longer
+PathPrefix rule first. This priority is above any rule's length.
+*/}}
+{{- define "bff.exactPriority" -}}
+traefik.ingress.kubernetes.io/router.priority: {{ .Values.ingress.exactPathPriority | quote }}
+{{- end -}}
+
 {{/* Refuse combinations the BFF itself refuses at start. */}}
 {{- define "bff.validate" -}}
 {{- if not (has .Values.authMode (list "passthrough" "impersonate")) -}}
