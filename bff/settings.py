@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bff.admission.guard import DEFAULT_TRUSTED_WRITER, TrustedWriters
+from bff.admission.guard import TrustedWriters
+from bff.admission.resources import GuardTable, apply_changes, parse_changes
 from bff.names import is_dns1123_label
 
 
@@ -218,6 +219,11 @@ def _trusted_writers(text: str) -> tuple[str, ...]:
         raise ValueError("names no user or group")
     TrustedWriters.parse(entries)
     return entries
+
+
+def _guard_resources(text: str) -> tuple[str, ...]:
+    apply_changes(parse_changes(text))  # raises ValueError naming the entry at fault
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _switch(text: str) -> bool:
@@ -588,12 +594,27 @@ class Settings:
         "--trusted-writer",
         "BFF_TRUSTED_WRITER",
         "A user (NAME or user:NAME) or group (group:NAME) whose writes the webhook passes "
-        "untouched; repeat the flag for more (the variable takes a comma-separated list). "
-        "Replaces the default.",
-        default=(DEFAULT_TRUSTED_WRITER,),
+        "untouched on every guarded resource, besides each resource's owners; repeat the "
+        "flag for more (the variable takes a comma-separated list).",
+        default=(),
         parse=_trusted_writers,
         metavar="WRITER",
         repeatable=True,
+        shown="none (only each resource's owners)",
+    )
+    guard_resources: tuple[str, ...] = setting(
+        "--guard-resource",
+        "BFF_GUARD_RESOURCES",
+        "Change the webhook's guard table: RESOURCE.GROUP/VERSION;owner=USER[;owner=USER]"
+        "[;keep=status|finalizers|ownerReferences][;mode=repair|deny] adds a resource or "
+        "replaces its row, -RESOURCE.GROUP removes one, -* removes all; repeat the flag "
+        "(the variable takes a comma-separated list), applied in order to the default "
+        "table (" + GuardTable().describe() + "; owners in the README).",
+        default=(),
+        parse=_guard_resources,
+        metavar="ENTRY",
+        repeatable=True,
+        shown="the default table",
     )
 
     # --- the sandbox ---

@@ -36,7 +36,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,7 +48,14 @@ import celpy.celparser
 import celpy.evaluation
 import jsonpatch
 
+from bff.admission import configuration as guard_config
+from bff.admission.configuration import (
+    WEBHOOK_NAME,
+    trusted_condition,
+    url_client_config,
+)
 from bff.admission.guard import TrustedWriters
+from bff.admission.resources import GuardTable, table_from
 from bff.admission.webhook import Guard, serving
 from bff.metrics import Metrics
 from bff.model import GROUP, PLURAL, VERSION
@@ -69,8 +76,7 @@ log = logging.getLogger("bff.sandbox.admission")
 
 JSON = dict[str, Any]
 DEFAULT_TIMEOUT = 10
-DEFAULT_WEBHOOK_NAME = "upgrades.harvester-upgrade-bff.harvesterhci.io"
-MUTATE_PATH = "/admission/upgrades/mutate"
+DEFAULT_WEBHOOK_NAME = WEBHOOK_NAME
 
 
 class Write(Protocol):
@@ -88,20 +94,10 @@ class Write(Protocol):
     def dry_run(self) -> bool: ...
 
 
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join("'" + n.replace("\\", "\\\\").replace("'", "\\'") + "'" for n in names)
-
-
 def trusted_writers_condition(trusted: TrustedWriters) -> str:
     """The CEL ``matchConditions`` expression that leaves ``trusted`` out."""
-    parts = []
-    if trusted.users:
-        parts.append(f"!(request.userInfo.username in [{_quoted(sorted(trusted.users))}])")
-    if trusted.groups:
-        parts.append(
-            f"!request.userInfo.groups.exists(g, g in [{_quoted(sorted(trusted.groups))}])"
-        )
-    return " && ".join(parts) or "true"
+    condition = trusted_condition(trusted)
+    return str(condition["expression"]) if condition is not None else "true"
 
 
 def guard_configuration(
@@ -109,51 +105,20 @@ def guard_configuration(
     ca_pem: bytes,
     *,
     trusted: TrustedWriters | None = None,
+    table: GuardTable | None = None,
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
 ) -> JSON:
     """The cluster guard's MutatingWebhookConfiguration, as ``deploy/overlays/webhook``
-    ships it, but calling ``url`` (not the in-cluster Service) and trusting ``ca_pem``."""
-    expression = trusted_writers_condition(trusted or TrustedWriters())
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "harvester-upgrade-bff"},
-        "webhooks": [
-            {
-                "name": DEFAULT_WEBHOOK_NAME,
-                "admissionReviewVersions": ["v1"],
-                "clientConfig": {
-                    "url": url.rstrip("/") + MUTATE_PATH,
-                    "caBundle": base64.b64encode(ca_pem).decode("ascii"),
-                },
-                "rules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["UPDATE"],
-                        "resources": [PLURAL],
-                        "scope": "Namespaced",
-                    }
-                ],
-                "matchPolicy": "Equivalent",
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": "harvester-system"}
-                },
-                "objectSelector": {},
-                "matchConditions": [
-                    {
-                        "name": "not-a-trusted-writer",
-                        "expression": expression,
-                    }
-                ],
-                "failurePolicy": failure_policy,
-                "sideEffects": "None",
-                "timeoutSeconds": timeout_seconds,
-                "reinvocationPolicy": "IfNeeded",
-            }
-        ],
-    }
+    ships it for ``table``, but calling ``url`` (not the in-cluster Service) and
+    trusting ``ca_pem``."""
+    return guard_config.configuration(
+        table if table is not None else GuardTable(),
+        trusted or TrustedWriters(),
+        url_client_config(url, ca_pem),
+        failure_policy=failure_policy,
+        timeout_seconds=timeout_seconds,
+    )
 
 
 # --- matching ---------------------------------------------------------------------------
@@ -490,12 +455,19 @@ async def guarding(
     key.write_bytes(ca.server_key_pem)
     cert.write_bytes(ca.server_cert_pem)
     trusted = TrustedWriters.parse(settings.trusted_writers)
-    guard = Guard(trusted, on_restore=lambda r: metrics.status_restores.labels(str(r)).inc())
+    table = table_from(settings.guard_resources)
+    guard = Guard(
+        trusted,
+        table,
+        on_restore=lambda resource, reason: metrics.status_restores.labels(
+            resource, str(reason)
+        ).inc(),
+    )
     try:
         async with serving(
             guard, host="127.0.0.1", port=settings.webhook_port, cert=str(cert), key=str(key)
         ) as url:
-            admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted))
+            admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted, table=table))
             yield url
     finally:
         await admission.close()
