@@ -211,15 +211,19 @@ def _intent(review: GuardReview) -> tuple[frozenset[Kept], str, list[JSON]]:
     the operations that take it out of the stored object."""
     assert review.new is not None
     value = _annotation(review.new)
-    old_value = _annotation(review.old)
+    old_value = None if review.operation == "CREATE" else _annotation(review.old)
     if value is None:
         return frozenset(), "", []
     # Taken out again (or put back as it was): the stored object never carries a new one.
-    ops: list[JSON] = (
-        [{"op": "remove", "path": _INTENT_POINTER}]
-        if old_value is None
-        else [{"op": "replace", "path": _INTENT_POINTER, "value": old_value}]
-    )
+    annotations = _meta(review.new).get("annotations")
+    old_has_map = review.operation != "CREATE" and "annotations" in _meta(review.old or {})
+    ops: list[JSON]
+    if old_value is not None:
+        ops = [{"op": "replace", "path": _INTENT_POINTER, "value": old_value}]
+    elif annotations == {INTENT_ANNOTATION: value} and not old_has_map:
+        ops = [{"op": "remove", "path": "/metadata/annotations"}]
+    else:
+        ops = [{"op": "remove", "path": _INTENT_POINTER}]
     if value == old_value:
         # Carried over from the stored object: a copy sent back, not a statement.
         return frozenset(), "", []
@@ -240,7 +244,7 @@ def _intent(review: GuardReview) -> tuple[frozenset[Kept], str, list[JSON]]:
 def _status_restores(review: GuardReview, meaning: str) -> tuple[list[Restore], list[JSON]]:
     assert review.new is not None
     new = review.new
-    if review.old is None:  # a CREATE
+    if review.operation == "CREATE" or review.old is None:
         if new.get("status") is None:
             return [], []
         return (
@@ -368,7 +372,7 @@ def inspect(review: GuardReview, trusted: TrustedWriters) -> Decision:
         ops.extend(found[1])
 
     meaning = row.status_means
-    if review.old is None:
+    if review.operation == "CREATE" or review.old is None:
         # CREATE: only a forged status; finalizers and owners are the creator's to set.
         add(_status_restores(review, meaning), Kept.STATUS)
     else:
