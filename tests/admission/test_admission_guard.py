@@ -64,9 +64,7 @@ def answer(
     decision = inspect(parsed, trusted)
     if not decision.patch and not decision.intended:
         return rv.allowed(parsed.uid)
-    return rv.allowed(
-        parsed.uid, decision.json_patch().to_string(), decision.warnings(parsed)
-    )
+    return rv.allowed(parsed.uid, decision.json_patch().to_string(), decision.warnings(parsed))
 
 
 def without(obj: dict[str, Any], *paths: str) -> dict[str, Any]:
@@ -78,9 +76,11 @@ def without(obj: dict[str, Any], *paths: str) -> dict[str, Any]:
 
 def test_nobody_is_trusted_by_default_and_harvester_owns_upgrades() -> None:
     assert DEFAULT_TRUSTED_WRITER == "system:serviceaccount:harvester-system:harvester"
-    assert not TRUSTED.users and not TRUSTED.groups
+    assert not TRUSTED.users
+    assert not TRUSTED.groups
     row = TABLE.find("harvesterhci.io", "upgrades")
-    assert row is not None and row.owners == (DEFAULT_TRUSTED_WRITER,)
+    assert row is not None
+    assert row.owners == (DEFAULT_TRUSTED_WRITER,)
 
 
 def test_v104_body_gets_status_and_finalizers_back() -> None:
@@ -433,7 +433,8 @@ def test_every_row_repairs_the_v104_save(kind: str) -> None:
     parsed = parse(review)
     warnings = out["response"]["warnings"]
     assert [w.split(": ")[1] for w in warnings] == [parsed.subject] * 3
-    assert "removed its status" in warnings[0] and parsed.row.status_means in warnings[0]
+    assert "removed its status" in warnings[0]
+    assert parsed.row.status_means in warnings[0]
     assert "example.com/cleanup" in warnings[1]
     assert "owner reference to ConfigMap owner" in warnings[2]
     assert all(len(w) <= rv.MAX_WARNING_CHARS for w in warnings)
@@ -449,7 +450,8 @@ def test_each_rows_owner_passes_and_another_rows_owner_does_not(kind: str) -> No
     others = {o for r in DEFAULT_TABLE for o in r.owners} - {owner}
     for other in others:
         decision = inspect(parse(update_review(live, new, user=other, groups=SA_GROUPS)), TRUSTED)
-        assert not decision.trusted and decision.changed, other
+        assert not decision.trusted, other
+        assert decision.changed, other
     # A differently spelt identity is somebody else.
     for spelt in (owner.upper(), owner + " ", owner.replace("system:", "system: ")):
         assert inspect(parse(update_review(live, new, user=spelt)), TRUSTED).changed, spelt
@@ -459,7 +461,7 @@ def test_each_rows_owner_passes_and_another_rows_owner_does_not(kind: str) -> No
 
 
 def test_json_equality_is_not_python_equality() -> None:
-    assert True == 1 and 1 == 1.0  # noqa: PLR0133, SIM300 - Python's, for contrast
+    assert (True == 1) is (1 == 1.0) is True
     assert not json_equal(True, 1)
     assert not json_equal(1, 1.0)
     assert not json_equal({"a": [1]}, {"a": [True]})
@@ -588,7 +590,8 @@ def test_a_finalizer_removed_with_the_annotation_stays_removed() -> None:
     new = _intending(without(live, "/metadata/finalizers"), "finalizers")
     review = update_review(live, new)
     decision = inspect(parse(review), TRUSTED)
-    assert not decision.changed and decision.intended == ("finalizers",)
+    assert not decision.changed
+    assert decision.intended == ("finalizers",)
     assert decision.audit() == {"intended-change": "finalizers"}
     out = answer(review)
     stored = admitted(review, out)
@@ -626,7 +629,8 @@ def test_a_put_that_merely_omits_fields_is_never_intent() -> None:
     live = seed("ippool")
     body = v104_saved_body("loadbalancer.harvesterhci.io.ippool", live)
     decision = inspect(parse(update_review(live, body)), TRUSTED)
-    assert not decision.intended and len(decision.restores) == 3
+    assert not decision.intended
+    assert len(decision.restores) == 3
 
 
 @pytest.mark.parametrize("value", ["everything", "status,spec", " , "])
@@ -634,7 +638,8 @@ def test_an_unusable_annotation_is_refused(value: str) -> None:
     live = seed("ippool")
     review = update_review(live, _intending(without(live, "/status"), value))
     decision = inspect(parse(review), TRUSTED)
-    assert decision.bad_intent and decision.deny
+    assert decision.bad_intent
+    assert decision.deny
     assert INTENT_ANNOTATION in decision.denial(parse(review))
 
 
@@ -650,9 +655,11 @@ def test_a_row_in_deny_mode_refuses() -> None:
     table = table_from(["upgrades.harvesterhci.io/v1beta1;owner=x;mode=deny"])
     live = succeeded()
     decision = inspect(parse(update_review(live, without(live, "/status")), table), TRUSTED)
-    assert decision.deny and decision.changed
+    assert decision.deny
+    assert decision.changed
     row = table.find("harvesterhci.io", "upgrades")
-    assert row is not None and row.mode is Mode.DENY
+    assert row is not None
+    assert row.mode is Mode.DENY
 
 
 @settings(max_examples=150, deadline=None)

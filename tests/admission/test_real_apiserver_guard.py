@@ -160,8 +160,8 @@ def test_kubectl_replace_of_the_v104_body_keeps_status(guarded: tuple[Bff, Kubec
     done = kubectl("replace", "-f", "-", stdin=json.dumps(body))
     assert done.returncode == 0, done.stderr
     assert "upgrade.harvesterhci.io/hvst-upgrade-7xn6v replaced" in done.stdout
-    assert GUARD_WARNING + ": this write would remove its status" in done.stderr
-    assert "drop finalizer wrangler.cattle.io/harvester-upgrade-controller" in done.stderr
+    assert GUARD_WARNING + ": this write would have removed its status" in done.stderr
+    assert "dropped finalizer wrangler.cattle.io/harvester-upgrade-controller" in done.stderr
     after = kubectl.get()
     assert after["status"] == before["status"]
     assert after["metadata"]["finalizers"] == before["metadata"]["finalizers"]

@@ -106,7 +106,7 @@ async def test_direct_v104_put_keeps_status_with_the_guard(guarded: Sandbox) -> 
     assert obj["metadata"]["labels"]["harvesterhci.io/upgradeState"] == "Succeeded"
     assert len(warnings) == 2
     assert warnings[0].startswith('299 - "harvester-upgrade-bff: Upgrade harvester-system/')
-    assert "remove its status" in warnings[0]
+    assert "removed its status" in warnings[0]
     await settled(guarded)
     assert guarded.controller.reinitialisations == reinitialised
     after = await live(guarded)
