@@ -607,7 +607,8 @@ class Settings:
         "BFF_GUARD_RESOURCES",
         "Change the webhook's guard table: RESOURCE.GROUP/VERSION;owner=USER[;owner=USER]"
         "[;keep=status|finalizers|ownerReferences][;mode=repair|deny] adds a resource or "
-        "replaces its row, -RESOURCE.GROUP removes one, -* removes all; repeat the flag "
+        "replaces its row, -RESOURCE.GROUP removes one, -* removes all (write "
+        "--guard-resource=-RESOURCE.GROUP); repeat the flag "
         "(the variable takes a comma-separated list), applied in order to the default "
         "table (" + GuardTable().describe() + "; owners in the README).",
         default=(),
