@@ -204,7 +204,7 @@ def test_with_the_bff_stopped_fail_refuses_others_but_not_the_controller(
         "patch", "upgrade", NAME, "--type=json", "-p", '[{"op":"remove","path":"/status"}]'
     )
     assert done.returncode != 0
-    assert 'failed calling webhook "upgrades.harvester-upgrade-bff.harvesterhci.io"' in done.stderr
+    assert 'failed calling webhook "guard.harvester-upgrade-bff.harvesterhci.io"' in done.stderr
     assert kubectl.get()["status"] == before["status"]
     done = kubectl("label", "upgrade", NAME, "example.com/x=y")
     assert done.returncode != 0
