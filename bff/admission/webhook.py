@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bff.admission import review as rv
-from bff.admission.configuration import MUTATE_PATH
+from bff.admission.configuration import MUTATE_PATH as MUTATE_PATH
 from bff.admission.guard import Decision, Reason, TrustedWriters, inspect
 from bff.admission.resources import GuardTable
 from bff.admission.tls import DEFAULT_CHECK_INTERVAL, ReloadingCertificate
