@@ -1,8 +1,9 @@
 """The emulator's admission chain: webhook configurations consulted the way kube-apiserver does.
 
 :class:`WebhookAdmission` holds ``MutatingWebhookConfiguration`` and
-``ValidatingWebhookConfiguration`` objects, as a cluster does, and for every Upgrade
-write the emulator makes it:
+``ValidatingWebhookConfiguration`` objects, as a cluster does, and for every write the
+emulator makes it (Upgrades, and the other guarded resources of
+:mod:`~bff.sandbox.guarded`, whose writes name their resource):
 
 1. picks the webhooks whose ``rules`` match the operation and resource, whose
    ``namespaceSelector`` matches the namespace's labels (the emulator's namespaces
@@ -124,18 +125,29 @@ def guard_configuration(
 # --- matching ---------------------------------------------------------------------------
 
 
-def _rule_matches(rule: Mapping[str, Any], operation: str) -> bool:
+#: group, version, resource, kind of what a write writes (Upgrades unless it says).
+Resource = tuple[str, str, str, str]
+UPGRADE_RESOURCE: Resource = (GROUP, VERSION, PLURAL, "Upgrade")
+
+
+def _resource(write: Write) -> Resource:
+    resource: Resource = getattr(write, "resource", UPGRADE_RESOURCE)
+    return resource
+
+
+def _rule_matches(rule: Mapping[str, Any], operation: str, resource: Resource, scope: str) -> bool:
     def has(key: str, value: str) -> bool:
         values = rule.get(key) or []
         return "*" in values or value in values
 
+    group, version, plural, _ = resource
     resources = rule.get("resources") or []
     return (
         has("operations", operation)
-        and has("apiGroups", GROUP)
-        and has("apiVersions", VERSION)
-        and any(r in ("*", "*/*", PLURAL) for r in resources)
-        and rule.get("scope", "*") in ("*", "Namespaced")
+        and has("apiGroups", group)
+        and has("apiVersions", version)
+        and any(r in ("*", "*/*", plural) for r in resources)
+        and rule.get("scope", "*") in ("*", scope)
     )
 
 
@@ -221,10 +233,14 @@ class _Webhook:
         return cls(name, mutating, spec, url, context, conditions)
 
     def selects(self, write: Write, obj: JSON, old: JSON | None) -> bool:
-        if not any(_rule_matches(r, write.operation) for r in self.spec.get("rules") or []):
+        resource = _resource(write)
+        scope = "Namespaced" if write.namespace else "Cluster"
+        rules = self.spec.get("rules") or []
+        if not any(_rule_matches(r, write.operation, resource, scope) for r in rules):
             return False
+        # A cluster-scoped object never skips a webhook for its namespaceSelector.
         ns_labels = {"kubernetes.io/metadata.name": write.namespace}
-        if not selector_matches(self.spec.get("namespaceSelector"), ns_labels):
+        if write.namespace and not selector_matches(self.spec.get("namespaceSelector"), ns_labels):
             return False
         selector = self.spec.get("objectSelector")
         return selector_matches(selector, _labels(obj)) or (
@@ -295,8 +311,9 @@ def _user_info(user: UserInfo) -> JSON:
 
 
 def _review(write: Write, obj: JSON, old: JSON | None) -> JSON:
-    resource = {"group": GROUP, "version": VERSION, "resource": PLURAL}
-    kind = {"group": GROUP, "version": VERSION, "kind": "Upgrade"}
+    group, version, plural, kind_name = _resource(write)
+    resource = {"group": group, "version": version, "resource": plural}
+    kind = {"group": group, "version": version, "kind": kind_name}
     options_kind = "UpdateOptions" if write.operation == "UPDATE" else "CreateOptions"
     return {
         "apiVersion": "admission.k8s.io/v1",
