@@ -99,7 +99,7 @@ def test_demo_runs_every_step_and_exits_0() -> None:
     assert "ok   the allocations are gone" in straight
     assert "after   3 allocated (192.168.100.10=default/rke2-ingress-lb" in with_guard
     assert "ok   the guard kept the allocations" in with_guard
-    assert "Warning: 299 - \"harvester-upgrade-bff: IPPool vip-pool" in with_guard
+    assert 'Warning: 299 - "harvester-upgrade-bff: IPPool vip-pool' in with_guard
     assert "FAIL" not in out
     assert "checks held." in out.splitlines()[-1]
     # Not a terminal: no colour.
