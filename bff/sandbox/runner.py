@@ -272,7 +272,7 @@ def _rancher_lines(url: str | None, ca_file: str | None) -> str:
 def _guard_line(url: str | None) -> str:
     if url is None:
         return "off: a direct PUT to the emulator wipes status (--webhook-port 0 turns it on)"
-    return f"{url}{MUTATE_PATH}, consulted by the emulator on every Upgrade write"
+    return f"{url}{MUTATE_PATH}, consulted by the emulator on every guarded write"
 
 
 def run_sandbox(settings: Settings) -> int:
