@@ -26,9 +26,9 @@ and always, whatever the row keeps:
 
 :func:`inspect` also honours the operator's explicit intent: the annotation
 :data:`INTENT_ANNOTATION` (``status``, ``finalizers``, ``ownerReferences``, comma
-separated), added or changed by the write itself, lets that write change what it
-names. The mutating answer takes the annotation out again, so it never stays on the
-object for a later write to carry back by accident. Labels, annotations and spec
+separated, optionally followed by ``; `` and a note), added or changed by the write
+itself, lets that write change what it names. The annotation stays on the object; a
+later write that sends it back unchanged states nothing. Labels, annotations and spec
 pass untouched.
 """
 
@@ -54,7 +54,6 @@ USER_PREFIX = "user:"
 
 #: The annotation by which a write states that it means to change what it names.
 INTENT_ANNOTATION = "harvester-upgrade-bff.harvesterhci.io/intended-change"
-_INTENT_POINTER = "/metadata/annotations/" + INTENT_ANNOTATION.replace("~", "~0").replace("/", "~1")
 _DELETION_FIELDS = ("deletionTimestamp", "deletionGracePeriodSeconds")
 
 
@@ -150,7 +149,7 @@ class Decision:
         ]
         lines += [
             f"harvester-upgrade-bff: {review.subject}: {k} changed as the write's "
-            f"{INTENT_ANNOTATION} annotation asked; the annotation itself is not stored"
+            f"{INTENT_ANNOTATION} annotation states; the cluster guard let it through"
             for k in self.intended
         ]
         return lines
@@ -206,39 +205,33 @@ def _annotation(obj: Mapping[str, Any] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _intent(review: GuardReview) -> tuple[frozenset[Kept], str, list[JSON]]:
-    """What the write's own intent annotation releases, why it is unusable (or ""), and
-    the operations that take it out of the stored object."""
+def _intent(review: GuardReview) -> tuple[frozenset[Kept], str]:
+    """What the write's own intent annotation releases, and why it is unusable (or "").
+
+    The annotation stays on the object: only a value this write adds or changes counts,
+    so a later write that sends the stored object back states nothing, and a reinvoked
+    review (another mutating webhook changed the object afterwards) reads the same
+    intent again. ``NAMES[; NOTE]``: the note (a ticket, a date) makes the next
+    statement of the same names a change."""
     assert review.new is not None
     value = _annotation(review.new)
     old_value = None if review.operation == "CREATE" else _annotation(review.old)
-    if value is None:
-        return frozenset(), "", []
-    # Taken out again (or put back as it was): the stored object never carries a new one.
-    annotations = _meta(review.new).get("annotations")
-    old_has_map = review.operation != "CREATE" and "annotations" in _meta(review.old or {})
-    ops: list[JSON]
-    if old_value is not None:
-        ops = [{"op": "replace", "path": _INTENT_POINTER, "value": old_value}]
-    elif annotations == {INTENT_ANNOTATION: value} and not old_has_map:
-        ops = [{"op": "remove", "path": "/metadata/annotations"}]
-    else:
-        ops = [{"op": "remove", "path": _INTENT_POINTER}]
-    if value == old_value:
-        # Carried over from the stored object: a copy sent back, not a statement.
-        return frozenset(), "", []
-    words = [w.strip() for w in value.split(",") if w.strip()]
+    if value is None or value == old_value:
+        # Absent, or carried over from the stored object: a copy sent back, not a statement.
+        return frozenset(), ""
+    names = value.split(";", 1)[0]
+    words = [w.strip() for w in names.split(",") if w.strip()]
     try:
         released = frozenset(Kept(w) for w in words)
     except ValueError:
         return (
             frozenset(),
-            f"is {value!r}; it names what the write means to change, among {', '.join(Kept)}",
-            ops,
+            f"is {value!r}; it names what the write means to change, among "
+            f"{', '.join(Kept)} (then, optionally, '; ' and a note)",
         )
     if not released:
-        return frozenset(), f"is {value!r}, which names nothing", ops
-    return released, "", ops
+        return frozenset(), f"is {value!r}, which names nothing"
+    return released, ""
 
 
 def _status_restores(review: GuardReview, meaning: str) -> tuple[list[Restore], list[JSON]]:
@@ -355,7 +348,7 @@ def inspect(review: GuardReview, trusted: TrustedWriters) -> Decision:
     deny = row.mode is Mode.DENY
     if review.operation not in ("CREATE", "UPDATE") or review.new is None:
         return Decision(trusted=False, deny=deny)
-    released, bad_intent, intent_ops = _intent(review)
+    released, bad_intent = _intent(review)
     if bad_intent:
         return Decision(trusted=False, bad_intent=bad_intent, deny=True)
     restores: list[Restore] = []
@@ -387,7 +380,7 @@ def inspect(review: GuardReview, trusted: TrustedWriters) -> Decision:
     return Decision(
         trusted=False,
         restores=tuple(restores),
-        patch=tuple(ops + intent_ops),
+        patch=tuple(ops),
         intended=tuple(intended),
         deny=deny,
     )

@@ -64,7 +64,8 @@ def answer(
     decision = inspect(parsed, trusted)
     if not decision.patch and not decision.intended:
         return rv.allowed(parsed.uid)
-    return rv.allowed(parsed.uid, decision.json_patch().to_string(), decision.warnings(parsed))
+    patch = decision.json_patch().to_string() if decision.patch else ""
+    return rv.allowed(parsed.uid, patch, decision.warnings(parsed))
 
 
 def without(obj: dict[str, Any], *paths: str) -> dict[str, Any]:
@@ -594,9 +595,13 @@ def test_a_finalizer_removed_with_the_annotation_stays_removed() -> None:
     assert decision.intended == ("finalizers",)
     assert decision.audit() == {"intended-change": "finalizers"}
     out = answer(review)
-    stored = admitted(review, out)
-    assert stored == without(live, "/metadata/finalizers")  # the annotation is not stored
+    assert "patch" not in out["response"]
+    assert admitted(review, out) == new  # stored as sent, the annotation with it
     assert INTENT_ANNOTATION in out["response"]["warnings"][0]
+    # A reinvoked review (another webhook changed the object afterwards) reads the
+    # same intent again: nothing is put back on the second call either.
+    again = update_review(live, new)
+    assert admitted(again, answer(again)) == new
 
 
 def test_the_annotation_releases_only_what_it_names() -> None:
@@ -606,7 +611,14 @@ def test_the_annotation_releases_only_what_it_names() -> None:
     stored = admitted(review, answer(review))
     assert "status" not in stored
     assert stored["metadata"]["finalizers"] == live["metadata"]["finalizers"]
-    assert INTENT_ANNOTATION not in stored["metadata"].get("annotations", {})
+
+
+def test_a_note_lets_the_same_names_be_stated_again() -> None:
+    live = _intending(seed("ippool"), "finalizers; INC-1")
+    new = _intending(without(live, "/metadata/finalizers"), "finalizers; INC-2")
+    decision = inspect(parse(update_review(live, new)), TRUSTED)
+    assert decision.intended == ("finalizers",)
+    assert not decision.changed
 
 
 def test_an_annotation_carried_over_from_the_stored_object_is_no_intent() -> None:
@@ -647,8 +659,7 @@ def test_a_create_may_state_its_status_on_purpose() -> None:
     obj = _intending(captured.guarded_object("keypair"), "status")
     review = update_review(None, obj, operation="CREATE")
     stored = admitted(review, answer(review))
-    assert stored["status"] == obj["status"]
-    assert "annotations" not in stored["metadata"]
+    assert stored == obj
 
 
 def test_a_row_in_deny_mode_refuses() -> None:

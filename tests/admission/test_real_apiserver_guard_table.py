@@ -293,7 +293,12 @@ def test_a_finalizer_goes_only_with_the_stated_intent(guarded: tuple[Bff, Cluste
     assert "finalizers changed as the write's" in _warning(done)
     after = cluster.get(target)
     assert after["metadata"]["finalizers"] == [FINALIZER]
-    assert INTENT_ANNOTATION not in (after["metadata"].get("annotations") or {})
+    # The statement stays on the object; sending it back unchanged states nothing.
+    assert after["metadata"]["annotations"][INTENT_ANNOTATION] == "finalizers"
+    done = cluster.put(target, v104_saved_body(target.steve_type, after))
+    assert done.status == 200
+    assert cluster.get(target)["metadata"]["finalizers"] == [FINALIZER]
+    assert "removed its status" in _warning(done)
     # The status stayed: the annotation named finalizers only.
     assert after["status"]["vmbackupInfo"]
 

@@ -579,7 +579,7 @@ async def test_the_validate_route_and_a_deny_row_refuse_with_audit(tmp_path: Pat
             assert (await response.json())["response"]["allowed"] is True
 
 
-async def test_stated_intent_is_let_through_and_the_annotation_taken_out(
+async def test_stated_intent_is_let_through_and_audited(
     webhook: Webhook,
 ) -> None:
     from bff.admission.guard import INTENT_ANNOTATION
@@ -592,9 +592,10 @@ async def test_stated_intent_is_let_through_and_the_annotation_taken_out(
     _, answer = await webhook.post(MUTATE_PATH, review)
     stored = admitted(review, answer)
     assert "finalizers" not in stored["metadata"]
-    assert INTENT_ANNOTATION not in stored["metadata"]["annotations"]
+    assert stored["metadata"]["annotations"][INTENT_ANNOTATION] == "finalizers"
     assert answer["response"]["auditAnnotations"] == {"intended-change": "finalizers"}
-    # The validate route cannot patch: it lets the write through as sent.
+    assert "patch" not in answer["response"]
+    # The validate route answers the same.
     _, answer = await webhook.post(VALIDATE_PATH, review)
     assert answer["response"]["allowed"] is True
     assert "patch" not in answer["response"]
