@@ -14,6 +14,7 @@ from aiohttp import web
 from bff import kube
 from bff.access import AccessChecker
 from bff.admission.guard import TrustedWriters
+from bff.admission.resources import table_from
 from bff.admission.webhook import Guard, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
@@ -108,7 +109,10 @@ async def _webhook(app: web.Application) -> AsyncIterator[None]:
         return
     guard = Guard(
         TrustedWriters.parse(settings.trusted_writers),
-        on_restore=lambda reason: metrics.status_restores.labels(str(reason)).inc(),
+        table_from(settings.guard_resources),
+        on_restore=lambda resource, reason: metrics.status_restores.labels(
+            resource, str(reason)
+        ).inc(),
     )
     async with serving(
         guard,

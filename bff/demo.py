@@ -13,7 +13,11 @@ loopback ports), then:
 5. tries to dismiss an upgrade that is still in progress: refused, nothing written;
 6. repeats step 2 on a second sandbox started with the cluster guard on (``sandbox
    --webhook-port``): the emulator consults the admission webhook, which puts status
-   back into the PUT, and the controller re-initialises nothing.
+   back into the PUT, and the controller re-initialises nothing;
+7. edits an IPPool's description as extension v1.0.4 saves it (the same stripped
+   whole-object PUT): straight to the first sandbox its IP allocations are lost, and
+   with the guard on they are kept while the description changes. No load-balancer
+   controller is simulated: the step shows what the save stores.
 
 Every step checks what it claims and the command exits 0 only when every check held,
 so it doubles as a smoke test of the whole stack. Colour only on a terminal, and
@@ -43,6 +47,8 @@ __all__ = ["legacy_dismiss_body", "main", "run_demo"]
 NAMESPACE = "harvester-system"
 SUCCEEDED, IN_PROGRESS, FAILED = "hvst-upgrade-7xn6v", "hvst-upgrade-zjft7", "hvst-upgrade-fl4k2"
 UPGRADES = f"/apis/harvesterhci.io/v1beta1/namespaces/{NAMESPACE}/upgrades"
+IPPOOLS = "/apis/loadbalancer.harvesterhci.io/v1beta1/ippools"
+POOL = "vip-pool"
 READ = "harvesterhci.io/read-message"
 STATE = "harvesterhci.io/upgradeState"
 TOKEN = "sandbox-admin"  # noqa: S105 (the sandbox's public, loopback-only token)
@@ -380,7 +386,7 @@ async def _steps(
             "the guard put status back into the PUT: nothing was wiped",
         )
         p.check(
-            any("the cluster guard restored it" in w for w in put.warnings),
+            any("the cluster guard kept the current status" in w for w in put.warnings),
             "the API server relays the guard's Warning headers",
         )
         p.check(
@@ -390,6 +396,62 @@ async def _steps(
         p.check(
             controller.reinitialisations == count_before,
             "the simulated controller re-initialised nothing",
+        )
+
+        # 7. The same save on another resource: an IPPool, whose status is its allocations.
+        p.step(
+            7, f"Extension v1.0.4 edits the IPPool {POOL}'s description, with and without the guard"
+        )
+        await _ippool_edit(p, c, "without the guard (the first sandbox)", guarded=False)
+        await _ippool_edit(p, g, "with the guard (the second sandbox)", guarded=True)
+
+
+def ippool_saved_body(obj: Mapping[str, Any], description: str) -> JSON:
+    """What extension v1.0.4's IPPool edit form PUTs: the description changed, then the
+    model's save strips what ``cleanForSave`` never saves (as for the dismiss body)."""
+    body = copy.deepcopy(dict(obj))
+    body["spec"]["description"] = description
+    for key in ("status", "links", "actions"):
+        body.pop(key, None)
+    for key in _LEGACY_DROPPED_METADATA:
+        body["metadata"].pop(key, None)
+    return body
+
+
+def allocations(obj: Mapping[str, Any] | None) -> str:
+    status = (obj or {}).get("status")
+    if not status:
+        return "(no status: no allocations)"
+    allocated = status.get("allocated") or {}
+    shown = ", ".join(f"{ip}={owner}" for ip, owner in sorted(allocated.items()))
+    return f"{len(allocated)} allocated ({shown}), {status.get('available')} available"
+
+
+async def _ippool_edit(p: Printer, c: Client, where: str, *, guarded: bool) -> None:
+    url = f"{c.kube_url}{IPPOOLS}/{POOL}"
+    live = (await c.call("GET", url)).body
+    p.dim(f"{where}: PUT {IPPOOLS}/{POOL}, description changed, status stripped")
+    p.detail(f"before  {allocations(live)}")
+    put = await c.call("PUT", url, ippool_saved_body(live, "edited in the dashboard"))
+    p.detail(f"-> {put.status}")
+    for warning in put.warnings:
+        p.detail(f"   Warning: {warning}")
+    after = (await c.call("GET", url)).body
+    p.detail(f"after   {allocations(after)}")
+    p.check(put.status == 200, "200 OK: the save went through")
+    p.check(
+        ((after or {}).get("spec") or {}).get("description") == "edited in the dashboard",
+        "the description changed",
+    )
+    if guarded:
+        p.check(
+            (after or {}).get("status") == live.get("status"),
+            "the guard kept the allocations: no address in use can be handed out again",
+        )
+    else:
+        p.check(
+            "status" not in (after or {}),
+            "the allocations are gone: the pool no longer knows which addresses are in use",
         )
 
 

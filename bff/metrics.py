@@ -45,9 +45,11 @@ class Metrics:
         )
         self.status_restores = Counter(
             "bff_status_restores",
-            "Admission webhook: values an untrusted write would have changed, put back "
-            "(status_removed, status_changed, finalizers_dropped). Dry runs are not counted.",
-            ["reason"],
+            "Admission webhook: values an untrusted write would have changed, put back, by "
+            "guarded resource (ippools.loadbalancer.harvesterhci.io, ...) and reason "
+            "(status_removed, status_changed, status_added, finalizers_dropped, "
+            "owner_references_dropped, deletion_changed). Dry runs are not counted.",
+            ["resource", "reason"],
             registry=r,
         )
         self.ignored_fields = Counter(

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
-from bff.admission.guard import DEFAULT_TRUSTED_WRITER, TrustedWriters
+from bff.admission.guard import TrustedWriters
+from bff.admission.resources import GuardTable, apply_changes, parse_changes
 from bff.callers import AuthMode
 from bff.logs import LogFormat
 from bff.names import is_dns1123_label
@@ -213,6 +214,11 @@ def _trusted_writers(text: str) -> tuple[str, ...]:
         raise ValueError("names no user or group")
     TrustedWriters.parse(entries)
     return entries
+
+
+def _guard_resources(text: str) -> tuple[str, ...]:
+    apply_changes(parse_changes(text))  # raises ValueError naming the entry at fault
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 #: The BFF's own settings: the commands that run a BFF.
@@ -542,12 +548,28 @@ class Settings:
         "--trusted-writer",
         "BFF_TRUSTED_WRITER",
         "A user (NAME or user:NAME) or group (group:NAME) whose writes the webhook passes "
-        "untouched; repeat the flag for more (the variable takes a comma-separated list). "
-        "Replaces the default.",
-        default=(DEFAULT_TRUSTED_WRITER,),
+        "untouched on every guarded resource, besides each resource's owners; repeat the "
+        "flag for more (the variable takes a comma-separated list).",
+        default=(),
         parse=_trusted_writers,
         metavar="WRITER",
         repeatable=True,
+        shown="none (only each resource's owners)",
+    )
+    guard_resources: tuple[str, ...] = setting(
+        "--guard-resource",
+        "BFF_GUARD_RESOURCES",
+        "Change the webhook's guard table: RESOURCE.GROUP/VERSION;owner=USER[;owner=USER]"
+        "[;keep=status|finalizers|ownerReferences][;mode=repair|deny] adds a resource or "
+        "replaces its row, -RESOURCE.GROUP removes one, -* removes all (write "
+        "--guard-resource=-RESOURCE.GROUP); repeat the flag "
+        "(the variable takes a comma-separated list), applied in order to the default "
+        "table (" + GuardTable().describe() + "; owners in the README).",
+        default=(),
+        parse=_guard_resources,
+        metavar="ENTRY",
+        repeatable=True,
+        shown="the default table",
     )
 
 

@@ -550,6 +550,24 @@
     showController(lines);
   }
 
+  // The sandbox's v1.0.4 IPPool edit: what the cluster stored, allocations kept or lost.
+  function reportIppool(result) {
+    const { field } = panel();
+    const answer = result.data || {};
+    report(`${answer.request || "PUT"} (extension v1.0.4's IPPool edit, straight to the API emulator)`,
+      answer.before, { ...result, data: result.ok ? answer.after : result.data });
+    if (!result.ok) return;
+    field("changed").textContent = "true: the whole object was replaced";
+    const relayed = (answer.warnings || []).map((w) => w.replace(/^\d{3} [^ ]+ "(.*)"$/, "$1"));
+    field("warnings").replaceChildren(relayed.length
+      ? el("ul", { class: "warnings" }, relayed.map((w) => el("li", {}, w)))
+      : el("span", { class: "muted" }, "none"));
+    const kept = Boolean(answer.after && answer.after.status);
+    showController([kept
+      ? { kind: "ok", text: "The cluster guard kept the pool's IP allocations; the description changed." }
+      : { kind: "bad", text: "The save wiped the pool's IP allocations: addresses in use can be handed out again." }]);
+  }
+
   // --- actions -------------------------------------------------------------------------
 
   // The body extension v1.0.2-v1.0.4 sends on "Dismiss it": its Steve model without
@@ -601,6 +619,9 @@
     }
     choices.hidden = false;
     $("#sandbox-foot").hidden = false;
+    $("#ippool-edit").addEventListener("click", async () => {
+      reportIppool(await call("POST", "sandbox/ippool-edit"));
+    });
   }
 
   document.addEventListener("DOMContentLoaded", async () => {

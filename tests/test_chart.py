@@ -152,3 +152,48 @@ def test_rancher_clusters_generate_one_pair_of_paths_each(helm: Path) -> None:
     }
     assert env["BFF_CLUSTERS"] == "c-m-aaaa1111,c-m-bbbb2222"
     assert env["BFF_DEFAULT_CLUSTER"] == "c-m-bbbb2222"
+
+
+def test_a_changed_guard_table_renders_the_configuration_the_bff_builds(
+    helm: Path, tmp_path: Path
+) -> None:
+    """webhook.guardedResources and trustedWriters render the same webhook as
+    bff/admission/configuration.py builds from the BFF_GUARD_RESOURCES they render."""
+    from bff.admission.configuration import configuration, service_client_config
+    from bff.admission.guard import TrustedWriters
+    from bff.admission.resources import table_from
+
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "webhook": {
+                    "enabled": True,
+                    "trustedWriters": ["user:alice", "group:ops", "bob"],
+                    "guardedResources": [
+                        {"group": "example.com", "version": "v1", "resource": "widgets",
+                         "owners": ["system:serviceaccount:tools:widget", "carol"],
+                         "keep": ["status"], "mode": "deny"},
+                        {"group": "harvesterhci.io", "version": "v1beta1",
+                         "resource": "upgrades", "owners": ["carol"],
+                         "keep": ["status", "finalizers", "ownerReferences"]},
+                    ],
+                }
+            }
+        )
+    )  # fmt: skip
+    done = template(helm, values, "harvester-system")
+    assert done.returncode == 0, done.stderr
+    documents = [d for d in yaml.safe_load_all(done.stdout) if d]
+    (shipped,) = [d for d in documents if d["kind"] == "MutatingWebhookConfiguration"]
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]
+           ["containers"][0]["env"]}  # fmt: skip
+    table = table_from(env["BFF_GUARD_RESOURCES"].split(","))
+    widgets = table.find("example.com", "widgets")
+    assert widgets is not None
+    assert widgets.mode == "deny"
+    assert len(table) == 2
+    trusted = TrustedWriters.parse(env["BFF_TRUSTED_WRITER"].split(","))
+    expected = configuration(table, trusted, service_client_config())
+    assert shipped["webhooks"] == expected["webhooks"]

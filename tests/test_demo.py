@@ -74,6 +74,7 @@ def test_demo_runs_every_step_and_exits_0() -> None:
         "4. The v1.0.5 dismiss action",
         "5. Dismissing hvst-upgrade-zjft7, which is still in progress",
         "6. The direct PUT again, with the cluster guard on",
+        "7. Extension v1.0.4 edits the IPPool vip-pool's description, with and without the guard",
     ):
         assert header in out
     # Step 2: status wiped, the controller's own log and counter.
@@ -90,7 +91,15 @@ def test_demo_runs_every_step_and_exits_0() -> None:
     step6 = out[out.index("6. The direct PUT again") :]
     assert "ok   the guard put status back into the PUT: nothing was wiped" in step6
     assert "ok   the simulated controller re-initialised nothing" in step6
-    assert "the cluster guard restored it" in step6
+    assert "the cluster guard kept the current status" in step6
+    # Step 7: the IPPool edit, straight (allocations lost) and with the guard (kept).
+    step7 = out[out.index("7. Extension v1.0.4 edits the IPPool") :]
+    straight, _, with_guard = step7.partition("with the guard (the second sandbox)")
+    assert "after   (no status: no allocations)" in straight
+    assert "ok   the allocations are gone" in straight
+    assert "after   3 allocated (192.168.100.10=default/rke2-ingress-lb" in with_guard
+    assert "ok   the guard kept the allocations" in with_guard
+    assert 'Warning: 299 - "harvester-upgrade-bff: IPPool vip-pool' in with_guard
     assert "FAIL" not in out
     assert "checks held." in out.splitlines()[-1]
     # Not a terminal: no colour.

@@ -860,31 +860,32 @@ def test_webhook_container_serves_the_guard_with_the_mounted_certificate() -> No
 
 
 def test_webhook_configuration_is_the_documented_guard() -> None:
+    from bff.admission.configuration import configuration, service_client_config
+    from bff.admission.guard import TrustedWriters
+    from bff.admission.resources import table_from
+
     objects = built("webhook")
-    configuration = only(objects, "MutatingWebhookConfiguration")
-    (hook,) = configuration["webhooks"]
-    assert hook["admissionReviewVersions"] == ["v1"]
-    assert hook["sideEffects"] == "None"
-    assert hook["matchPolicy"] == "Equivalent"
-    assert 1 <= hook["timeoutSeconds"] <= 5
-    assert hook["failurePolicy"] == "Fail"
-    assert hook["reinvocationPolicy"] == "IfNeeded"
-    assert hook["rules"] == [
-        {
-            "apiGroups": ["harvesterhci.io"],
-            "apiVersions": ["v1beta1"],
-            "operations": ["UPDATE"],
-            "resources": ["upgrades"],
-            "scope": "Namespaced",
-        }
+    shipped = only(objects, "MutatingWebhookConfiguration")
+    (hook,) = shipped["webhooks"]
+    # The BFF's table (its BFF_GUARD_RESOURCES) is the default, and the shipped
+    # configuration is exactly the document the code builds for it.
+    table = table_from(env(objects)["BFF_GUARD_RESOURCES"].split(","))
+    assert table == table_from([])
+    assert "BFF_TRUSTED_WRITER" not in env(objects)
+    (expected,) = configuration(table, TrustedWriters(), service_client_config(NAMESPACE))[
+        "webhooks"
     ]
-    assert hook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
-    assert hook["objectSelector"] == {}
+    assert hook == expected
+    assert hook["failurePolicy"] == "Fail"
+    assert 1 <= hook["timeoutSeconds"] <= 5
+    assert len(hook["rules"]) == 7
+    assert all(r["operations"] == ["CREATE", "UPDATE"] for r in hook["rules"])
+    assert hook["namespaceSelector"] == hook["objectSelector"] == {}
     # It reaches the BFF's webhook port through the Service, never the app port.
     service = only(objects, "Service")
     client = hook["clientConfig"]["service"]
     assert (client["name"], client["namespace"]) == (NAME, NAMESPACE)
-    assert client["path"] == "/admission/upgrades/mutate"
+    assert client["path"] == "/admission/guard/mutate"
     (port,) = (p for p in service["spec"]["ports"] if p["port"] == client["port"])
     assert port["targetPort"] == "webhook"
     assert "caBundle" not in hook["clientConfig"]  # injected by cert-manager
@@ -915,30 +916,46 @@ def test_webhook_certificate_is_injected_and_names_the_service() -> None:
     assert issuer["spec"] == {"selfSigned": {}}
 
 
-def _cel(expression: str, username: str, groups: list[str]) -> bool:
+def _cel(
+    expression: str, username: str, groups: list[str], resource: str = "harvesterhci.io/upgrades"
+) -> bool:
     import celpy
     import celpy.adapter
 
     env_ = celpy.Environment()
     program = env_.program(env_.compile(expression))
-    request = {"userInfo": {"username": username, "groups": groups}}
+    group, name = resource.split("/")
+    request = {
+        "userInfo": {"username": username, "groups": groups},
+        "resource": {"group": group, "version": "v1beta1", "resource": name},
+    }
     return bool(program.evaluate(celpy.adapter.json_to_cel({"request": request})))  # type: ignore[arg-type]
 
 
-def test_match_conditions_exclude_exactly_the_trusted_writers() -> None:
-    from bff.admission.guard import DEFAULT_TRUSTED_WRITER
+def _called(hook: dict[str, Any], username: str, resource: str, groups: list[str]) -> bool:
+    """Whether the API server calls the webhook: every matchCondition true."""
+    return all(_cel(c["expression"], username, groups, resource) for c in hook["matchConditions"])
+
+
+def test_match_conditions_leave_out_exactly_each_resources_owners() -> None:
+    from bff.admission.resources import DEFAULT_TABLE
 
     objects = built("webhook")
     (hook,) = only(objects, "MutatingWebhookConfiguration")["webhooks"]
-    (condition,) = hook["matchConditions"]
-    expression = condition["expression"]
-    assert env(objects)["BFF_TRUSTED_WRITER"] == DEFAULT_TRUSTED_WRITER
+    assert len(hook["matchConditions"]) == 3  # one per owner
     sa_groups = ["system:serviceaccounts", "system:serviceaccounts:harvester-system"]
-    assert _cel(expression, DEFAULT_TRUSTED_WRITER, sa_groups) is False
-    assert _cel(expression, "kubernetes-admin", ["system:masters"]) is True
-    assert _cel(expression, "system:serviceaccount:harvester-system:other", sa_groups) is True
-    assert _cel(expression, "system:serviceaccount:elsewhere:harvester", []) is True
-    assert _cel(expression, f"system:serviceaccount:{NAMESPACE}:{NAME}", sa_groups) is True
+    owners = {o for row in DEFAULT_TABLE for o in row.owners}
+    for row in DEFAULT_TABLE:
+        resource = f"{row.group}/{row.resource}"
+        for owner in owners:
+            assert _called(hook, owner, resource, sa_groups) is (owner not in row.owners)
+        assert _called(hook, "kubernetes-admin", resource, ["system:masters"])
+        assert _called(hook, f"system:serviceaccount:{NAMESPACE}:{NAME}", resource, sa_groups)
+        for owner in row.owners:
+            # A differently spelt identity is somebody else.
+            assert _called(hook, owner.upper(), resource, sa_groups)
+            assert _called(hook, owner.replace(NAMESPACE, "elsewhere"), resource, [])
+            assert _called(hook, owner + "x", resource, sa_groups)
 
 
 def test_sandbox_holds_the_same_webhook_configuration() -> None:
@@ -946,6 +963,7 @@ def test_sandbox_holds_the_same_webhook_configuration() -> None:
 
     (ours,) = only(built("webhook"), "MutatingWebhookConfiguration")["webhooks"]
     (sandbox,) = guard_configuration("https://127.0.0.1:1", b"pem")["webhooks"]
+    assert len(sandbox["rules"]) == 7
     assert {k: v for k, v in sandbox.items() if k != "clientConfig"} == {
         k: v for k, v in ours.items() if k != "clientConfig"
     }

@@ -579,8 +579,30 @@ async def test_with_the_guard_on_the_page_shows_the_repair(page: Page) -> None:
             "Re-initialised nothing (re-initialisations 0 → 0)."
         )
         await expect(result.locator('[data-field="warnings"]')).to_contain_text(
-            "the cluster guard restored it"
+            "the cluster guard kept the current status"
         )
         await expect(result.locator('[data-field="status-diff"]')).to_have_text("unchanged")
         await expect(row(page, SUCCEEDED).locator('[data-field="state"]')).to_have_text("Succeeded")
         assert guarded.controller.reinitialised == []
+        # The v1.0.4 IPPool edit: the guard keeps the pool's allocations.
+        await page.get_by_role("button", name="v1.0.4 IPPool edit, straight to the cluster").click()
+        await expect(controller).to_contain_text(
+            "The cluster guard kept the pool's IP allocations; the description changed."
+        )
+        await expect(result.locator('[data-field="warnings"]')).to_contain_text("IPPool vip-pool")
+        await expect(result.locator('[data-field="status-diff"]')).to_have_text("unchanged")
+
+
+async def test_without_the_guard_the_ippool_edit_loses_the_allocations(
+    sandbox: Sandbox, page: Page
+) -> None:
+    await page.goto(sandbox.bff_url + "/")
+    await page.get_by_role("button", name="Use sandbox-admin").click()
+    await page.get_by_role("button", name="v1.0.4 IPPool edit, straight to the cluster").click()
+    result = page.locator("#result")
+    await expect(result.locator('[data-field="controller"]')).to_contain_text(
+        "The save wiped the pool's IP allocations"
+    )
+    await expect(result.locator('[data-field="status-diff"]')).to_contain_text(
+        "- allocated.192.168.100.10"
+    )

@@ -191,5 +191,31 @@ async def test_with_the_guard_on_the_direct_put_is_repaired(session: aiohttp.Cli
         assert answer["stored"]["status"] == live["status"]
         assert answer["after"]["status"] == live["status"]
         assert answer["reinitialisations"] == {"before": 0, "after": 0}
-        assert any("the cluster guard restored it" in w for w in answer["warnings"])
+        assert any("the cluster guard kept the current status" in w for w in answer["warnings"])
         assert sandbox.controller.reinitialised == []
+
+
+async def test_the_v104_ippool_edit_loses_allocations_without_the_guard_and_keeps_them_with_it(
+    session: aiohttp.ClientSession,
+) -> None:
+    for webhook_port in (None, 0):
+        settings = replace(Settings(port=0), webhook_port=webhook_port)
+        async with running(settings, kube_port=0, interval=0) as sandbox:
+            url = sandbox.bff_url + "/sandbox/ippool-edit"
+            status, answer = await fetch(session, "POST", url, headers=ADMIN)
+            assert status == 200, answer
+            assert (
+                answer["request"]
+                == "PUT /apis/loadbalancer.harvesterhci.io/v1beta1/ippools/vip-pool"
+            )
+            assert answer["before"]["status"]["allocated"]
+            assert answer["after"]["spec"]["description"] == "edited on the page"
+            if webhook_port is None:
+                assert answer["guard"] is False
+                assert "status" not in answer["after"]
+            else:
+                assert answer["guard"] is True
+                assert answer["after"]["status"] == answer["before"]["status"]
+                assert any("IPPool vip-pool" in w for w in answer["warnings"])
+            status, _ = await fetch(session, "POST", url)
+            assert status == 401

@@ -51,6 +51,7 @@ BAD = {
     "webhook_tls_cert": "/nonexistent/cert.pem",
     "webhook_tls_key": "/nonexistent/key.pem",
     "trusted_writers": "group:",
+    "guard_resources": "widgets.example.com/v1",
     "kube_port": "65536",
     "controller_interval": "-0.5",
     "write_kubeconfig": "/nonexistent-dir/kubeconfig",

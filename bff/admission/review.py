@@ -1,29 +1,26 @@
 """AdmissionReview ``admission.k8s.io/v1``: reading a request and writing a response.
 
 Pure functions, no I/O. :func:`parse_review` accepts exactly one shape, an
-AdmissionReview for ``upgrades.harvesterhci.io/v1beta1``, and turns anything
-else into a :class:`ReviewError` whose message an operator can act on (the
-webhook answers it with 400, never with a 500).
+AdmissionReview for a resource of the guard table (:mod:`bff.admission.resources`),
+and turns anything else into a :class:`ReviewError` whose message an operator can
+act on (the webhook answers it with 400, never with a 500; JSON nested deeper than
+Python's recursion limit included).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bff import model
-from bff.model import GROUP, VERSION
+from bff.admission.resources import GuardedResource, GuardTable
 
 JSON = dict[str, Any]
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
-RESOURCE = model.PLURAL
-OBJECT_KIND = model.KIND
-OBJECT_API_VERSION = model.API_VERSION
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 # The API server shows a warning longer than this truncated; keep each one whole.
 MAX_WARNING_CHARS = 256
@@ -43,7 +40,7 @@ class Writer:
 
 
 @dataclass(frozen=True)
-class UpgradeReview:
+class GuardReview:
     """The parts of an AdmissionRequest the guard decides on."""
 
     uid: str
@@ -54,10 +51,26 @@ class UpgradeReview:
     dry_run: bool
     old: JSON | None
     new: JSON | None
+    #: The guard table's row for ``request.resource``.
+    row: GuardedResource
+    #: ``request.kind.kind`` (``IPPool``), for messages.
+    kind: str
 
     @property
     def target(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+        name = self.name or _meta_name(self.new) or _meta_name(self.old)
+        return f"{self.namespace}/{name}" if self.namespace else name
+
+    @property
+    def subject(self) -> str:
+        """``IPPool vip-pool``: the object, as messages name it."""
+        return f"{self.kind} {self.target}"
+
+
+def _meta_name(obj: JSON | None) -> str:
+    meta = (obj or {}).get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _mapping(value: Any, where: str) -> JSON:
@@ -86,15 +99,14 @@ def _string(value: Any, where: str, *, required: bool = True) -> str:
     return value
 
 
-def _object(value: Any, where: str) -> JSON | None:
+def _object(value: Any, where: str, api_version: str, kind: str) -> JSON | None:
     if value is None:
         return None
     obj = _mapping(value, where)
-    api_version, kind = obj.get("apiVersion"), obj.get("kind")
-    if (api_version, kind) != (OBJECT_API_VERSION, OBJECT_KIND):
+    got = (obj.get("apiVersion"), obj.get("kind"))
+    if got != (api_version, kind):
         raise ReviewError(
-            f"{where} is {api_version!s}/{kind!s}; this webhook reviews only "
-            f"{OBJECT_API_VERSION} {OBJECT_KIND}"
+            f"{where} is {got[0]!s}/{got[1]!s}, but request.kind says {api_version} {kind}"
         )
     if "metadata" in obj and not isinstance(obj["metadata"], dict):
         raise ReviewError(f"{where}.metadata must be a JSON object")
@@ -107,10 +119,14 @@ def decode(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ReviewError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        # No Kubernetes object nests this deep; the API server never sends one.
+        raise ReviewError("the body is JSON nested too deeply to be an AdmissionReview") from None
 
 
-def parse_review(body: Any) -> UpgradeReview:
-    """Check ``body`` is an AdmissionReview for an Upgrade; return what the guard needs."""
+def parse_review(body: Any, table: GuardTable) -> GuardReview:
+    """Check ``body`` is an AdmissionReview for a resource of ``table``; return what the
+    guard needs."""
     review = _mapping(body, "the body")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise ReviewError(
@@ -120,15 +136,18 @@ def parse_review(body: Any) -> UpgradeReview:
     request = _mapping(review.get("request"), "request")
     uid = _string(request.get("uid"), "request.uid")
     resource = _mapping(request.get("resource"), "request.resource")
-    wanted = {"group": GROUP, "version": VERSION, "resource": RESOURCE}
-    got = {k: resource.get(k) for k in wanted}
+    got = {k: resource.get(k) for k in ("group", "version", "resource")}
     sub = request.get("subResource") or ""
-    if got != wanted or sub:
+    row = table.find(str(got["group"]), str(got["resource"]))
+    if row is None or got["version"] != row.version or sub:
         shown = f"{got['resource']}{'/' + str(sub) if sub else ''}.{got['group']}/{got['version']}"
         raise ReviewError(
-            f"request.resource is {shown}; this webhook reviews only "
-            f"{RESOURCE}.{GROUP}/{VERSION}: check the webhook configuration's rules"
+            f"request.resource is {shown}, which the guard table does not hold "
+            f"({table.describe()}): check the webhook configuration's rules"
         )
+    kind = _mapping(request.get("kind"), "request.kind")
+    kind_name = _string(kind.get("kind"), "request.kind.kind")
+    api_version = f"{row.group}/{row.version}"
     operation = request.get("operation")
     if operation not in OPERATIONS:
         raise ReviewError(f"request.operation must be one of {', '.join(OPERATIONS)}")
@@ -139,11 +158,11 @@ def parse_review(body: Any) -> UpgradeReview:
     dry_run = request.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise ReviewError("request.dryRun must be a boolean")
-    old = _object(request.get("oldObject"), "request.oldObject")
-    new = _object(request.get("object"), "request.object")
+    old = _object(request.get("oldObject"), "request.oldObject", api_version, kind_name)
+    new = _object(request.get("object"), "request.object", api_version, kind_name)
     if operation == "UPDATE" and (old is None or new is None):
         raise ReviewError("an UPDATE review needs both request.object and request.oldObject")
-    return UpgradeReview(
+    return GuardReview(
         uid=uid,
         operation=operation,
         namespace=_string(request.get("namespace"), "request.namespace", required=False),
@@ -155,6 +174,8 @@ def parse_review(body: Any) -> UpgradeReview:
         dry_run=dry_run,
         old=old,
         new=new,
+        row=row,
+        kind=kind_name,
     )
 
 
@@ -162,30 +183,45 @@ def _response(uid: str, body: JSON) -> JSON:
     return {"apiVersion": API_VERSION, "kind": KIND, "response": {"uid": uid, **body}}
 
 
-def allowed(uid: str, patch: str = "", warnings: Sequence[str] = ()) -> JSON:
+def allowed(
+    uid: str,
+    patch: str = "",
+    warnings: Sequence[str] = (),
+    audit: Mapping[str, str] | None = None,
+) -> JSON:
     """Allow the write; with ``patch`` (an RFC 6902 document), as the base64 JSONPatch
-    the API server applies to the object before storing it."""
+    the API server applies to the object before storing it. ``audit`` becomes the
+    response's ``auditAnnotations``: the API server records each, under the webhook's
+    name, in the audit event of the request (at every audit level)."""
     body: JSON = {"allowed": True}
     if patch:
         body["patchType"] = "JSONPatch"
         body["patch"] = base64.b64encode(patch.encode()).decode("ascii")
     if warnings:
         body["warnings"] = [w[:MAX_WARNING_CHARS] for w in warnings]
+    if audit:
+        body["auditAnnotations"] = dict(audit)
     return _response(uid, body)
 
 
-def denied(uid: str, message: str, reason: str = "Forbidden", code: int = 403) -> JSON:
+def denied(
+    uid: str,
+    message: str,
+    reason: str = "Forbidden",
+    code: int = 403,
+    audit: Mapping[str, str] | None = None,
+) -> JSON:
     """Refuse the write; the API server answers the client with this status."""
-    return _response(
-        uid,
-        {
-            "allowed": False,
-            "status": {
-                "metadata": {},
-                "status": "Failure",
-                "message": message,
-                "reason": reason,
-                "code": code,
-            },
+    body: JSON = {
+        "allowed": False,
+        "status": {
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
         },
-    )
+    }
+    if audit:
+        body["auditAnnotations"] = dict(audit)
+    return _response(uid, body)

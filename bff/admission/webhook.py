@@ -1,9 +1,12 @@
 """The webhook's HTTP side: two review routes on their own HTTPS port.
 
-``POST /admission/upgrades/mutate`` answers an untrusted write that changes an
-Upgrade's status or drops a finalizer with ``allowed: true`` and a JSONPatch
-that puts them back; ``POST /admission/upgrades/validate`` refuses the same
-writes instead. Handlers parse, call :mod:`bff.admission.guard`, and answer;
+``POST /admission/guard/mutate`` answers an untrusted write that changes the status
+of a resource of the guard table, or drops a finalizer or an owner reference it keeps,
+with ``allowed: true`` and a JSONPatch that puts them back (or refuses it, for a row
+in ``deny`` mode); ``POST /admission/guard/validate`` refuses the same writes instead,
+for a ValidatingWebhookConfiguration. The paths of the Upgrade-only guard
+(``/admission/upgrades/...``) answer the same, so a configuration applied before
+the table existed keeps working. Handlers parse, call :mod:`bff.admission.guard`, and answer;
 there is no user authentication (the API server is the only caller, and the
 answer depends on the review alone) and no upstream call.
 
@@ -18,18 +21,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from bff.admission import review as rv
+from bff.admission.configuration import MUTATE_PATH as MUTATE_PATH
 from bff.admission.guard import Decision, Reason, TrustedWriters, inspect
+from bff.admission.resources import GuardTable
 from bff.admission.tls import DEFAULT_CHECK_INTERVAL, ReloadingCertificate
 
 log = logging.getLogger("bff.admission")
 
-MUTATE_PATH = "/admission/upgrades/mutate"
-VALIDATE_PATH = "/admission/upgrades/validate"
+VALIDATE_PATH = "/admission/guard/validate"
+# The Upgrade-only guard's paths, still served: the same answers.
+LEGACY_MUTATE_PATH = "/admission/upgrades/mutate"
+LEGACY_VALIDATE_PATH = "/admission/upgrades/validate"
 # An AdmissionReview carries the object twice; etcd stores objects up to 1.5 MiB.
 MAX_REVIEW_BYTES = 3 * 1024 * 1024 + 64 * 1024
 REVIEW_TIMEOUT = 5.0
@@ -40,10 +47,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Guard:
-    """What the handlers share: who is trusted, and where restores are counted."""
+    """What the handlers share: the table, who else is trusted, where restores are counted
+    (``on_restore(resource, reason)``, resource as ``ippools.loadbalancer.harvesterhci.io``)."""
 
     trusted: TrustedWriters
-    on_restore: Callable[[Reason], None] = lambda _reason: None
+    table: GuardTable = field(default_factory=GuardTable)
+    on_restore: Callable[[str, Reason], None] = lambda _resource, _reason: None
     #: Seconds to receive and answer one review.
     review_timeout: float = REVIEW_TIMEOUT
 
@@ -71,51 +80,72 @@ async def _limits(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, exc.reason)
 
 
-def _log(review: rv.UpgradeReview, decision: Decision, action: str) -> None:
+def _log(review: rv.GuardReview, decision: Decision, action: str) -> None:
+    what = decision.summary()
+    if decision.intended:
+        what = ", ".join(filter(None, [what, "intended change of " + ", ".join(decision.intended)]))
     log.warning(
-        "%s %s on Upgrade %s by %s",
+        "%s %s on %s %s (%s) by %s",
         action,
-        decision.summary(),
+        what,
+        review.kind,
         review.target,
+        review.row.key,
         review.writer.username or "(no username)",
         extra={
             "user": review.writer.username,
             "groups": ",".join(review.writer.groups),
+            "resource": review.row.key,
             "object": review.target,
             "operation": review.operation,
             "restored": [r.path for r in decision.restores],
             "reasons": [str(r.reason) for r in decision.restores],
+            "intended": [str(k) for k in decision.intended],
             "dry_run": review.dry_run,
             "review_uid": review.uid,
         },
     )
 
 
+def _parse(guard: Guard, raw: bytes) -> tuple[rv.GuardReview, Decision]:
+    review = rv.parse_review(rv.decode(raw), guard.table)
+    return review, inspect(review, guard.trusted)
+
+
 async def _review(request: web.Request, *, repair: bool) -> web.Response:
     guard = request.app[GUARD]
     try:
-        review = rv.parse_review(rv.decode(await request.read()))
+        review, decision = _parse(guard, await request.read())
     except rv.ReviewError as exc:
         log.warning("bad admission review: %s", exc)
         return _error(400, str(exc))
-    decision = inspect(review, guard.trusted)
-    if not decision.changed:
+    except RecursionError:
+        # Nested just under the parser's limit, then too deep to compare: still the client's.
+        log.warning("bad admission review: JSON nested too deeply")
+        return _error(400, "the body is JSON nested too deeply to be an AdmissionReview")
+    refuse = decision.bad_intent or (decision.changed and (decision.deny or not repair))
+    if refuse:
+        _log(review, decision, "dry run: refused" if review.dry_run else "refused")
+        return web.json_response(
+            rv.denied(review.uid, decision.denial(review), audit=decision.audit())
+        )
+    if not decision.patch and not decision.intended:
         return web.json_response(rv.allowed(review.uid))
-    if not review.dry_run:
+    if decision.changed and not review.dry_run:
         # A dry run gets the same answer; it is logged, but it restored nothing real.
         for restore in decision.restores:
-            guard.on_restore(restore.reason)
-    if repair:
-        _log(review, decision, "dry run: would restore" if review.dry_run else "restored")
-        return web.json_response(
-            rv.allowed(
-                review.uid,
-                decision.json_patch().to_string(),
-                decision.warnings(review.target),
-            )
+            guard.on_restore(review.row.key, restore.reason)
+    action = "restored" if decision.changed else "let through on stated intent:"
+    _log(review, decision, f"dry run: {action}" if review.dry_run else action)
+    return web.json_response(
+        rv.allowed(
+            review.uid,
+            # The validating path cannot patch: the intent annotation stays stored there.
+            decision.json_patch().to_string() if repair and decision.patch else "",
+            decision.warnings(review),
+            audit=decision.audit(),
         )
-    _log(review, decision, "dry run: refused" if review.dry_run else "refused")
-    return web.json_response(rv.denied(review.uid, decision.denial(review.target)))
+    )
 
 
 async def _mutate(request: web.Request) -> web.Response:
@@ -129,8 +159,10 @@ async def _validate(request: web.Request) -> web.Response:
 def create_webhook_app(guard: Guard) -> web.Application:
     app = web.Application(middlewares=[_limits], client_max_size=MAX_REVIEW_BYTES)
     app[GUARD] = guard
-    app.router.add_post(MUTATE_PATH, _mutate)
-    app.router.add_post(VALIDATE_PATH, _validate)
+    for path in (MUTATE_PATH, LEGACY_MUTATE_PATH):
+        app.router.add_post(path, _mutate)
+    for path in (VALIDATE_PATH, LEGACY_VALIDATE_PATH):
+        app.router.add_post(path, _validate)
     return app
 
 
@@ -162,10 +194,11 @@ async def serving(
         url = f"https://{shown}:{bound[1]}"
         watcher = asyncio.create_task(certificate.watch(), name="webhook-certificate")
         log.info(
-            "admission webhook serving on %s (%s, %s); trusted writers: %s",
+            "admission webhook serving on %s (%s, %s); guarding %s; trusted writers: %s",
             url,
             MUTATE_PATH,
             VALIDATE_PATH,
+            guard.table.describe(),
             guard.trusted.describe(),
         )
         try:

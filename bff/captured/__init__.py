@@ -13,6 +13,14 @@
 * ``dashboard/requests.json``: every request the extension (v1.0.2-v1.0.5)
   makes under the Steve Upgrade paths (method, path, query, body), each with
   the source file it was read from. The Ingress tests route each one.
+* ``crds/``: the CRDs of the other resources the cluster guard protects (IPPool,
+  LoadBalancer, ScheduleVMBackup, Setting, KeyPair, ClusterNetwork), copied
+  unchanged from Harvester v1.5.0 and its component charts (``crds/SOURCES``,
+  Apache License 2.0 in ``crds/LICENSE``).
+* ``guarded/``: one object of each of those six kinds with a status as its
+  controller writes it. Unlike the Upgrades these were not read from a cluster:
+  they are composed from the CRDs' schemas and the controllers' code (condition
+  types, finalizer names), for the sandbox's seeds and the guard's tests.
 
 Everything here is read-only package data; :func:`crd` and friends return
 fresh copies, so a caller may change what it gets.
@@ -92,3 +100,25 @@ def client_body(version: str) -> dict[str, Any]:
     """What extension ``version`` PUTs on "Dismiss it"."""
     body: dict[str, Any] = json.loads(client_body_path(version).read_text())
     return body
+
+
+GUARDED_KINDS = (
+    "ippool", "loadbalancer", "schedulevmbackup", "setting", "keypair", "clusternetwork"
+)  # fmt: skip
+
+
+def guarded_crds() -> list[dict[str, Any]]:
+    """The six CRDs of ``crds/``, in a fixed order (by file name)."""
+    folder = files().joinpath("crds")
+    names = sorted(e.name for e in folder.iterdir() if e.name.endswith(".yaml"))
+    return [yaml.safe_load(folder.joinpath(name).read_text()) for name in names]
+
+
+def guarded_object(kind: str) -> dict[str, Any]:
+    """One seed object of ``guarded/`` by its lowercase kind (``"ippool"``)."""
+    obj: dict[str, Any] = json.loads(files().joinpath("guarded", f"{kind}.json").read_text())
+    return obj
+
+
+def guarded_objects() -> list[dict[str, Any]]:
+    return [guarded_object(kind) for kind in GUARDED_KINDS]

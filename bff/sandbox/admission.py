@@ -1,8 +1,9 @@
 """The emulator's admission chain: webhook configurations consulted the way kube-apiserver does.
 
 :class:`WebhookAdmission` holds ``MutatingWebhookConfiguration`` and
-``ValidatingWebhookConfiguration`` objects, as a cluster does, and for every Upgrade
-write the emulator makes it:
+``ValidatingWebhookConfiguration`` objects, as a cluster does, and for every write the
+emulator makes it (Upgrades, and the other guarded resources of
+:mod:`~bff.sandbox.guarded`, whose writes name their resource):
 
 1. picks the webhooks whose ``rules`` match the operation and resource, whose
    ``namespaceSelector`` matches the namespace's labels (the emulator's namespaces
@@ -36,7 +37,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,7 +49,14 @@ import celpy.celparser
 import celpy.evaluation
 import jsonpatch
 
+from bff.admission import configuration as guard_config
+from bff.admission.configuration import (
+    WEBHOOK_NAME,
+    trusted_condition,
+    url_client_config,
+)
 from bff.admission.guard import TrustedWriters
+from bff.admission.resources import GuardTable, table_from
 from bff.admission.webhook import Guard, serving
 from bff.metrics import Metrics
 from bff.model import GROUP, PLURAL, VERSION
@@ -69,8 +77,7 @@ log = logging.getLogger("bff.sandbox.admission")
 
 JSON = dict[str, Any]
 DEFAULT_TIMEOUT = 10
-DEFAULT_WEBHOOK_NAME = "upgrades.harvester-upgrade-bff.harvesterhci.io"
-MUTATE_PATH = "/admission/upgrades/mutate"
+DEFAULT_WEBHOOK_NAME = WEBHOOK_NAME
 
 
 class Write(Protocol):
@@ -88,20 +95,10 @@ class Write(Protocol):
     def dry_run(self) -> bool: ...
 
 
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join("'" + n.replace("\\", "\\\\").replace("'", "\\'") + "'" for n in names)
-
-
 def trusted_writers_condition(trusted: TrustedWriters) -> str:
     """The CEL ``matchConditions`` expression that leaves ``trusted`` out."""
-    parts = []
-    if trusted.users:
-        parts.append(f"!(request.userInfo.username in [{_quoted(sorted(trusted.users))}])")
-    if trusted.groups:
-        parts.append(
-            f"!request.userInfo.groups.exists(g, g in [{_quoted(sorted(trusted.groups))}])"
-        )
-    return " && ".join(parts) or "true"
+    condition = trusted_condition(trusted)
+    return str(condition["expression"]) if condition is not None else "true"
 
 
 def guard_configuration(
@@ -109,68 +106,48 @@ def guard_configuration(
     ca_pem: bytes,
     *,
     trusted: TrustedWriters | None = None,
+    table: GuardTable | None = None,
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
 ) -> JSON:
     """The cluster guard's MutatingWebhookConfiguration, as ``deploy/overlays/webhook``
-    ships it, but calling ``url`` (not the in-cluster Service) and trusting ``ca_pem``."""
-    expression = trusted_writers_condition(trusted or TrustedWriters())
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": "harvester-upgrade-bff"},
-        "webhooks": [
-            {
-                "name": DEFAULT_WEBHOOK_NAME,
-                "admissionReviewVersions": ["v1"],
-                "clientConfig": {
-                    "url": url.rstrip("/") + MUTATE_PATH,
-                    "caBundle": base64.b64encode(ca_pem).decode("ascii"),
-                },
-                "rules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["UPDATE"],
-                        "resources": [PLURAL],
-                        "scope": "Namespaced",
-                    }
-                ],
-                "matchPolicy": "Equivalent",
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": "harvester-system"}
-                },
-                "objectSelector": {},
-                "matchConditions": [
-                    {
-                        "name": "not-a-trusted-writer",
-                        "expression": expression,
-                    }
-                ],
-                "failurePolicy": failure_policy,
-                "sideEffects": "None",
-                "timeoutSeconds": timeout_seconds,
-                "reinvocationPolicy": "IfNeeded",
-            }
-        ],
-    }
+    ships it for ``table``, but calling ``url`` (not the in-cluster Service) and
+    trusting ``ca_pem``."""
+    return guard_config.configuration(
+        table if table is not None else GuardTable(),
+        trusted or TrustedWriters(),
+        url_client_config(url, ca_pem),
+        failure_policy=failure_policy,
+        timeout_seconds=timeout_seconds,
+    )
 
 
 # --- matching ---------------------------------------------------------------------------
 
 
-def _rule_matches(rule: Mapping[str, Any], operation: str) -> bool:
+#: group, version, resource, kind of what a write writes (Upgrades unless it says).
+Resource = tuple[str, str, str, str]
+UPGRADE_RESOURCE: Resource = (GROUP, VERSION, PLURAL, "Upgrade")
+
+
+def _resource(write: Write) -> Resource:
+    resource: Resource = getattr(write, "resource", UPGRADE_RESOURCE)
+    return resource
+
+
+def _rule_matches(rule: Mapping[str, Any], operation: str, resource: Resource, scope: str) -> bool:
     def has(key: str, value: str) -> bool:
         values = rule.get(key) or []
         return "*" in values or value in values
 
+    group, version, plural, _ = resource
     resources = rule.get("resources") or []
     return (
         has("operations", operation)
-        and has("apiGroups", GROUP)
-        and has("apiVersions", VERSION)
-        and any(r in ("*", "*/*", PLURAL) for r in resources)
-        and rule.get("scope", "*") in ("*", "Namespaced")
+        and has("apiGroups", group)
+        and has("apiVersions", version)
+        and any(r in ("*", "*/*", plural) for r in resources)
+        and rule.get("scope", "*") in ("*", scope)
     )
 
 
@@ -256,10 +233,14 @@ class _Webhook:
         return cls(name, mutating, spec, url, context, conditions)
 
     def selects(self, write: Write, obj: JSON, old: JSON | None) -> bool:
-        if not any(_rule_matches(r, write.operation) for r in self.spec.get("rules") or []):
+        resource = _resource(write)
+        scope = "Namespaced" if write.namespace else "Cluster"
+        rules = self.spec.get("rules") or []
+        if not any(_rule_matches(r, write.operation, resource, scope) for r in rules):
             return False
+        # A cluster-scoped object never skips a webhook for its namespaceSelector.
         ns_labels = {"kubernetes.io/metadata.name": write.namespace}
-        if not selector_matches(self.spec.get("namespaceSelector"), ns_labels):
+        if write.namespace and not selector_matches(self.spec.get("namespaceSelector"), ns_labels):
             return False
         selector = self.spec.get("objectSelector")
         return selector_matches(selector, _labels(obj)) or (
@@ -330,8 +311,9 @@ def _user_info(user: UserInfo) -> JSON:
 
 
 def _review(write: Write, obj: JSON, old: JSON | None) -> JSON:
-    resource = {"group": GROUP, "version": VERSION, "resource": PLURAL}
-    kind = {"group": GROUP, "version": VERSION, "kind": "Upgrade"}
+    group, version, plural, kind_name = _resource(write)
+    resource = {"group": group, "version": version, "resource": plural}
+    kind = {"group": group, "version": version, "kind": kind_name}
     options_kind = "UpdateOptions" if write.operation == "UPDATE" else "CreateOptions"
     return {
         "apiVersion": "admission.k8s.io/v1",
@@ -490,12 +472,19 @@ async def guarding(
     key.write_bytes(ca.server_key_pem)
     cert.write_bytes(ca.server_cert_pem)
     trusted = TrustedWriters.parse(settings.trusted_writers)
-    guard = Guard(trusted, on_restore=lambda r: metrics.status_restores.labels(str(r)).inc())
+    table = table_from(settings.guard_resources)
+    guard = Guard(
+        trusted,
+        table,
+        on_restore=lambda resource, reason: metrics.status_restores.labels(
+            resource, str(reason)
+        ).inc(),
+    )
     try:
         async with serving(
             guard, host="127.0.0.1", port=settings.webhook_port, cert=str(cert), key=str(key)
         ) as url:
-            admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted))
+            admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted, table=table))
             yield url
     finally:
         await admission.close()

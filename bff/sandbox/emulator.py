@@ -13,6 +13,8 @@ parts, each in its own module:
 - :mod:`~bff.sandbox.store`: the objects and the registry's write rules, built on
   :mod:`~bff.sandbox.schema`, :mod:`~bff.sandbox.objectmeta` and
   :mod:`~bff.sandbox.status`;
+- :mod:`~bff.sandbox.guarded`: the six other resources the cluster guard protects
+  (IPPool, LoadBalancer, ...), served simply, their writes through the same admission;
 - :mod:`~bff.sandbox.journal` and :mod:`~bff.sandbox.faults`: test support.
 
 Test support, reachable only through the emulator's own AppKeys (the BFF never sees it):
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bff.sandbox import access, crud, discovery, namespaces, openapiv3
+from bff.sandbox import access, crud, discovery, guarded, namespaces, openapiv3
 from bff.sandbox.faults import EMULATOR_FAULTS, Fault, Faults, inject_faults
 from bff.sandbox.journal import EMULATOR_JOURNAL, Journal, JournalEntry, log_and_journal
 from bff.sandbox.keys import BOOKMARK_INTERVAL, EMULATOR_ADMISSION, EMULATOR_STORE
@@ -95,4 +97,6 @@ def create_emulator_app(
     router.add_put(collection + "/{name}", crud.replace)
     router.add_patch(collection + "/{name}", crud.patch)
     router.add_delete(collection + "/{name}", crud.delete)
+    # IPPools, LoadBalancers, ... : the other resources the cluster guard protects.
+    guarded.add_routes(app, seed=seed)
     return app

@@ -38,6 +38,13 @@ TOKENS = (
     {"token": "sandbox-viewer", "can": "get, list and watch only"},
 )
 UPGRADES = "/apis/harvesterhci.io/v1beta1/namespaces/{namespace}/upgrades/{name}"
+#: The seeded IPPool the page's "v1.0.4 IPPool edit" saves (bff/captured/guarded/ippool.json).
+IPPOOL = "/apis/loadbalancer.harvesterhci.io/v1beta1/ippools/vip-pool"
+#: What extension v1.0.2-v1.0.4's save strips (``@rancher/shell``'s cleanForSave).
+_NEVER_SAVED = ("status", "links", "actions")
+_NEVER_SAVED_METADATA = (
+    "finalizers", "uid", "creationTimestamp", "generation", "managedFields", "ownerReferences"
+)  # fmt: skip
 
 _SESSION = web.AppKey("sandbox_page_session", aiohttp.ClientSession)
 
@@ -144,6 +151,41 @@ def install(
             }
         )
 
+    async def ippool_edit(request: web.Request) -> web.Response:
+        """Extension v1.0.4's IPPool edit form: the description changed, then its save's
+        whole-object PUT (status stripped), straight to the emulator with the caller's
+        token. No controller runs for IPPools: the answer is what the cluster stored."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("Bearer "):
+            return _error(401, "Unauthorized", "the IPPool edit needs a bearer token")
+        session = request.app[_SESSION]
+        headers = {"Authorization": authorization, "Accept": "application/json"}
+        url = kube_url + IPPOOL
+        async with session.get(url, headers=headers) as got:
+            status, before = got.status, await got.json(content_type=None)
+        if status != 200:
+            return _upstream_error(status, before)
+        body = {k: v for k, v in before.items() if k not in _NEVER_SAVED}
+        body["metadata"] = {
+            k: v for k, v in before["metadata"].items() if k not in _NEVER_SAVED_METADATA
+        }
+        body["spec"] = dict(before.get("spec") or {}, description="edited on the page")
+        async with session.put(url, headers=headers, json=body) as put:
+            put_status, stored = put.status, await put.json(content_type=None)
+            warnings = put.headers.getall("Warning", [])
+        if put_status != 200:
+            return _upstream_error(put_status, stored)
+        return web.json_response(
+            {
+                "request": f"PUT {IPPOOL}",
+                "status": put_status,
+                "before": before,
+                "after": stored,
+                "guard": guard,
+                "warnings": warnings,
+            }
+        )
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
         lines = ControllerLines()
         logger = logging.getLogger("bff.sandbox.controller")
@@ -160,6 +202,7 @@ def install(
     app.cleanup_ctx.append(resources)
     app.router.add_get(f"{base_path}/sandbox/page.json", page_json, allow_head=False)
     app.router.add_post(f"{base_path}/sandbox/direct-put/{{namespace}}/{{name}}", direct_put)
+    app.router.add_post(f"{base_path}/sandbox/ippool-edit", ippool_edit)
 
 
 def _upstream_error(status: int, body: Any) -> web.Response:

@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bff import server
+from bff.admission.configuration import MUTATE_PATH
 from bff.app import create_app
 from bff.keys import METRICS
 from bff.sandbox import page, provider_states
@@ -272,7 +273,7 @@ def _rancher_lines(url: str | None, ca_file: str | None) -> str:
 def _guard_line(url: str | None) -> str:
     if url is None:
         return "off: a direct PUT to the emulator wipes status (--webhook-port 0 turns it on)"
-    return f"{url}/admission/upgrades/mutate, consulted by the emulator on every Upgrade write"
+    return f"{url}{MUTATE_PATH}, consulted by the emulator on every guarded write"
 
 
 def run_sandbox(settings: SandboxSettings) -> int:

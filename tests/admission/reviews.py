@@ -47,9 +47,21 @@ def decoded(body: JSON) -> JSON:
     return {k: copy.deepcopy(v) for k, v in body.items() if k not in STEVE_FIELDS}
 
 
+#: The guard table's kinds and their resources (request.resource in a review).
+PLURALS = {
+    "Upgrade": "upgrades",
+    "IPPool": "ippools",
+    "LoadBalancer": "loadbalancers",
+    "ScheduleVMBackup": "schedulevmbackups",
+    "Setting": "settings",
+    "KeyPair": "keypairs",
+    "ClusterNetwork": "clusternetworks",
+}
+
+
 def update_review(
-    old: JSON,
-    new: JSON,
+    old: JSON | None,
+    new: JSON | None,
     *,
     user: str = ADMIN,
     groups: list[str] | None = None,
@@ -57,20 +69,22 @@ def update_review(
     uid: str | None = None,
     operation: str = "UPDATE",
 ) -> JSON:
-    meta = old.get("metadata", {})
+    """The review kube-apiserver sends for ``operation`` of ``old`` into ``new`` (the kind
+    and resource are the objects')."""
+    either: JSON = old if old is not None else new or {}
+    meta = either.get("metadata", {})
+    group, _, version = str(either.get("apiVersion", "harvesterhci.io/v1beta1")).partition("/")
+    kind = {"group": group, "version": version, "kind": either.get("kind", "Upgrade")}
+    resource = {"group": group, "version": version, "resource": PLURALS.get(kind["kind"], "")}
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
             "uid": uid or str(uuid.uuid4()),
-            "kind": {"group": "harvesterhci.io", "version": "v1beta1", "kind": "Upgrade"},
-            "resource": {"group": "harvesterhci.io", "version": "v1beta1", "resource": "upgrades"},
-            "requestKind": {"group": "harvesterhci.io", "version": "v1beta1", "kind": "Upgrade"},
-            "requestResource": {
-                "group": "harvesterhci.io",
-                "version": "v1beta1",
-                "resource": "upgrades",
-            },
+            "kind": kind,
+            "resource": resource,
+            "requestKind": kind,
+            "requestResource": resource,
             "name": meta.get("name", ""),
             "namespace": meta.get("namespace", ""),
             "operation": operation,
@@ -84,7 +98,10 @@ def update_review(
             "object": new,
             "oldObject": old,
             "dryRun": dry_run,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"},
+            "options": {
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions",
+            },
         },
     }
 

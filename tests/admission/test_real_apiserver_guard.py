@@ -160,8 +160,8 @@ def test_kubectl_replace_of_the_v104_body_keeps_status(guarded: tuple[Bff, Kubec
     done = kubectl("replace", "-f", "-", stdin=json.dumps(body))
     assert done.returncode == 0, done.stderr
     assert "upgrade.harvesterhci.io/hvst-upgrade-7xn6v replaced" in done.stdout
-    assert GUARD_WARNING + ": this write would remove its status" in done.stderr
-    assert "drop finalizer wrangler.cattle.io/harvester-upgrade-controller" in done.stderr
+    assert GUARD_WARNING + ": this write would have removed its status" in done.stderr
+    assert "dropped finalizer wrangler.cattle.io/harvester-upgrade-controller" in done.stderr
     after = kubectl.get()
     assert after["status"] == before["status"]
     assert after["metadata"]["finalizers"] == before["metadata"]["finalizers"]
@@ -204,7 +204,7 @@ def test_with_the_bff_stopped_fail_refuses_others_but_not_the_controller(
         "patch", "upgrade", NAME, "--type=json", "-p", '[{"op":"remove","path":"/status"}]'
     )
     assert done.returncode != 0
-    assert 'failed calling webhook "upgrades.harvester-upgrade-bff.harvesterhci.io"' in done.stderr
+    assert 'failed calling webhook "guard.harvester-upgrade-bff.harvesterhci.io"' in done.stderr
     assert kubectl.get()["status"] == before["status"]
     done = kubectl("label", "upgrade", NAME, "example.com/x=y")
     assert done.returncode != 0

@@ -121,7 +121,7 @@ async def test_fail_policy_refuses_when_down_but_not_the_controller(
     assert caught.value.code == 500
     message = caught.value.status["message"]
     assert message.startswith(
-        'Internal error occurred: failed calling webhook "upgrades.harvester-upgrade-bff.'
+        'Internal error occurred: failed calling webhook "guard.harvester-upgrade-bff.'
     )
     assert "?timeout=5s" in message
     # The controller is left out by the matchConditions: never sent to the webhook.
@@ -139,17 +139,19 @@ async def test_ignore_policy_lets_the_write_through_when_down(
     assert "status" not in obj
 
 
-async def test_other_namespaces_and_operations_are_not_sent(
+async def test_every_namespace_and_creates_are_sent_but_not_deletes(
     certificate: ServerCertificate, chain_for: Callable[..., WebhookAdmission]
 ) -> None:
-    # Nothing listens: any call would fail the write.
+    # Nothing listens: any call fails the write.
     chain = chain_for(
         guard_configuration(f"https://127.0.0.1:{_closed_port()}", certificate.ca_pem)
     )
     live = succeeded()
-    obj, _ = await chain.mutate(Write(namespace="default"), v104(), live)
-    assert "status" not in obj
-    obj, _ = await chain.mutate(Write(operation="CREATE"), v104(), None)
+    for write, old in [(Write(namespace="default"), live), (Write(operation="CREATE"), None)]:
+        with pytest.raises(StatusError) as caught:
+            await chain.mutate(write, v104(), old)
+        assert caught.value.code == 500
+    obj, _ = await chain.mutate(Write(operation="DELETE"), v104(), live)
     assert "status" not in obj
 
 
@@ -165,7 +167,7 @@ async def test_validate_path_denies_with_the_webhooks_message(
     assert caught.value.code == 403
     message = caught.value.status["message"]
     assert message.startswith(
-        'admission webhook "upgrades.harvester-upgrade-bff.harvesterhci.io" denied the request: '
+        'admission webhook "guard.harvester-upgrade-bff.harvesterhci.io" denied the request: '
         "harvester-upgrade-bff: refused a write to Upgrade harvester-system/hvst-upgrade-7xn6v"
     )
 
@@ -174,7 +176,7 @@ async def _tls_app(
     certificate: ServerCertificate, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> tuple[web.AppRunner, str]:
     app = web.Application()
-    app.router.add_post("/admission/upgrades/mutate", handler)
+    app.router.add_post("/admission/guard/mutate", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

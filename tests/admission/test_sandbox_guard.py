@@ -106,14 +106,15 @@ async def test_direct_v104_put_keeps_status_with_the_guard(guarded: Sandbox) -> 
     assert obj["metadata"]["labels"]["harvesterhci.io/upgradeState"] == "Succeeded"
     assert len(warnings) == 2
     assert warnings[0].startswith('299 - "harvester-upgrade-bff: Upgrade harvester-system/')
-    assert "remove its status" in warnings[0]
+    assert "removed its status" in warnings[0]
     await settled(guarded)
     assert guarded.controller.reinitialisations == reinitialised
     after = await live(guarded)
     assert after["status"] == before["status"]
     metrics = await _bff_metrics(guarded)
-    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in metrics
-    assert 'bff_status_restores_total{reason="finalizers_dropped"} 1.0' in metrics
+    upgrades = 'resource="upgrades.harvesterhci.io"'
+    assert f'bff_status_restores_total{{reason="status_removed",{upgrades}}} 1.0' in metrics
+    assert f'bff_status_restores_total{{reason="finalizers_dropped",{upgrades}}} 1.0' in metrics
 
 
 async def test_json_patch_removing_status_is_repaired(guarded: Sandbox) -> None:
@@ -144,9 +145,7 @@ async def test_dry_run_gets_the_same_answer_and_changes_nothing(guarded: Sandbox
     assert len(warnings) == 2
     after = await live(guarded)
     assert after == before
-    assert 'bff_status_restores_total{reason="status_removed"} 1.0' not in (
-        await _bff_metrics(guarded)
-    )
+    assert 'bff_status_restores_total{reason="status_removed"' not in (await _bff_metrics(guarded))
 
 
 async def test_the_controllers_own_status_write_passes(guarded: Sandbox) -> None:
@@ -187,4 +186,4 @@ def test_sandbox_command_banner_names_the_guard() -> None:
     with started(SANDBOX_COMMAND, env={"PATH": "/usr/bin:/bin"}) as child:
         text = child.banner()
     assert "Cluster guard (webhook)     https://127.0.0.1:" in text
-    assert "/admission/upgrades/mutate, consulted by the emulator" in text
+    assert "/admission/guard/mutate, consulted by the emulator" in text

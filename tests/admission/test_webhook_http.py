@@ -28,6 +28,7 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
+from bff.admission import review as rv
 from bff.admission.guard import TrustedWriters
 from bff.admission.webhook import MAX_REVIEW_BYTES, MUTATE_PATH, VALIDATE_PATH, Guard, serving
 from bff.cli import main
@@ -42,6 +43,8 @@ from tests.admission.reviews import (
     update_review,
 )
 from tests.support.certs import ServerCertificate, make_server_certificate
+
+UPGRADES = "upgrades.harvesterhci.io"
 
 
 @dataclass
@@ -64,9 +67,9 @@ class Webhook:
         ) as response:
             return response.status, await response.json(content_type=None)
 
-    def restores(self, reason: str) -> float:
+    def restores(self, reason: str, resource: str = UPGRADES) -> float:
         value = self.metrics.registry.get_sample_value(
-            "bff_status_restores_total", {"reason": reason}
+            "bff_status_restores_total", {"resource": resource, "reason": reason}
         )
         return value or 0.0
 
@@ -76,7 +79,8 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
     certificate = make_server_certificate(tmp_path / "pki")
     metrics = Metrics()
     guard = Guard(
-        TrustedWriters(), on_restore=lambda r: metrics.status_restores.labels(str(r)).inc()
+        TrustedWriters(),
+        on_restore=lambda resource, r: metrics.status_restores.labels(resource, str(r)).inc(),
     )
     async with (
         serving(
@@ -106,7 +110,10 @@ async def test_v104_body_is_repaired_over_https(webhook: Webhook) -> None:
     assert webhook.restores("status_removed") == 1
     assert webhook.restores("finalizers_dropped") == 1
     text = generate_latest(webhook.metrics.registry).decode()
-    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in text
+    assert (
+        'bff_status_restores_total{reason="status_removed",resource="upgrades.harvesterhci.io"} 1.0'
+        in text
+    )
 
 
 async def test_unchanged_and_controller_writes_pass_untouched(webhook: Webhook) -> None:
@@ -143,7 +150,7 @@ async def test_validate_denies(webhook: Webhook) -> None:
     assert response["allowed"] is False
     assert "patch" not in response
     assert response["status"]["code"] == 403
-    assert "would remove its status" in response["status"]["message"]
+    assert "would have removed its status" in response["status"]["message"]
 
 
 def _review_with(**request_changes: Any) -> dict[str, Any]:
@@ -183,8 +190,23 @@ CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
         (json.dumps(_review_with(uid="")).encode(), "request.uid must be a non-empty string"),
         (
             json.dumps(_review_with(resource=CONFIGMAPS)).encode(),
-            "this webhook reviews only upgrades.harvesterhci.io/v1beta1",
+            "which the guard table does not hold",
         ),
+        (
+            json.dumps(
+                _review_with(
+                    resource={
+                        **CONFIGMAPS,
+                        "group": "harvesterhci.io",
+                        "resource": "upgrades",
+                        "version": "v1",
+                    }
+                )
+            ).encode(),
+            "upgrades.harvesterhci.io/v1, which the guard table does not hold",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
         (json.dumps(_review_with(subResource="status")).encode(), "upgrades/status"),
         (json.dumps(_review_with(operation="PATCH")).encode(), "request.operation must be one of"),
         (
@@ -192,6 +214,7 @@ CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
             "needs both request.object and request.oldObject",
         ),
         (json.dumps(_review_with(object=CONFIGMAP)).encode(), "request.object is v1/ConfigMap"),
+        (json.dumps(_review_with(kind=None)).encode(), "request.kind must be a JSON object"),
         (json.dumps(_review_with(object=[1])).encode(), "request.object must be a JSON object"),
         (
             json.dumps(_review_with(userInfo="admin")).encode(),
@@ -398,7 +421,10 @@ async def test_the_bff_serves_the_webhook_on_its_own_port(
         api = await client.post(MUTATE_PATH, json=review)
         assert api.status == 404
     metrics = await (await client.get("/metrics")).text()
-    assert 'bff_status_restores_total{reason="status_removed"} 1.0' in metrics
+    assert (
+        'bff_status_restores_total{reason="status_removed",resource="upgrades.harvesterhci.io"} 1.0'
+        in metrics
+    )
 
 
 def test_trusted_writer_flag_repeats_and_the_variable_is_a_list() -> None:
@@ -417,7 +443,8 @@ def test_trusted_writer_flag_repeats_and_the_variable_is_a_list() -> None:
     env = {"BFF_TRUSTED_WRITER": "bob, group:x"}
     assert from_sources(given(), env, command=Command.SERVE).trusted_writers == ("bob", "group:x")
     default = from_sources(given(), {}, command=Command.SERVE)
-    assert default.trusted_writers == ("system:serviceaccount:harvester-system:harvester",)
+    # Each resource's owners come from the guard table; nobody else is trusted by default.
+    assert default.trusted_writers == ()
     assert default.webhook_port is None
     sandbox = vars(build_parser().parse_args(["sandbox", "--webhook-port", "0"]))
     assert "webhook_tls_cert" not in sandbox  # the sandbox makes its own certificate
@@ -465,3 +492,121 @@ def test_a_certificate_that_does_not_load_is_one_line_and_exit_2(
         err = capsys.readouterr().err
         assert err.count("\n") == 1
         assert "not a PEM certificate and its key" in err
+
+
+# --- the guard table over HTTP ----------------------------------------------------------
+
+
+def _ippool_v104() -> tuple[dict[str, Any], dict[str, Any]]:
+    from bff import captured
+    from tests.support.v104_save import v104_saved_body
+
+    live = captured.guarded_object("ippool")
+    live["metadata"]["finalizers"] = ["example.com/cleanup"]
+
+    def edit(body: dict[str, Any]) -> None:
+        body["spec"]["description"] = "edited in the form"
+
+    return live, v104_saved_body("loadbalancer.harvesterhci.io.ippool", live, edit=edit)
+
+
+async def test_an_ippool_save_is_repaired_counted_logged_and_audited(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    live, body = _ippool_v104()
+    review = update_review(live, body)
+    with caplog.at_level(logging.WARNING, logger="bff.admission"):
+        status, answer = await webhook.post(MUTATE_PATH, review)
+    assert status == 200
+    stored = admitted(review, answer)
+    assert stored["status"] == live["status"]
+    assert stored["spec"]["description"] == "edited in the form"
+    response = answer["response"]
+    assert response["auditAnnotations"] == {"restored": "finalizers_dropped,status_removed"}
+    assert (
+        response["warnings"][0]
+        == (
+            "harvester-upgrade-bff: IPPool vip-pool: this write would have removed its status "
+            "(the pool's IP allocations (allocated, available, history); without them addresses "
+            "already in use can be handed out again); the cluster guard kept the current status"
+        )[: rv.MAX_WARNING_CHARS]
+    )
+    ippools = "ippools.loadbalancer.harvesterhci.io"
+    assert webhook.restores("status_removed", ippools) == 1
+    assert webhook.restores("finalizers_dropped", ippools) == 1
+    assert webhook.restores("status_removed") == 0  # not counted as an Upgrade
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("restored")]
+    assert record.getMessage() == (
+        "restored status (status_removed), finalizers (finalizers_dropped) on IPPool vip-pool "
+        "(ippools.loadbalancer.harvesterhci.io) by kubernetes-admin"
+    )
+    assert record.__dict__["resource"] == ippools
+
+
+async def test_the_validate_route_and_a_deny_row_refuse_with_audit(tmp_path: Path) -> None:
+    from bff.admission.resources import table_from
+
+    certificate = make_server_certificate(tmp_path / "pki")
+    table = table_from(
+        ["ippools.loadbalancer.harvesterhci.io/v1beta1;owner=system:serviceaccount:x:y;mode=deny"]
+    )
+    live, body = _ippool_v104()
+    review = update_review(live, body)
+    async with (
+        serving(
+            Guard(TrustedWriters(), table),
+            host="127.0.0.1",
+            port=0,
+            cert=str(certificate.cert_file),
+            key=str(certificate.key_file),
+        ) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        context = ssl.create_default_context(cadata=certificate.ca_pem.decode())
+        for path in (MUTATE_PATH, VALIDATE_PATH):
+            async with session.post(url + path, json=review, ssl=context) as response:
+                answer = await response.json()
+            assert answer["response"]["allowed"] is False, path
+            assert "refused a write to IPPool vip-pool" in answer["response"]["status"]["message"]
+            assert answer["response"]["auditAnnotations"]["restored"] == (
+                "finalizers_dropped,status_removed"
+            )
+        # An Upgrade (repair mode) is still repaired on the mutate route.
+        upgrade = update_review(
+            succeeded(), decoded(fixture("clients/v1.0.4-dismiss-put-body.json"))
+        )
+        async with session.post(url + MUTATE_PATH, json=upgrade, ssl=context) as response:
+            assert (await response.json())["response"]["allowed"] is True
+
+
+async def test_stated_intent_is_let_through_and_audited(
+    webhook: Webhook,
+) -> None:
+    from bff.admission.guard import INTENT_ANNOTATION
+
+    live, _ = _ippool_v104()
+    new = json.loads(json.dumps(live))
+    del new["metadata"]["finalizers"]
+    new["metadata"]["annotations"][INTENT_ANNOTATION] = "finalizers"
+    review = update_review(live, new)
+    _, answer = await webhook.post(MUTATE_PATH, review)
+    stored = admitted(review, answer)
+    assert "finalizers" not in stored["metadata"]
+    assert stored["metadata"]["annotations"][INTENT_ANNOTATION] == "finalizers"
+    assert answer["response"]["auditAnnotations"] == {"intended-change": "finalizers"}
+    assert "patch" not in answer["response"]
+    # The validate route answers the same.
+    _, answer = await webhook.post(VALIDATE_PATH, review)
+    assert answer["response"]["allowed"] is True
+    assert "patch" not in answer["response"]
+    assert webhook.restores("finalizers_dropped", "ippools.loadbalancer.harvesterhci.io") == 0
+
+
+async def test_the_upgrade_only_paths_still_answer(webhook: Webhook) -> None:
+    review = update_review(succeeded(), decoded(fixture("clients/v1.0.4-dismiss-put-body.json")))
+    status, answer = await webhook.post("/admission/upgrades/mutate", review)
+    assert status == 200
+    assert admitted(review, answer)["status"] == succeeded()["status"]
+    status, answer = await webhook.post("/admission/upgrades/validate", review)
+    assert status == 200
+    assert answer["response"]["allowed"] is False

@@ -63,3 +63,23 @@ traefik.ingress.kubernetes.io/router.priority: {{ .Values.ingress.exactPathPrior
 {{- fail "ui: rancher needs rancher.enabled: true (Rancher's users hold Rancher tokens)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The guard table as BFF_GUARD_RESOURCES: "-*" (start empty), then one entry per
+row of webhook.guardedResources (bff/admission/resources.py parses it).
+*/}}
+{{- define "bff.guardResources" -}}
+{{- $entries := list "-*" }}
+{{- range .Values.webhook.guardedResources }}
+{{- $entry := printf "%s.%s/%s" .resource .group .version }}
+{{- range .owners }}{{ $entry = printf "%s;owner=%s" $entry . }}{{ end }}
+{{- $entry = printf "%s;keep=%s;mode=%s" $entry (join "|" .keep) (.mode | default "repair") }}
+{{- $entries = append $entries $entry }}
+{{- end }}
+{{- join "," $entries }}
+{{- end }}
+
+{{/* A list of strings as a CEL list literal's items: 'a', 'b'. */}}
+{{- define "bff.celList" -}}
+{{- range $i, $v := . }}{{ if $i }}, {{ end }}'{{ $v }}'{{ end }}
+{{- end }}
