@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import sys
@@ -39,6 +38,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bff.sandbox.controller import SimulatedController
+from bff.sandbox.legacy_save import steve_item, v104_body
 from bff.sandbox.runner import running
 from bff.settings import Settings
 
@@ -54,34 +54,20 @@ STATE = "harvesterhci.io/upgradeState"
 TOKEN = "sandbox-admin"  # noqa: S105 (the sandbox's public, loopback-only token)
 #: How long to wait for the simulated controller to act on a write (bounded, not a target).
 SETTLE_SECONDS = 10.0
-#: What extension v1.0.2-v1.0.4 drops from its Steve model before the dismiss PUT.
-_LEGACY_DROPPED_METADATA = (
-    "finalizers",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "ownerReferences",
-)
 _SHOWN_HEADERS = ("Content-Type", "X-Upgrade-Bff-Changed", "Warning")
 
 JSON = dict[str, Any]
 
 
 def legacy_dismiss_body(obj: Mapping[str, Any]) -> JSON:
-    """The body extension v1.0.2-v1.0.4 PUTs on "Dismiss it", for the object ``obj``.
-
-    Its Steve model (the object plus ``id`` and ``type``) without status and without
-    server-owned metadata, with ``read-message: "true"`` added: the shape of
-    ``bff/captured/clients/v1.0.4-dismiss-put-body.json``, captured from the extension.
+    """The body extension v1.0.2-v1.0.4 PUTs on "Dismiss it", for the object ``obj``:
+    ``read-message: "true"`` set on its Steve item, then the v1.0.4 save
+    (:func:`bff.sandbox.legacy_save.v104_body`); the shape of
+    ``bff/captured/clients/v1.0.4-dismiss-put-body.json``.
     """
-    meta = obj["metadata"]
-    body: JSON = {"id": f"{meta['namespace']}/{meta['name']}", "type": "harvesterhci.io.upgrade"}
-    body.update({k: copy.deepcopy(v) for k, v in obj.items() if k != "status"})
-    for key in _LEGACY_DROPPED_METADATA:
-        body["metadata"].pop(key, None)
-    body["metadata"]["labels"] = {**(meta.get("labels") or {}), READ: "true"}
-    return body
+    item = steve_item(obj, "harvesterhci.io.upgrade")
+    item["metadata"]["labels"] = {**(item["metadata"].get("labels") or {}), READ: "true"}
+    return v104_body(item)
 
 
 # --- output ---------------------------------------------------------------------------
@@ -407,15 +393,11 @@ async def _steps(
 
 
 def ippool_saved_body(obj: Mapping[str, Any], description: str) -> JSON:
-    """What extension v1.0.4's IPPool edit form PUTs: the description changed, then the
-    model's save strips what ``cleanForSave`` never saves (as for the dismiss body)."""
-    body = copy.deepcopy(dict(obj))
-    body["spec"]["description"] = description
-    for key in ("status", "links", "actions"):
-        body.pop(key, None)
-    for key in _LEGACY_DROPPED_METADATA:
-        body["metadata"].pop(key, None)
-    return body
+    """What extension v1.0.4's IPPool edit form PUTs: the description changed on its
+    Steve item, then the v1.0.4 save (:func:`bff.sandbox.legacy_save.v104_body`)."""
+    item = steve_item(obj, "loadbalancer.harvesterhci.io.ippool")
+    item["spec"]["description"] = description
+    return v104_body(item)
 
 
 def allocations(obj: Mapping[str, Any] | None) -> str:

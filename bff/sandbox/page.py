@@ -29,6 +29,7 @@ from aiohttp import web
 
 from bff.names import is_dns1123_label
 from bff.sandbox.controller import SimulatedController
+from bff.sandbox.legacy_save import steve_item, v104_body
 
 __all__ = ["MARKER", "TOKENS", "install"]
 
@@ -40,12 +41,6 @@ TOKENS = (
 UPGRADES = "/apis/harvesterhci.io/v1beta1/namespaces/{namespace}/upgrades/{name}"
 #: The seeded IPPool the page's "v1.0.4 IPPool edit" saves (bff/captured/guarded/ippool.json).
 IPPOOL = "/apis/loadbalancer.harvesterhci.io/v1beta1/ippools/vip-pool"
-#: What extension v1.0.2-v1.0.4's save strips (``@rancher/shell``'s cleanForSave).
-_NEVER_SAVED = ("status", "links", "actions")
-_NEVER_SAVED_METADATA = (
-    "finalizers", "uid", "creationTimestamp", "generation", "managedFields", "ownerReferences"
-)  # fmt: skip
-
 _SESSION = web.AppKey("sandbox_page_session", aiohttp.ClientSession)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -165,11 +160,9 @@ def install(
             status, before = got.status, await got.json(content_type=None)
         if status != 200:
             return _upstream_error(status, before)
-        body = {k: v for k, v in before.items() if k not in _NEVER_SAVED}
-        body["metadata"] = {
-            k: v for k, v in before["metadata"].items() if k not in _NEVER_SAVED_METADATA
-        }
-        body["spec"] = dict(before.get("spec") or {}, description="edited on the page")
+        item = steve_item(before, "loadbalancer.harvesterhci.io.ippool")
+        item["spec"] = dict(item.get("spec") or {}, description="edited on the page")
+        body = v104_body(item)
         async with session.put(url, headers=headers, json=body) as put:
             put_status, stored = put.status, await put.json(content_type=None)
             warnings = put.headers.getall("Warning", [])

@@ -37,7 +37,7 @@ from bff.admission.guard import INTENT_ANNOTATION
 from bff.admission.resources import DEFAULT_TABLE, GuardedResource
 from tests.admission.test_real_apiserver_guard import Bff, overlay_configuration
 from tests.support.real_apiserver import CRD_TIMEOUT, RealApiServer, Response
-from tests.support.v104_save import v104_saved_body
+from tests.support.v104_save import form_edit, v104_saved_body
 
 pytestmark = pytest.mark.real_apiserver
 
@@ -202,12 +202,6 @@ def _server_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _edit(body: dict[str, Any]) -> None:
-    body["metadata"].setdefault("labels", {})["example.com/edited"] = "by-the-form"
-    if isinstance(body.get("spec"), dict) and "description" in body["spec"]:
-        body["spec"]["description"] = "edited in the form"
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_v104_save_keeps_status_finalizers_and_owners_and_applies_the_edit(
     guarded: tuple[Bff, Cluster], kind: str
@@ -215,7 +209,7 @@ def test_the_v104_save_keeps_status_finalizers_and_owners_and_applies_the_edit(
     _, cluster = guarded
     target = cluster.targets[kind]
     before = cluster.get(target)
-    body = v104_saved_body(target.steve_type, before, edit=_edit)
+    body = v104_saved_body(target.steve_type, before, edit=form_edit(before, "by-the-form"))
     assert "status" not in body
     assert "finalizers" not in body["metadata"]
     done = cluster.put(target, body)

@@ -499,14 +499,13 @@ def test_a_certificate_that_does_not_load_is_one_line_and_exit_2(
 
 def _ippool_v104() -> tuple[dict[str, Any], dict[str, Any]]:
     from bff import captured
+    from tests.support.shell import set_field
     from tests.support.v104_save import v104_saved_body
 
     live = captured.guarded_object("ippool")
     live["metadata"]["finalizers"] = ["example.com/cleanup"]
 
-    def edit(body: dict[str, Any]) -> None:
-        body["spec"]["description"] = "edited in the form"
-
+    edit = (set_field("spec.description", "edited in the form"),)
     return live, v104_saved_body("loadbalancer.harvesterhci.io.ippool", live, edit=edit)
 
 

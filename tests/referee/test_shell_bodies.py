@@ -28,7 +28,6 @@ import contextlib
 import copy
 import http.server
 import json
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from bff.steve import STEVE, resource
 from tests.support import shell
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "resources"
-CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "crds"
+CRDS = Path(__file__).resolve().parents[2] / "bff" / "captured" / "crds"
 #: The CRD file each fixture is written against.
 CRD_FILES = {
     "ippool": "loadbalancer.harvesterhci.io_ippools.yaml",
@@ -80,12 +79,7 @@ SERVER_METADATA = (
 
 @pytest.fixture(scope="module")
 def bundles() -> dict[str, Path]:
-    try:
-        return shell.build()
-    except shell.ShellUnavailable as e:
-        if os.environ.get("BFF_REQUIRE_SHELL") == "1":
-            pytest.fail(f"BFF_REQUIRE_SHELL=1 but {e}")
-        pytest.skip(str(e))
+    return shell.built_or_skip()
 
 
 def fixture(name: str) -> dict[str, Any]:

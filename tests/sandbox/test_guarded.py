@@ -22,6 +22,7 @@ from bff.sandbox.guarded import kinds
 from bff.sandbox.runner import Sandbox, running
 from bff.settings import Settings
 from tests.support.backends import sandbox_emulator
+from tests.support.shell import label
 from tests.support.v104_save import v104_saved_body
 
 SETTINGS = Settings(port=0)
@@ -64,10 +65,6 @@ async def call(
     return status, obj, [w for w in answer_headers.getall("Warning", []) if "guard" in w]
 
 
-def _edit(body: dict[str, Any]) -> None:
-    body["metadata"].setdefault("labels", {})["example.com/edited"] = "yes"
-
-
 @pytest.mark.parametrize("seed", captured.guarded_objects(), ids=lambda o: o["kind"])
 async def test_a_v104_save_keeps_what_it_strips_with_the_guard(
     guarded: Sandbox, seed: dict[str, Any]
@@ -76,7 +73,7 @@ async def test_a_v104_save_keeps_what_it_strips_with_the_guard(
     status, before, _ = await call(guarded, "GET", path)
     assert status == 200
     assert before["status"] == seed["status"]
-    body = v104_saved_body(seed["kind"].lower(), before, edit=_edit)
+    body = v104_saved_body(seed["kind"].lower(), before, edit=(label("example.com/edited", "yes"),))
     status, after, warnings = await call(guarded, "PUT", path, body)
     assert status == 200, after
     assert after["status"] == before["status"]

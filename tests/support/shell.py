@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 PROJECT = Path(__file__).resolve().parents[2] / "referee" / "shell"
 #: Extension versions whose model files are vendored; the bundle has one file each.
 VERSIONS = ("v1.0.4", "v1.0.5")
@@ -373,6 +375,17 @@ def _serving(item: dict[str, Any]) -> Iterator[_ItemServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def built_or_skip() -> dict[str, Path]:
+    """The bundles, for a test: built if need be; where Node cannot build them the test
+    is skipped, unless ``BFF_REQUIRE_SHELL=1`` (CI) makes that a failure."""
+    try:
+        return build()
+    except ShellUnavailable as e:
+        if os.environ.get("BFF_REQUIRE_SHELL") == "1":
+            pytest.fail(f"BFF_REQUIRE_SHELL=1 but {e}")
+        pytest.skip(str(e))
 
 
 def saved_body(

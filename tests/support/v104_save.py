@@ -1,50 +1,37 @@
 """What Harvester's dashboard extension v1.0.4 PUTs when it saves a resource: the one helper.
 
-Until ``tests/support/shell.py`` (the real ``save()`` of ``@rancher/shell``, run in
-Node) is on main, this applies the v1.0.4 model's ``cleanForSave`` rules to a real
-object. v1.0.4's models do not override ``cleanForSave`` (v1.0.5 added
-``cleanForSave(data) { return data; }`` to ``models/harvester.js``), so the save
-goes through ``@rancher/shell``'s SteveModel ``cleanForSave``, which deletes
-``status``, ``links`` and ``actions`` at the top and ``finalizers``, ``uid``,
-``creationTimestamp``, ``generation``, ``managedFields`` and ``ownerReferences``
-from ``metadata`` (the same list as ``contracts/consumer/src/extension.js``, whose
-consumer test checks it sends exactly the captured v1.0.4 body). The edit the user
-made in the form is applied before the save, as the form does.
-
-To switch to the real save: replace the body of :func:`v104_saved_body` with
-``shell.saved_body("v1.0.4", resource_type, steve_object, edit=edit)``.
+The body comes from the extension's own code: :func:`tests.support.shell.saved_body`
+runs v1.0.4's real ``save()`` (``@rancher/shell`` 3.0.1-rc.4 and the extension's
+vendored model files, in Node) on the object, served the way Steve serves an item,
+with the edit the user made in the form. v1.0.4's models do not override
+``cleanForSave``, so ``@rancher/shell``'s SteveModel drops ``status``,
+``metadata.finalizers`` and ``metadata.ownerReferences`` (among others) before the
+whole-object PUT; the guard's tests send that body as it is.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from bff.sandbox.legacy_save import steve_item
+from tests.support import shell
 
 JSON = dict[str, Any]
 
-NEVER_SAVED_TOP = ("status", "links", "actions")
-NEVER_SAVED_METADATA = (
-    "finalizers",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "ownerReferences",
-)
+
+def form_edit(obj: Mapping[str, Any], label_value: str) -> tuple[str, ...]:
+    """An edit the form makes: a label, and the description where the spec has one."""
+    edits = [shell.label("example.com/edited", label_value)]
+    spec = obj.get("spec")
+    if isinstance(spec, Mapping) and "description" in spec:
+        edits.append(shell.set_field("spec.description", "edited in the form"))
+    return tuple(edits)
 
 
-def v104_saved_body(
-    resource_type: str, steve_object: JSON, edit: Callable[[JSON], None] | None = None
-) -> JSON:
-    """The body v1.0.4's ``save()`` PUTs for ``steve_object`` (of Steve type
-    ``resource_type``, e.g. ``loadbalancer.harvesterhci.io.ippool``) after ``edit``."""
-    del resource_type  # the same rules for every type in v1.0.4
-    body = copy.deepcopy(steve_object)
-    if edit is not None:
-        edit(body)
-    for key in NEVER_SAVED_TOP:
-        body.pop(key, None)
-    for key in NEVER_SAVED_METADATA:
-        body.get("metadata", {}).pop(key, None)
-    return body
+def v104_saved_body(resource_type: str, obj: Mapping[str, Any], edit: Sequence[str] = ()) -> JSON:
+    """The body v1.0.4's real ``save()`` PUTs for ``obj`` (of ``resource_type``: a key
+    or value of :data:`tests.support.shell.TYPES`) after ``edit`` (shell edits)."""
+    shell.built_or_skip()
+    steve_type = shell.TYPES.get(resource_type, resource_type)
+    return shell.saved_body("v1.0.4", resource_type, steve_item(obj, steve_type), edit=edit)
