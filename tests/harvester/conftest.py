@@ -21,6 +21,9 @@ import copy
 import json
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +103,12 @@ class Bff:
     Ports are 0: the URLs come from the lines the BFF logs once it listens.
     """
 
-    def __init__(self, real: RealApiServer, directory: Path, *, webhook: bool) -> None:
+    def __init__(
+        self, real: RealApiServer, directory: Path, *, webhook: bool, args: tuple[str, ...] = ()
+    ) -> None:
         kubeconfig = real.kubeconfig(directory / "bff.kubeconfig", token="sandbox-bff")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "KUBECONFIG"))}
-        argv = command("serve", "--kubeconfig", str(kubeconfig), "--port", "0")
+        argv = command("serve", "--kubeconfig", str(kubeconfig), "--port", "0", *args)
         if webhook:
             cert, key = real.issue_certificate(directory, name="webhook")
             argv += ["--webhook-port", "0", "--webhook-tls-cert", str(cert),
@@ -119,6 +124,19 @@ class Bff:
             self.child.stop()
             raise
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until ``/readyz`` answers 200 (with the read cache on: the cache has synced)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, f"the BFF was not ready within {timeout}s"
+            time.sleep(0.1)
+
     def stop(self) -> None:
         self.child.stop()
 
@@ -127,8 +145,8 @@ class Bff:
 def bff_process(harvester: HarvesterStack, tmp_path: Path) -> Iterator[Callable[..., Bff]]:
     started: list[Bff] = []
 
-    def start(*, webhook: bool = False) -> Bff:
-        bff = Bff(harvester.real, tmp_path, webhook=webhook)
+    def start(*, webhook: bool = False, args: tuple[str, ...] = ()) -> Bff:
+        bff = Bff(harvester.real, tmp_path, webhook=webhook, args=args)
         started.append(bff)
         return bff
 

@@ -2,7 +2,9 @@
 
 The same Upgrade, read by the same caller (the admin, and the viewer who may
 only get, list and watch Upgrades), from the BFF's Steve paths (passthrough,
-in its own process) and from real Steve (the version Harvester v1.6.0 embeds,
+in its own process; with the read cache off, answers rendered by
+``bff/steve.py`` from the API server's; with it on and synced, the cache's own
+rendering in ``bff/cache.py``) and from real Steve (the version Harvester v1.6.0 embeds,
 header authentication naming the caller), as an item and as a collection.
 
 Every leaf where the two differ must be one of :data:`KEPT`, each with the
@@ -38,8 +40,10 @@ class Caller:
     groups: tuple[str, ...]
 
 
-ADMIN = Caller("sandbox-admin", "sandbox-admin", ("system:masters", "system:authenticated"))
-VIEWER = Caller("sandbox-viewer", "sandbox-viewer", ("system:authenticated",))
+# The groups the API server gives each token (its --token-auth-file); it adds
+# system:authenticated itself, to an impersonated user too.
+ADMIN = Caller("sandbox-admin", "sandbox-admin", ("system:masters",))
+VIEWER = Caller("sandbox-viewer", "sandbox-viewer", ())
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,48 @@ class Kept:
     callers: frozenset[str] = frozenset({"sandbox-admin", "sandbox-viewer"})
 
 
-KEPT: tuple[Kept, ...] = ()
+ITEM = r"(data\.\d+\.)?"  # an item, or an item of a collection
+BOTH = frozenset({"sandbox-admin", "sandbox-viewer"})
+# fmt: off
+KEPT: tuple[Kept, ...] = (
+    Kept(ITEM + r"links\.self",
+         "Steve's links are absolute, built from the Host it was reached at, and a "
+         "stand-alone Steve serves /v1/<type> where Harvester's router adds "
+         "/v1/harvester; the BFF's links are the same paths, relative, so they resolve "
+         "against whatever origin (Rancher's, the BFF's) the dashboard called"),
+    Kept(ITEM + r"links\.update",
+         "Steve gives an update link only to callers RBAC lets update; the BFF gives it "
+         "to every caller and leaves the decision to the API server, which refuses the "
+         "viewer's PUT with 403",
+         callers=BOTH),
+    Kept(ITEM + r"links\.view",
+         "Steve links the raw API object (/apis/...); the BFF does not serve that path"),
+    Kept(ITEM + r"links\.remove",
+         "Steve offers DELETE to callers allowed to delete; the BFF serves no DELETE",
+         callers=frozenset({"sandbox-admin"})),
+    Kept(ITEM + r"metadata\.fields\.\d+",
+         "Steve's table columns (the CRD's printer columns: name, age); the age changes "
+         "with every read and the dashboard's upgrade flow does not read them"),
+    Kept(ITEM + r"metadata\.relationships",
+         "Steve's relationships (null for an Upgrade); not rendered by the BFF"),
+    Kept(ITEM + r"metadata\.state\.(name|message|error|transitioning)",
+         "Steve's summary of the object (wrangler's summarizer: active / activating, "
+         "error, transitioning); not reproduced by the BFF"),
+    Kept(ITEM + r"status\.conditions\.\d+\.(error|transitioning)",
+         "Steve's per-condition summary flags; not reproduced by the BFF"),
+    Kept(ITEM + r"status\.conditions\.\d+\.lastUpdateTime",
+         "Steve fills an absent lastUpdateTime with \"\" (the upgrade in progress has "
+         "conditions without one); the BFF passes conditions on as stored",
+         where=frozenset({"collection"})),
+    Kept(r"actions",
+         "Steve's collection-level actions (empty); the BFF's collection has none",
+         where=frozenset({"collection"})),
+    Kept(r"createTypes\.harvesterhci\.io\.upgrade",
+         "Steve lists the types the caller may create (the admin only); the BFF does not "
+         "serve the create POST (Rancher/Harvester does)",
+         where=frozenset({"collection"}), callers=frozenset({"sandbox-admin"})),
+)
+# fmt: on
 
 
 def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -100,11 +145,18 @@ def check(shape: str, caller: Caller, ours: Any, theirs: Any) -> None:
     assert not stale, f"kept differences that no longer show: {stale}"
 
 
+def started(bff_process: Callable[..., Bff], read_cache: str) -> Bff:
+    bff = bff_process(args=("--read-cache", read_cache))
+    bff.wait_ready()
+    return bff
+
+
+@pytest.mark.parametrize("read_cache", ["off", "on"], ids=lambda v: f"cache-{v}")
 @pytest.mark.parametrize("caller", [ADMIN, VIEWER], ids=lambda c: c.user)
 def test_item_as_real_steve_renders_it(
-    harvester: HarvesterStack, bff_process: Callable[..., Bff], caller: Caller
+    harvester: HarvesterStack, bff_process: Callable[..., Bff], caller: Caller, read_cache: str
 ) -> None:
-    bff = bff_process()
+    bff = started(bff_process, read_cache)
     path = f"/v1/harvester/harvesterhci.io.upgrades/harvester-system/{SUCCEEDED}"
     status, ours = get(bff.url + path, {"Authorization": f"Bearer {caller.token}"})
     assert status == 200, ours
@@ -116,11 +168,12 @@ def test_item_as_real_steve_renders_it(
     check("item", caller, ours, theirs)
 
 
+@pytest.mark.parametrize("read_cache", ["off", "on"], ids=lambda v: f"cache-{v}")
 @pytest.mark.parametrize("caller", [ADMIN, VIEWER], ids=lambda c: c.user)
 def test_collection_as_real_steve_renders_it(
-    harvester: HarvesterStack, bff_process: Callable[..., Bff], caller: Caller
+    harvester: HarvesterStack, bff_process: Callable[..., Bff], caller: Caller, read_cache: str
 ) -> None:
-    bff = bff_process()
+    bff = started(bff_process, read_cache)
     status, ours = get(
         bff.url + "/v1/harvester/harvesterhci.io.upgrades/harvester-system",
         {"Authorization": f"Bearer {caller.token}"},
