@@ -24,7 +24,7 @@ import pytest
 
 from bff.sandbox.controller import SimulatedController
 from tests.harvester.conftest import dismiss_body
-from tests.harvester.test_real_controller import everything, settle
+from tests.harvester.test_real_controller import everything
 from tests.support.harvester import SERVER_VERSION, HarvesterStack
 from tests.support.real_apiserver import RealApiServer
 
@@ -85,6 +85,16 @@ SCENARIOS: dict[str, Write] = {
     "label patch (the BFF's dismiss) on the failed upgrade": _label_patch(FAILED),
     "a new upgrade, observability on": _create(True),
 }
+#: Scenarios where the two differ, each with what the real controller does.
+DIFFERENT: dict[str, tuple[Write, str]] = {
+    "a new upgrade, observability off": (
+        _create(False),
+        "the real controller is event-driven: right after LoggingInfraPrepared it takes "
+        "the image step at once (Version lookup; with no Version object here it sets "
+        "Completed=False and upgradeState=Failed), where the simulation only advances on "
+        "its ticks, which these tests turn off",
+    ),
+}
 
 
 def outcome(real: RealApiServer) -> dict[str, Any]:
@@ -114,15 +124,22 @@ async def _simulated(real: RealApiServer, kubeconfig: Path, write: Write) -> Non
         await controller.wait_synced(str(latest), within=30)
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        *SCENARIOS,
+        *(pytest.param(name, marks=pytest.mark.xfail(reason=why, strict=True))
+          for name, (_, why) in DIFFERENT.items()),
+    ],
+)  # fmt: skip
 def test_simulated_and_real_controller_agree(
     harvester: HarvesterStack, scenario: str, tmp_path: Path
 ) -> None:
     real = harvester.real
-    write = SCENARIOS[scenario]
+    write = SCENARIOS[scenario] if scenario in SCENARIOS else DIFFERENT[scenario][0]
 
     write(real)
-    settle(harvester)
+    harvester.settle()
     by_real = outcome(real)
 
     harvester.stop_controller()

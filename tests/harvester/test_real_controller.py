@@ -82,9 +82,8 @@ def conditions(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def settle(stack: HarvesterStack) -> None:
-    """Twice through the barrier: the write's event, then those of the controller's own writes."""
-    stack.barrier()
-    stack.barrier()
+    """Until the controller has handled the write and every write of its own it led to."""
+    stack.settle()
 
 
 def assert_reinitialised(stack: HarvesterStack, before: dict[str, dict[str, Any]]) -> None:

@@ -606,6 +606,28 @@ class HarvesterStack:
                 raise self._fail(f"the controller did not process the barrier within {timeout}s")
             time.sleep(0.05)
 
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Barriers until one passes with no Upgrade changed: the controller is quiet.
+
+        One barrier covers the events before it; the controller's own writes
+        are new events, and a handler that failed (a 409 on its update, say)
+        is retried after a short back-off. So barriers repeat until the
+        Upgrades' resourceVersions are the same before and after one.
+        """
+        deadline = time.monotonic() + timeout
+        self.barrier(timeout)
+        while True:
+            before = self._versions()
+            self.barrier(max(1.0, deadline - time.monotonic()))
+            if self._versions() == before:
+                return
+            if time.monotonic() > deadline:
+                raise self._fail(f"the controller kept changing Upgrades for {timeout}s")
+
+    def _versions(self) -> dict[str, str]:
+        listed = self.real.request("GET", self.real.upgrades_path()).body
+        return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in listed["items"]}
+
     def reset(self) -> None:
         """Put the seeds back (new objects) with no UpgradeLogs and no webhooks, then settle.
 
@@ -642,7 +664,7 @@ class HarvesterStack:
                     f"creating {seed['metadata']['name']} answered {r.status}: {r.body}"
                 )
         if self._controller is not None:
-            self.barrier()
+            self.settle()
 
     # -- Steve --------------------------------------------------------------------
 
