@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.harvester import HarvesterStack
+from tests.support.harvester import HarvesterStack, unavailable_reason
 from tests.support.processes import Child, command
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 
@@ -69,6 +69,11 @@ def dismiss_body(version: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def harvester_session() -> Iterator[HarvesterStack]:
+    why = unavailable_reason()
+    if why is not None:
+        if REQUIRE_REAL:
+            pytest.fail(f"the Harvester referee is required but unavailable: {why}")
+        pytest.skip(f"the Harvester referee is unavailable: {why}")
     server = RealApiServer()
     try:
         server.start()
