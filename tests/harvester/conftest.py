@@ -1,0 +1,160 @@
+"""Fixtures for the tests refereed by the real Harvester: its upgrade controller and Steve.
+
+* ``harvester_session``: a real kube-apiserver of its own (the controller's
+  ServiceAccount gets Harvester chart's RBAC here, which the other real-server
+  tests must not see) with :class:`tests.support.harvester.HarvesterStack` on
+  it: the real upgrade controller and real Steve. Once per session.
+* ``harvester``: the same, reset to the three seed Upgrades and settled
+  (the controller has handled the new seeds) before each test.
+* ``bff_process``: ``harvester-upgrade-bff serve`` in its own process against
+  that API server, started per test through a factory (passthrough, with or
+  without the webhook port).
+* :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs.
+
+They skip with one line when Go or etcd is missing, and fail instead when
+BFF_REQUIRE_REAL_APISERVER=1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.harvester import HarvesterStack, unavailable_reason
+from tests.support.processes import Child, command
+from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
+
+REQUIRE_REAL = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1"
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURED_CLIENTS = ROOT / "bff" / "captured" / "clients"
+READ_MESSAGE = "harvesterhci.io/read-message"
+
+
+def dismiss_body(version: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The whole-object PUT body extension ``version``'s "Dismiss it" sends for ``obj``.
+
+    The one place the tests get a client body from. Today it is the body
+    captured by hand in ``bff/captured/clients/`` (for v1.0.4: no status, no
+    finalizers), carried over to ``obj``: the captured body's own keys, with
+    ``obj``'s values, the ``read-message`` label set and ``obj``'s current
+    resourceVersion (the dashboard PUTs what it last read). When the
+    extension's own ``save()`` generates bodies (``tests.support.shell``),
+    this function is the one to switch to it.
+    """
+    captured = json.loads((CAPTURED_CLIENTS / f"{version}-dismiss-put-body.json").read_text())
+    meta = obj["metadata"]
+    body: dict[str, Any] = {}
+    for key, value in captured.items():
+        if key == "id":
+            body[key] = f"{meta['namespace']}/{meta['name']}"
+        elif key == "metadata":
+            body[key] = {k: copy.deepcopy(meta[k]) for k in value if k in meta}
+            body[key]["labels"] = {**meta.get("labels", {}), READ_MESSAGE: "true"}
+        elif key in obj:
+            body[key] = copy.deepcopy(obj[key])
+        else:
+            body[key] = copy.deepcopy(value)
+    return body
+
+
+@pytest.fixture(scope="session")
+def harvester_session() -> Iterator[HarvesterStack]:
+    why = unavailable_reason()
+    if why is not None:
+        if REQUIRE_REAL:
+            pytest.fail(f"the Harvester referee is required but unavailable: {why}")
+        pytest.skip(f"the Harvester referee is unavailable: {why}")
+    server = RealApiServer()
+    try:
+        server.start()
+    except RealApiServerUnavailable as exc:
+        if REQUIRE_REAL:
+            pytest.fail(f"real API server required but unavailable: {exc}")
+        pytest.skip(f"real API server unavailable: {exc}")
+    stack = HarvesterStack(server)
+    try:
+        try:
+            stack.start()
+        except RealApiServerUnavailable as exc:
+            if REQUIRE_REAL:
+                pytest.fail(f"the Harvester referee is required but unavailable: {exc}")
+            pytest.skip(f"the Harvester referee is unavailable: {exc}")
+        yield stack
+    finally:
+        stack.stop()
+        server.stop()
+
+
+@pytest.fixture
+def harvester(harvester_session: HarvesterStack) -> HarvesterStack:
+    harvester_session.start_controller()  # a test may have stopped it
+    harvester_session.reset()
+    return harvester_session
+
+
+class Bff:
+    """``harvester-upgrade-bff serve`` in its own process, on the stack's API server.
+
+    Ports are 0: the URLs come from the lines the BFF logs once it listens.
+    """
+
+    def __init__(
+        self, real: RealApiServer, directory: Path, *, webhook: bool, args: tuple[str, ...] = ()
+    ) -> None:
+        kubeconfig = real.kubeconfig(directory / "bff.kubeconfig", token="sandbox-bff")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "KUBECONFIG"))}
+        argv = command("serve", "--kubeconfig", str(kubeconfig), "--port", "0", *args)
+        if webhook:
+            cert, key = real.issue_certificate(directory, name="webhook")
+            argv += ["--webhook-port", "0", "--webhook-tls-cert", str(cert),
+                     "--webhook-tls-key", str(key)]  # fmt: skip
+        self.child = Child(argv, env=env, stderr=subprocess.STDOUT)
+        self.webhook_url = ""
+        try:
+            if webhook:
+                found = self.child.read_until(r"admission webhook serving on (https://[\d.:]+)")
+                self.webhook_url = found.group(1)
+            self.url = self.child.read_until(r"serving on (http://[\d.:]+)").group(1)
+        except BaseException:
+            self.child.stop()
+            raise
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until ``/readyz`` answers 200 (with the read cache on: the cache has synced)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, f"the BFF was not ready within {timeout}s"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
+@pytest.fixture
+def bff_process(harvester: HarvesterStack, tmp_path: Path) -> Iterator[Callable[..., Bff]]:
+    started: list[Bff] = []
+
+    def start(*, webhook: bool = False, args: tuple[str, ...] = ()) -> Bff:
+        bff = Bff(harvester.real, tmp_path, webhook=webhook, args=args)
+        started.append(bff)
+        return bff
+
+    yield start
+    for bff in started:
+        bff.stop()

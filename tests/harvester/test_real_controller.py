@@ -1,0 +1,249 @@
+"""The dashboard's "Dismiss it" against Harvester's real upgrade controller (v1.6.0).
+
+On a real kube-apiserver, with the real controller running as Harvester's
+ServiceAccount and real Steve in front of the API server:
+
+- the v1.0.4 body PUT straight to the API server makes the controller
+  re-initialise the finished upgrade: the bug, asserted on the objects
+  (conditions, ``upgradeState``, a new UpgradeLog, ``latestUpgrade`` moved off
+  the upgrade in progress);
+- the same body PUT through real Steve does the same;
+- the same body through the BFF (passthrough, Steve item path) leaves status,
+  finalizers, ``latestUpgrade`` and ``upgradeState`` alone, observed after the
+  controller has handled the write;
+- with the BFF's webhook registered, the body through real Steve is repaired
+  and the controller does not re-initialise.
+
+"After the controller has handled the write" is :meth:`HarvesterStack.barrier`,
+never a sleep.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harvester.conftest import Bff, dismiss_body
+from tests.support.harvester import (
+    FINALIZER,
+    LATEST_LABEL,
+    SERVER_VERSION,
+    STATE_LABEL,
+    HarvesterStack,
+)
+from tests.support.real_apiserver import RealApiServer
+
+pytestmark = pytest.mark.real_apiserver
+
+ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_CONFIGURATION = (
+    ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
+)
+SUCCEEDED = "hvst-upgrade-7xn6v"
+FAILED = "hvst-upgrade-fl4k2"
+IN_PROGRESS = "hvst-upgrade-zjft7"
+READ_MESSAGE = "harvesterhci.io/read-message"
+UPGRADE_LABEL = "harvesterhci.io/upgrade"
+STEVE_ITEM = "/v1/harvesterhci.io.upgrades/harvester-system/"
+BFF_STEVE_ITEM = "/v1/harvester/harvesterhci.io.upgrades/harvester-system/"
+
+
+def get(real: RealApiServer, name: str) -> dict[str, Any]:
+    r = real.request("GET", real.upgrades_path(name))
+    assert r.status == 200, (r.status, r.body)
+    return dict(r.body)
+
+
+def everything(real: RealApiServer) -> dict[str, dict[str, Any]]:
+    r = real.request("GET", real.upgrades_path())
+    assert r.status == 200, r.body
+    return {i["metadata"]["name"]: i for i in r.body["items"]}
+
+
+def upgrade_logs(real: RealApiServer) -> list[dict[str, Any]]:
+    r = real.request(
+        "GET", f"/apis/harvesterhci.io/v1beta1/namespaces/{real.namespace}/upgradelogs"
+    )
+    assert r.status == 200, r.body
+    return list(r.body["items"])
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def settle(stack: HarvesterStack) -> None:
+    """Until the controller has handled the write and every write of its own it led to."""
+    stack.settle()
+
+
+def assert_reinitialised(stack: HarvesterStack, before: dict[str, dict[str, Any]]) -> None:
+    """The finished upgrade was taken for a new one, as ``OnChanged``/``initStatus`` do."""
+    real = stack.real
+    obj = get(real, SUCCEEDED)
+    labels = obj["metadata"]["labels"]
+    assert conditions(obj) == {"Completed": "Unknown", "LogReady": "Unknown"}, obj.get("status")
+    assert labels[STATE_LABEL] == "PreparingLoggingInfra"
+    assert labels[LATEST_LABEL] == "true"
+    # resetLatestUpgradeLabel took the label off the upgrade that was in progress.
+    assert LATEST_LABEL in before[IN_PROGRESS]["metadata"]["labels"]
+    assert LATEST_LABEL not in get(real, IN_PROGRESS)["metadata"]["labels"]
+    assert obj["status"]["previousVersion"] == SERVER_VERSION
+    assert obj["status"]["upgradeLog"] == f"{SUCCEEDED}-upgradelog"
+    (log,) = upgrade_logs(real)
+    assert log["metadata"]["name"] == f"{SUCCEEDED}-upgradelog"
+    assert log["metadata"]["labels"][UPGRADE_LABEL] == SUCCEEDED
+    assert [o["uid"] for o in log["metadata"]["ownerReferences"]] == [obj["metadata"]["uid"]]
+    # The finished upgrade's own record (node statuses, repo info, image) is gone.
+    for key in ("nodeStatuses", "repoInfo", "imageID", "singleNode"):
+        assert key not in obj["status"], key
+
+
+def assert_untouched(
+    stack: HarvesterStack, before: dict[str, dict[str, Any]], *, read: str = SUCCEEDED
+) -> None:
+    """Only ``read``'s read-message label changed; the controller changed nothing."""
+    after = everything(stack.real)
+    assert set(after) == set(before)
+    for name, old in before.items():
+        new = after[name]
+        assert new.get("status") == old.get("status"), name
+        assert new["metadata"].get("finalizers") == old["metadata"].get("finalizers"), name
+        expected = dict(old["metadata"]["labels"])
+        if name == read:
+            expected[READ_MESSAGE] = "true"
+        assert new["metadata"]["labels"] == expected, name
+    assert upgrade_logs(stack.real) == []
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        with err:
+            status, raw = err.code, err.read()
+    return status, json.loads(raw) if raw else None
+
+
+# --------------------------------------------------------------------------
+
+
+def test_seeds_are_left_alone_by_the_controller(harvester: HarvesterStack) -> None:
+    """The baseline: two finished upgrades and one in progress, settled and unchanged."""
+    real = harvester.real
+    seeds = {s["metadata"]["name"]: s for s in real.seed_objects()}
+    settle(harvester)
+    now = everything(real)
+    assert set(now) == {SUCCEEDED, FAILED, IN_PROGRESS}
+    for name, seed in seeds.items():
+        assert now[name]["status"] == seed["status"], name
+        assert now[name]["metadata"]["labels"] == seed["metadata"]["labels"], name
+        assert READ_MESSAGE not in now[name]["metadata"]["labels"]
+        assert now[name]["metadata"]["finalizers"] == [FINALIZER]
+    assert upgrade_logs(real) == []
+
+
+def test_v104_body_straight_to_the_api_server_reinitialises(harvester: HarvesterStack) -> None:
+    real = harvester.real
+    before = everything(real)
+    body = dismiss_body("v1.0.4", before[SUCCEEDED])
+    r = real.request("PUT", real.upgrades_path(SUCCEEDED), body, token="sandbox-admin")
+    assert r.status == 200, r.body
+    # The Upgrade CRD has no status subresource: the PUT replaced the whole
+    # object, so status and the controller's finalizer went with it.
+    assert "status" not in r.body
+    assert "finalizers" not in r.body["metadata"]
+    settle(harvester)
+    assert_reinitialised(harvester, before)
+
+
+def test_v104_body_through_real_steve_reinitialises(harvester: HarvesterStack) -> None:
+    real = harvester.real
+    before = everything(real)
+    status, answer = harvester.steve(
+        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED])
+    )
+    assert status == 200, answer
+    assert not (answer.get("status") or {}).get("conditions"), answer.get("status")
+    settle(harvester)
+    assert_reinitialised(harvester, before)
+
+
+def test_v104_body_through_the_bff_leaves_the_upgrade_alone(
+    harvester: HarvesterStack, bff_process: Callable[..., Bff]
+) -> None:
+    real = harvester.real
+    bff = bff_process()
+    before = everything(real)
+    status, answer = http(
+        "PUT", bff.url + BFF_STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED]),
+        {"Authorization": "Bearer sandbox-admin"},
+    )  # fmt: skip
+    assert status == 200, answer
+    assert answer["metadata"]["labels"][READ_MESSAGE] == "true"
+    assert answer["status"] == before[SUCCEEDED]["status"]
+    # The BFF's write reached the API server before it answered; the
+    # barrier proves the controller has handled it.
+    settle(harvester)
+    assert_untouched(harvester, before)
+
+
+def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
+    """deploy/overlays/webhook's configuration, calling the BFF on loopback."""
+    (configuration,) = yaml.safe_load_all(WEBHOOK_CONFIGURATION.read_text())
+    configuration = copy.deepcopy(configuration)
+    configuration["metadata"].pop("annotations")  # cert-manager's injector is not here
+    for hook in configuration["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
+    return configuration  # type: ignore[no-any-return]
+
+
+def _wait_until_consulted(real: RealApiServer, timeout: float = 30.0) -> None:
+    """The API server picks webhook configurations up from an informer: wait, boundedly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = real.request(
+            "PATCH", real.upgrades_path(SUCCEEDED) + "?dryRun=All", {"status": None},
+            content_type="application/merge-patch+json", token="sandbox-admin",
+        )  # fmt: skip
+        if "harvester-upgrade-bff" in r.headers.get("Warning", ""):
+            return
+        assert time.monotonic() < deadline, f"the webhook was not consulted within {timeout}s"
+        time.sleep(0.1)
+
+
+def test_v104_body_through_real_steve_with_the_webhook_is_repaired(
+    harvester: HarvesterStack, bff_process: Callable[..., Bff]
+) -> None:
+    real = harvester.real
+    bff = bff_process(webhook=True)
+    real.apply(overlay_configuration(bff.webhook_url, real.ca_bundle))
+    _wait_until_consulted(real)
+    before = everything(real)
+    status, answer = harvester.steve(
+        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED])
+    )
+    assert status == 200, answer
+    assert answer["metadata"]["labels"][READ_MESSAGE] == "true"
+    settle(harvester)
+    assert_untouched(harvester, before)
