@@ -9,7 +9,8 @@
 * ``bff_process``: ``harvester-upgrade-bff serve`` in its own process against
   that API server, started per test through a factory (passthrough, with or
   without the webhook port).
-* :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs.
+* :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs, made by the
+  extension's own ``save()`` from real Steve's item.
 
 They skip with one line when Go or etcd is missing, and fail instead when
 BFF_REQUIRE_REAL_APISERVER=1.
@@ -17,8 +18,6 @@ BFF_REQUIRE_REAL_APISERVER=1.
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import subprocess
 import time
@@ -30,41 +29,27 @@ from typing import Any
 
 import pytest
 
+from tests.support import shell
 from tests.support.harvester import HarvesterStack, unavailable_reason
 from tests.support.processes import Child, command
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 
 REQUIRE_REAL = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1"
 ROOT = Path(__file__).resolve().parents[2]
-CAPTURED_CLIENTS = ROOT / "bff" / "captured" / "clients"
+#: Real Steve's collection of Upgrades in Harvester's namespace (stand-alone Steve
+#: serves /v1/<type>, without the /v1/harvester prefix Harvester's own Steve adds).
+STEVE_UPGRADES = "/v1/harvesterhci.io.upgrades/harvester-system"
 READ_MESSAGE = "harvesterhci.io/read-message"
 
 
-def dismiss_body(version: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The whole-object PUT body extension ``version``'s "Dismiss it" sends for ``obj``.
-
-    The one place the tests get a client body from. Today it is the body
-    captured by hand in ``bff/captured/clients/`` (for v1.0.4: no status, no
-    finalizers), carried over to ``obj``: the captured body's own keys, with
-    ``obj``'s values, the ``read-message`` label set and ``obj``'s current
-    resourceVersion (the dashboard PUTs what it last read). When the
-    extension's own ``save()`` generates bodies (``tests.support.shell``),
-    this function is the one to switch to it.
-    """
-    captured = json.loads((CAPTURED_CLIENTS / f"{version}-dismiss-put-body.json").read_text())
-    meta = obj["metadata"]
-    body: dict[str, Any] = {}
-    for key, value in captured.items():
-        if key == "id":
-            body[key] = f"{meta['namespace']}/{meta['name']}"
-        elif key == "metadata":
-            body[key] = {k: copy.deepcopy(meta[k]) for k in value if k in meta}
-            body[key]["labels"] = {**meta.get("labels", {}), READ_MESSAGE: "true"}
-        elif key in obj:
-            body[key] = copy.deepcopy(obj[key])
-        else:
-            body[key] = copy.deepcopy(value)
-    return body
+def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str, Any]:
+    """The whole-object PUT body extension ``version``'s "Dismiss it" sends for the
+    Upgrade ``name``: real Steve's item for it (as the admin, the dashboard's read,
+    ``exclude=metadata.managedFields`` as the dashboard's store asks), through the
+    extension's own ``save()`` (:func:`tests.support.shell.saved_body`)."""
+    status, item = harvester.steve("GET", f"{STEVE_UPGRADES}/{name}?exclude=metadata.managedFields")
+    assert status == 200, item
+    return shell.saved_body(version, "upgrade", item, edit=shell.DISMISS)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from bff.sandbox.controller import SimulatedController
-from tests.harvester.conftest import dismiss_body
+from bff.sandbox.legacy_save import steve_item
 from tests.harvester.test_real_controller import everything
+from tests.support import shell
 from tests.support.harvester import SERVER_VERSION, HarvesterStack
 from tests.support.real_apiserver import RealApiServer
 
@@ -41,8 +42,10 @@ Write = Callable[[RealApiServer], str]
 def _put_v104(name: str) -> Write:
     def write(real: RealApiServer) -> str:
         obj = real.request("GET", real.upgrades_path(name)).body
-        r = real.request("PUT", real.upgrades_path(name), dismiss_body("v1.0.4", obj),
-                         token="sandbox-admin")  # fmt: skip
+        # The extension's own v1.0.4 save() of the object as Steve would serve it.
+        item = steve_item(obj, "harvesterhci.io.upgrade")
+        body = shell.saved_body("v1.0.4", "upgrade", item, edit=shell.DISMISS)
+        r = real.request("PUT", real.upgrades_path(name), body, token="sandbox-admin")
         assert r.status == 200, r.body
         return str(r.body["metadata"]["resourceVersion"])
 

@@ -165,7 +165,7 @@ def test_seeds_are_left_alone_by_the_controller(harvester: HarvesterStack) -> No
 def test_v104_body_straight_to_the_api_server_reinitialises(harvester: HarvesterStack) -> None:
     real = harvester.real
     before = everything(real)
-    body = dismiss_body("v1.0.4", before[SUCCEEDED])
+    body = dismiss_body(harvester, "v1.0.4", SUCCEEDED)
     r = real.request("PUT", real.upgrades_path(SUCCEEDED), body, token="sandbox-admin")
     assert r.status == 200, r.body
     # The Upgrade CRD has no status subresource: the PUT replaced the whole
@@ -180,7 +180,7 @@ def test_v104_body_through_real_steve_reinitialises(harvester: HarvesterStack) -
     real = harvester.real
     before = everything(real)
     status, answer = harvester.steve(
-        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED])
+        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body(harvester, "v1.0.4", SUCCEEDED)
     )
     assert status == 200, answer
     assert not (answer.get("status") or {}).get("conditions"), answer.get("status")
@@ -195,7 +195,7 @@ def test_v104_body_through_the_bff_leaves_the_upgrade_alone(
     bff = bff_process()
     before = everything(real)
     status, answer = http(
-        "PUT", bff.url + BFF_STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED]),
+        "PUT", bff.url + BFF_STEVE_ITEM + SUCCEEDED, dismiss_body(harvester, "v1.0.4", SUCCEEDED),
         {"Authorization": "Bearer sandbox-admin"},
     )  # fmt: skip
     assert status == 200, answer
@@ -241,9 +241,41 @@ def test_v104_body_through_real_steve_with_the_webhook_is_repaired(
     _wait_until_consulted(real)
     before = everything(real)
     status, answer = harvester.steve(
-        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body("v1.0.4", before[SUCCEEDED])
+        "PUT", STEVE_ITEM + SUCCEEDED, dismiss_body(harvester, "v1.0.4", SUCCEEDED)
     )
     assert status == 200, answer
     assert answer["metadata"]["labels"][READ_MESSAGE] == "true"
     settle(harvester)
     assert_untouched(harvester, before)
+
+
+def test_v105_body_from_real_steve_through_the_bff_writes_only_the_label(
+    harvester: HarvesterStack, bff_process: Callable[..., Bff]
+) -> None:
+    """v1.0.5's own save() of real Steve's item sends everything back (Steve's own
+    fields included); the BFF answers Changed and the API server records one write,
+    of the one label."""
+    real = harvester.real
+    bff = bff_process()
+    before = everything(real)
+    body = dismiss_body(harvester, "v1.0.5", SUCCEEDED)
+    assert body["status"]["conditions"], "v1.0.5 sends the status back"
+    assert body["metadata"]["finalizers"] == [FINALIZER]
+    assert {"fields", "state", "relationships"} <= set(body["metadata"])
+    assert body["links"]["update"].startswith(harvester.steve_url)
+    req = urllib.request.Request(  # noqa: S310
+        bff.url + BFF_STEVE_ITEM + SUCCEEDED, data=json.dumps(body).encode(), method="PUT",
+        headers={"Authorization": "Bearer sandbox-admin", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        assert resp.status == 200
+        assert resp.headers["X-Upgrade-Bff-Changed"] == "true"
+    settle(harvester)
+    assert_untouched(harvester, before)
+    old_entries = before[SUCCEEDED]["metadata"]["managedFields"]
+    new_entries = [
+        e for e in get(real, SUCCEEDED)["metadata"]["managedFields"] if e not in old_entries
+    ]
+    assert [e["fieldsV1"] for e in new_entries] == [
+        {"f:metadata": {"f:labels": {f"f:{READ_MESSAGE}": {}}}}
+    ]
