@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -36,6 +38,30 @@ REVIEW_TIMEOUT = 5.0
 KEEPALIVE_TIMEOUT = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Listener(Protocol):
+    """Serves the webhook app on ``host:port`` over TLS; returns the started runner."""
+
+    async def __call__(
+        self, app: web.Application, host: str, port: int, context: ssl.SSLContext
+    ) -> web.BaseRunner: ...
+
+
+async def plain_listener(
+    app: web.Application, host: str, port: int, context: ssl.SSLContext
+) -> web.BaseRunner:
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None,
+        keepalive_timeout=KEEPALIVE_TIMEOUT, shutdown_timeout=REVIEW_TIMEOUT,
+    )  # fmt: skip
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=context).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
 
 
 @dataclass(frozen=True)
@@ -143,20 +169,15 @@ async def serving(
     cert: str,
     key: str,
     check_interval: float = DEFAULT_CHECK_INTERVAL,
+    listen: Listener = plain_listener,
 ) -> AsyncIterator[str]:
-    """Serve the webhook over HTTPS on ``host:port`` until the block exits; yield its URL."""
+    """Serve the webhook over HTTPS on ``host:port`` until the block exits; yield its URL.
+
+    ``listen`` starts the runner: ``serve`` passes one that bounds connections.
+    """
     certificate = ReloadingCertificate(cert, key, check_interval)
-    runner = web.AppRunner(
-        create_webhook_app(guard),
-        handle_signals=False,
-        access_log=None,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
-        shutdown_timeout=REVIEW_TIMEOUT,
-    )
-    await runner.setup()
+    runner = await listen(create_webhook_app(guard), host, port, certificate.context)
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=certificate.context)
-        await site.start()
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         url = f"https://{shown}:{bound[1]}"
