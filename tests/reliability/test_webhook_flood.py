@@ -1,5 +1,6 @@
 """The webhook port is bounded like the API port: a flood of silent TLS connections
-under a low open-file limit starves neither the guard nor the API.
+under a low open-file limit starves neither the guard nor the API, and a burst of
+large reviews does not stall the probes.
 
 The probe behind this test: 160 TCP connections to the webhook port that never
 send a ClientHello, against ``serve`` under ``ulimit -n 128``. Before the bound
@@ -8,11 +9,17 @@ ordinary requests and reviews timed out and the accept loop logged an ERROR with
 a traceback per attempt (24.7 MB in 30 s). Now a connection cap, a handshake
 timeout and a descriptor budget shared by both listeners keep room for real
 clients, and the limit is logged once per interval.
+
+Second probe: 20 concurrent AdmissionReviews of 1.9 MB. Parsed and compared on the
+event loop, they held ``/healthz`` for as long as the reviews took (median 1.08 s).
+Now they run on a small pool of their own, so the probes answer in between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import re
@@ -65,9 +72,9 @@ async def _wait_for(pattern: re.Pattern[str], log: Path, deadline: float = 30) -
     raise AssertionError(f"not logged: {pattern.pattern}\n{_text(log)[-3000:]}")
 
 
-@pytest.fixture
-async def serve_limited(
-    emulator: TestServer, tmp_path: Path
+@contextlib.asynccontextmanager
+async def _serve(
+    emulator: TestServer, tmp_path: Path, *extra: str
 ) -> AsyncIterator[tuple[str, str, Path]]:
     """``serve`` with the webhook on, under ``ulimit -n 128``: (API URL, webhook URL, log)."""
     kubeconfig = write_kubeconfig(
@@ -81,7 +88,7 @@ async def serve_limited(
             sys.executable, "-m", "bff", "serve", "--port", "0",
             "--kubeconfig", str(kubeconfig), "--namespace", NAMESPACE,
             "--webhook-port", "0", "--webhook-tls-cert", str(cert.cert_file),
-            "--webhook-tls-key", str(cert.key_file), "--shutdown-timeout", "1",
+            "--webhook-tls-key", str(cert.key_file), "--shutdown-timeout", "1", *extra,
             cwd=ROOT, env=env, stdout=out, stderr=out,
             preexec_fn=_limit_files,  # the point of the test
         )  # fmt: skip
@@ -93,6 +100,24 @@ async def serve_limited(
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+@pytest.fixture
+async def serve_limited(
+    emulator: TestServer, tmp_path: Path
+) -> AsyncIterator[tuple[str, str, Path]]:
+    async with _serve(emulator, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+async def serve_for_reviews(
+    emulator: TestServer, tmp_path: Path
+) -> AsyncIterator[tuple[str, str, Path]]:
+    """As :func:`serve_limited`, with room for the API server's 20 review connections
+    (``ulimit -n 128`` alone leaves the webhook port 8)."""
+    async with _serve(emulator, tmp_path, "--webhook-max-connections", "32") as served:
+        yield served
 
 
 async def _status(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> int:
@@ -149,3 +174,63 @@ async def test_silent_tls_connections_to_the_webhook_starve_neither_port(
     assert len(text) < 64 * 1024, text[-3000:]
     assert text.count("Traceback") <= 1, text[-3000:]
     assert text.count("Too many open files") <= 2, text[-3000:]
+
+
+def _large_review() -> bytes:
+    """An UPDATE review of about 1.9 MB: each object carries 16,000 node statuses."""
+    old = succeeded()
+    old["status"]["nodeStatuses"] = {
+        f"node-{i:05d}": {"state": "Succeeded", "image": f"img-{i}"} for i in range(16_000)
+    }
+    review = update_review(old, decoded(old))
+    return json.dumps(review).encode()
+
+
+async def _timed(coro: Any) -> tuple[int, float]:
+    started = time.monotonic()
+    status = await coro
+    return status, time.monotonic() - started
+
+
+async def test_a_burst_of_large_reviews_does_not_stall_the_probes(
+    serve_for_reviews: tuple[str, str, Path],
+) -> None:
+    api, webhook, _ = serve_for_reviews
+    body = _large_review()
+    assert 1_700_000 < len(body) < 2_100_000
+    timeout = aiohttp.ClientTimeout(total=30)
+    headers = {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as reviewer,
+        aiohttp.ClientSession(timeout=timeout) as prober,
+    ):
+        url = f"{webhook}/admission/upgrades/mutate"
+        # Warm the connection pools: the burst measures the review work, not handshakes.
+        assert await _status(prober, "GET", f"{api}/healthz") == 200
+        reviews = [
+            asyncio.create_task(
+                _timed(
+                    _status(
+                        reviewer, "POST", url, data=io.BytesIO(body), headers=headers, ssl=False
+                    )
+                )
+            )
+            for _ in range(20)
+        ]
+        probes: list[tuple[int, float]] = []
+        for _ in range(500):  # bounded: the burst ends long before
+            if all(r.done() for r in reviews):
+                break
+            probes.append(await _timed(_status(prober, "GET", f"{api}/healthz")))
+        answered = await asyncio.gather(*reviews)
+    assert [s for s, _ in answered] == [200] * 20
+    assert {s for s, _ in probes} == {200}
+    assert len(probes) >= 5, "the burst ended before the probes could measure it"
+    review_times = sorted(t for _, t in answered)
+    probe_times = sorted(t for _, t in probes)
+    median_review = review_times[len(review_times) // 2]
+    p90_probe = probe_times[int(len(probe_times) * 0.9)]
+    # Relative, not absolute: on a loaded machine both slow down together. Measured: p90
+    # 40-70 ms against a median review of 1.2-1.5 s; with the work on the event loop the
+    # p90 was 0.5-0.9 s against 1.0-1.2 s (each probe waited for the reviews ahead of it).
+    assert p90_probe < median_review / 5, (p90_probe, median_review, probe_times)
