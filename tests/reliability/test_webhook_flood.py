@@ -38,6 +38,7 @@ from aiohttp.test_utils import TestServer
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.admission.reviews import decoded, succeeded, update_review
+from tests.reliability.conftest import ServeFactory
 from tests.support.backends import NAMESPACE
 from tests.support.certs import make_server_certificate
 
@@ -234,3 +235,29 @@ async def test_a_burst_of_large_reviews_does_not_stall_the_probes(
     # 40-70 ms against a median review of 1.2-1.5 s; with the work on the event loop the
     # p90 was 0.5-0.9 s against 1.0-1.2 s (each probe waited for the reviews ahead of it).
     assert p90_probe < median_review / 5, (p90_probe, median_review, probe_times)
+
+
+async def test_a_tls_connection_that_never_says_hello_is_closed_after_the_handshake_timeout(
+    serve_factory: ServeFactory, tmp_path: Path
+) -> None:
+    """asyncio's own TLS server waits 60 s for a ClientHello, uncounted; the bound is 0.5 s here."""
+    cert = make_server_certificate(tmp_path / "tls-short")
+    served = await serve_factory(
+        webhook_port=0,
+        webhook_tls_cert=str(cert.cert_file),
+        webhook_tls_key=str(cert.key_file),
+        tls_handshake_timeout=0.5,
+    )
+    found = _WEBHOOK.search(served.logs.text)
+    assert found, served.logs.text[-2000:]
+    port = int(found.group(1).rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionResetError):
+                while await reader.read(65536):
+                    pass
+    finally:
+        writer.close()
+    assert time.monotonic() - started >= 0.4
