@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
+import logging
 import os
 import re
 import resource
@@ -37,6 +39,7 @@ from aiohttp.test_utils import TestServer
 
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.server import AcceptErrors
 from tests.admission.reviews import decoded, succeeded, update_review
 from tests.reliability.conftest import ServeFactory
 from tests.support.backends import NAMESPACE
@@ -261,3 +264,21 @@ async def test_a_tls_connection_that_never_says_hello_is_closed_after_the_handsh
     finally:
         writer.close()
     assert time.monotonic() - started >= 0.4
+
+
+async def test_running_out_of_descriptors_is_one_line_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What asyncio reports for each failed accept() under EMFILE, 1,000 times over."""
+    loop = asyncio.get_running_loop()
+    handler = AcceptErrors()
+    error = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    context = {"message": "socket.accept() out of system resource", "exception": error}
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(1000):
+            handler(loop, context)
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "Too many open files" in lines[0].getMessage()
+    assert lines[0].exc_info is None  # no traceback
+    assert handler.suppressed == 999
