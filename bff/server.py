@@ -283,6 +283,12 @@ class BoundedServer(web.Server):
         super().connection_made(handler, transport)
         self._make_room(handler)
 
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (aiohttp's signature)
+        # Unfinished handshakes are no requests to drain: close them with the listener.
+        for gate in list(self.handshaking):
+            gate.abort()
+        await super().shutdown(timeout)
+
     def handshake_started(self, gate: TlsHandshake) -> None:
         self.handshaking[gate] = None
         self._make_room(gate)

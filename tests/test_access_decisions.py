@@ -1,5 +1,8 @@
 """Access decisions for reads from the cache (bff.access): what an allow is reused for.
 
+(Named apart from tests/sandbox/test_access.py, the emulator's authorizer: pytest
+needs unique basenames here.)
+
 An allow is keyed by the caller's whole identity: the same username in other groups
 (impersonate mode) is a different caller and is asked about again. An open stream's
 re-check reuses an allow only if it is young enough (``max_age``).
