@@ -76,16 +76,22 @@ class AccessChecker:
         self._in_flight: dict[tuple[bytes, str, str], asyncio.Future[bool]] = {}
         self._on_review = on_review
 
-    async def check(self, caller: Caller, verb: str, namespace: str) -> None:
+    async def check(
+        self, caller: Caller, verb: str, namespace: str, *, max_age: float | None = None
+    ) -> None:
         """Return if ``caller`` may ``verb`` Upgrades in ``namespace``; raise otherwise.
 
         401 (the API server does not know the token) and 403 (it knows the
         caller, who may not) come out as the API server's own answers would.
+        ``max_age``: reuse an allow only if it is at most so many seconds old (an
+        open stream's re-check, which bounds how long a revoked caller keeps it).
         """
         key = (credential_key(caller), verb, namespace)
         expires = self._allowed.get(key)
         if expires is not None:
-            if self._clock() < expires:
+            now = self._clock()
+            fresh_enough = max_age is None or now - (expires - self._ttl) <= max_age
+            if now < expires and fresh_enough:
                 self._on_review("hit")
                 return
             del self._allowed[key]

@@ -15,12 +15,12 @@ from bff import kube
 from bff.access import AccessChecker
 from bff.admission.guard import TrustedWriters
 from bff.admission.resources import table_from
-from bff.admission.webhook import Guard, serving
+from bff.admission.webhook import Guard, plain_listener, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
-from bff.cache import UpgradeCache
+from bff.cache import StreamBudget, UpgradeCache
 from bff.callers import AuthMode
-from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
+from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS, STREAMS, WEBHOOK_LISTENER
 from bff.metrics import Metrics
 from bff.middleware import MIDDLEWARES
 from bff.rancher import Clusters
@@ -120,6 +120,7 @@ async def _webhook(app: web.Application) -> AsyncIterator[None]:
         port=settings.webhook_port,
         cert=cert,
         key=key,
+        listen=app.get(WEBHOOK_LISTENER, plain_listener),  # serve's is bounded
     ):
         yield
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[STREAMS] = StreamBudget(settings.max_streams, settings.max_streams_per_caller)
     app.cleanup_ctx.append(_upstream)
     app.cleanup_ctx.append(_webhook)
     app.on_shutdown.append(_not_ready)

@@ -49,8 +49,28 @@ def forbidden_header(names: Iterable[str]) -> str | None:
     return None
 
 
+def _once(request: web.Request, cookie: str) -> None:
+    """400 when ``cookie`` is sent more than once (in one Cookie header or several).
+
+    aiohttp keeps the last of them; a browser, a proxy or another parser may keep the
+    first, so ``R_SESS=viewer; R_SESS=admin`` would be one user to one reader and
+    another to the next. Refused, as a repeated Authorization header is.
+    """
+    count = 0
+    for header in request.headers.getall("Cookie", []):
+        for pair in header.split(";"):
+            if pair.partition("=")[0].strip() == cookie:
+                count += 1
+    if count > 1:
+        raise errors.BadRequest(
+            f"the cookie {cookie} is given more than once; give it once",
+            code=errors.Code.AMBIGUOUS_REQUEST,
+        )
+
+
 def credential(request: web.Request) -> tuple[str, bool]:
     """The caller's token and whether it came from a cookie. 401 when there is none."""
+    _once(request, SESSION_COOKIE)
     if len(request.headers.getall("Authorization", [])) > 1:
         raise errors.BadRequest(
             "the header Authorization is given more than once; give it once",
@@ -84,6 +104,12 @@ def check_origin(request: web.Request, allowed: Iterable[str]) -> None:
 
 
 def check_csrf(request: web.Request) -> None:
+    _once(request, CSRF_COOKIE)
+    if len(request.headers.getall(CSRF_HEADER, [])) > 1:
+        raise errors.BadRequest(
+            f"the header {CSRF_HEADER} is given more than once; give it once",
+            code=errors.Code.AMBIGUOUS_REQUEST,
+        )
     sent = request.headers.get(CSRF_HEADER, "")
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):

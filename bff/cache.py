@@ -417,3 +417,45 @@ class UpgradeCache:
             with contextlib.suppress(asyncio.QueueEmpty):
                 queue.get_nowait()
         queue.put_nowait(item)
+
+
+class StreamBudget:
+    """How many live-update streams may be open: in all, and per credential.
+
+    Streams are long-lived and always busy, so the connection limit would never
+    close one: without a budget of their own, one viewer's streams could hold every
+    connection. The server counts :attr:`connections` apart from its cap.
+    """
+
+    def __init__(self, total: int, per_caller: int) -> None:
+        self.total = total
+        self.per_caller = per_caller
+        #: The connections (the server's protocol objects) that carry a stream.
+        self.connections: set[object] = set()
+        self._owners: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return sum(self._owners.values())
+
+    def open(self, owner: bytes, connection: object) -> None:
+        """Count a stream for ``owner`` (a credential digest); 429 beyond either limit."""
+        held = self._owners.get(owner, 0)
+        if held >= self.per_caller:
+            raise errors.TooManyRequests(
+                f"this credential already holds {held} live-update streams "
+                "(see --max-streams-per-caller)"
+            )
+        if len(self) >= self.total:
+            raise errors.TooManyRequests(
+                f"{self.total} live-update streams are open; try again later (see --max-streams)"
+            )
+        self._owners[owner] = held + 1
+        self.connections.add(connection)
+
+    def close(self, owner: bytes, connection: object) -> None:
+        held = self._owners.get(owner, 0) - 1
+        if held > 0:
+            self._owners[owner] = held
+        else:
+            self._owners.pop(owner, None)
+        self.connections.discard(connection)

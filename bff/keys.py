@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bff.admission.webhook import Listener
 from bff.auth import Authenticator
-from bff.cache import UpgradeCache
+from bff.cache import StreamBudget, UpgradeCache
 from bff.metrics import Metrics
 from bff.readiness import Readiness
 from bff.settings import Settings
@@ -20,3 +21,6 @@ SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)
 CACHE = web.AppKey("cache", UpgradeCache)
+STREAMS = web.AppKey("streams", StreamBudget)
+#: How the webhook port listens: set by :func:`bff.server.start`, bounded like the API port.
+WEBHOOK_LISTENER = web.AppKey("webhook_listener", Listener)

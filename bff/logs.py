@@ -62,17 +62,53 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+#: The longest a message or one field's text may be in a line; the rest is cut.
+MAX_FIELD = 1024
+#: C0 controls and DEL, which a terminal or a log shipper would act on (a CR/LF forges lines).
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+}
+
+
+def _cut(text: str, limit: int = MAX_FIELD) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} chars)"
+
+
+def safe_text(text: str, limit: int = MAX_FIELD) -> str:
+    """``text`` on one line (controls escaped) and at most about ``limit`` characters.
+
+    Messages quote what clients send (an object's name, a username): a CR/LF in it
+    must not start a forged line, and a 100 KB value must not fill the log.
+    """
+    return _cut(text, limit).translate(_CONTROLS)
+
+
+def _bounded(value: object) -> object:
+    """A field's value with every string in it cut to :data:`MAX_FIELD` (JSON escapes them)."""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, list | tuple):
+        return [_bounded(v) for v in value[:64]]
+    if isinstance(value, dict):
+        return {_cut(str(k), 256): _bounded(v) for k, v in list(value.items())[:64]}
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": f"{_utc_second(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _cut(record.getMessage(), 4 * MAX_FIELD),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _bounded(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return _dumps(entry)
@@ -84,10 +120,11 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = (
             f"{_utc_second(record.created)}.{int(record.msecs):03d}Z {record.levelname:<7} "
-            f"{record.name} [{getattr(record, 'request_id', '-')}] {record.getMessage()}"
+            f"{record.name} [{getattr(record, 'request_id', '-')}] "
+            f"{safe_text(record.getMessage(), 4 * MAX_FIELD)}"
         )
         extras = [
-            f"{k}={_dumps(v)}"
+            f"{k}={_dumps(_bounded(v))}"
             for k, v in record.__dict__.items()
             if k not in _STANDARD and k != "request_id" and not k.startswith("_")
         ]

@@ -117,7 +117,7 @@ _ERRORS: dict[int, tuple[str, str, dict[Code, str]]] = {
             Code.UNKNOWN_VERSION: "unknown client version 'v9'; supported versions: "
             + ", ".join(VERSIONS),
             Code.LIVE_UPDATES_OFF: "live updates need the read cache (--read-cache on)",
-            Code.UNKNOWN_CLUSTER: "cluster 'c-m-nope' is not served here; served clusters: local",
+            Code.UNKNOWN_CLUSTER: "cluster 'c-m-nope' is not served here (see --cluster)",
         },
     ),
     405: (
@@ -615,7 +615,11 @@ def _versioned_paths() -> JSON:
                     **_errors(_READ_ERRORS),
                 },
                 description="Needs `--read-cache on` (404 `LiveUpdatesOff` otherwise). "
-                "Authorised like a read (a `watch` access review, reused for at most 10 s).",
+                "Authorised like a read (a `watch` access review, reused for at most 10 s), "
+                "and again every `--stream-recheck-interval` while open (`event: error`, "
+                "then the end, once access is lost). At most `--max-streams-per-caller` "
+                "streams per credential and `--max-streams` in all (429 beyond); a client "
+                "that stops reading is dropped after `--stream-write-timeout`.",
                 security=_READ_SECURITY,
             ),
         },

@@ -46,9 +46,10 @@ class Clusters:
         if cluster is None:
             return self._default
         if self._served is not None and cluster not in self._served:
-            served = ", ".join(sorted(self._served))
+            # Answered before the credential is looked at: name no served cluster, or
+            # anyone could list them.
             raise errors.NotFound(
-                f"cluster {cluster[:63]!r} is not served here; served clusters: {served}",
+                f"cluster {cluster[:63]!r} is not served here (see --cluster)",
                 code=errors.Code.UNKNOWN_CLUSTER,
             )
         return cluster if self.rancher else None

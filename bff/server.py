@@ -11,6 +11,15 @@ from their first byte, and a keep-alive connection idle for
 the longest-idle connections are closed to make room, so a flood of silent
 connections cannot starve real clients of file descriptors.
 
+Both listening ports are bounded this way, from one file-descriptor budget: the
+open-file limit, less a reserve, is split between the API port and the webhook
+port (a quarter, or ``--webhook-max-connections``), each with its own cap and
+listen backlog, so a flood on one port cannot take the other's descriptors. A
+TLS connection counts from its first byte: its handshake has
+``--tls-handshake-timeout`` seconds, and while the cap is reached the oldest
+unfinished handshakes are closed first. Running out of descriptors anyway is
+logged once a minute, not once per accept.
+
 Requests aiohttp's HTTP parser refuses (oversized or broken headers, bad
 chunking, bytes after ``Connection: close``) are answered here, by the
 project's request handler, with the project's JSON error shape and security
@@ -34,7 +43,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from bff.keys import READINESS
+from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
+from bff.cache import StreamBudget
+from bff.keys import READINESS, STREAMS, WEBHOOK_LISTENER
 from bff.logs import MALFORMED, AccessLogger
 from bff.middleware import SECURITY_HEADERS
 from bff.settings import Settings
@@ -63,22 +74,68 @@ class ConnectionLimits:
     #: The listen backlog, which is also how many connections asyncio accepts in one go
     #: before any of them is seen: it must fit in the file descriptors left over.
     backlog: int
+    #: Seconds a TLS connection has to finish its handshake.
+    handshake_timeout: float = 3.0
+    #: Which flag sets ``max_connections``, for the log line when it is reached.
+    flag: str = "--max-connections"
+    #: Live-update streams allowed beside ``max_connections`` (their own budget).
+    streams: int = 0
 
 
-def connection_limits(settings: Settings) -> ConnectionLimits:
-    """The limits from ``settings``; ``max_connections`` 0 becomes what the fd limit allows."""
+def _spare_descriptors(settings: Settings) -> int:
+    """File descriptors left for client connections on both ports (and their backlogs)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft > 65536:
         soft = 65536
-    spare = max(2 * MIN_CONNECTIONS, soft - FD_RESERVE - settings.upstream_pool_size)
+    return max(2 * MIN_CONNECTIONS, soft - FD_RESERVE - settings.upstream_pool_size)
+
+
+def _webhook_share(settings: Settings) -> tuple[int, int]:
+    """The webhook port's (cap, backlog), or (0, 0) when it does not listen."""
+    if settings.webhook_port is None:
+        return 0, 0
+    if settings.webhook_max_connections:
+        cap = settings.webhook_max_connections
+        return cap, max(MIN_CONNECTIONS, min(128, cap // 2))
+    share = max(2 * MIN_CONNECTIONS, _spare_descriptors(settings) // 4)
+    backlog = max(MIN_CONNECTIONS, min(128, share // 3))
+    return max(MIN_CONNECTIONS, share - backlog), backlog
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The API port's limits; ``max_connections`` 0 becomes what the fd budget allows.
+
+    The budget is what the open-file limit leaves, less the webhook port's share.
+    """
+    cap, backlog = _webhook_share(settings)
+    spare = max(2 * MIN_CONNECTIONS, _spare_descriptors(settings) - cap - backlog)
+    # Streams have their own budget, taken from the API port's share (at most half of it).
+    streams = min(settings.max_streams, spare // 2) if settings.read_cache else 0
+    spare -= streams
     backlog = max(MIN_CONNECTIONS, min(128, spare // 3))
     limit = settings.max_connections or max(MIN_CONNECTIONS, spare - backlog)
     return ConnectionLimits(
+        streams=streams,
         keepalive_timeout=settings.keepalive_timeout,
         header_timeout=settings.header_timeout,
         idle_timeout=settings.idle_timeout,
         max_connections=limit,
         backlog=backlog,
+        handshake_timeout=settings.tls_handshake_timeout,
+    )
+
+
+def webhook_limits(settings: Settings, *, keepalive_timeout: float) -> ConnectionLimits:
+    """The webhook port's limits: its share of the fd budget, the same header and idle bounds."""
+    cap, backlog = _webhook_share(settings)
+    return ConnectionLimits(
+        keepalive_timeout=keepalive_timeout,
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
+        max_connections=max(cap, MIN_CONNECTIONS),
+        backlog=max(backlog, MIN_CONNECTIONS),
+        handshake_timeout=settings.tls_handshake_timeout,
+        flag="--webhook-max-connections",
     )
 
 
@@ -205,12 +262,17 @@ class BoundedServer(web.Server):
         *,
         limits: ConnectionLimits,
         handler_kwargs: dict[str, Any],
+        streams: StreamBudget | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self.limits = limits
+        self.streams = streams
         self._handler_kwargs = handler_kwargs
         self._warned_at = -1e9
+
+        #: TLS connections still in their handshake, oldest first.
+        self.handshaking: dict[TlsHandshake, None] = {}
 
     def __call__(self) -> BoundedRequestHandler:
         return BoundedRequestHandler(
@@ -219,33 +281,177 @@ class BoundedServer(web.Server):
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        excess = len(self.connections) - self.limits.max_connections
+        self._make_room(handler)
+
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (aiohttp's signature)
+        # Unfinished handshakes are no requests to drain: close them with the listener.
+        for gate in list(self.handshaking):
+            gate.abort()
+        await super().shutdown(timeout)
+
+    def handshake_started(self, gate: TlsHandshake) -> None:
+        self.handshaking[gate] = None
+        self._make_room(gate)
+
+    def handshake_ended(self, gate: TlsHandshake) -> None:
+        self.handshaking.pop(gate, None)
+
+    def _make_room(self, newcomer: RequestHandler | TlsHandshake) -> None:
+        """Close connections beyond the cap: unfinished handshakes, then the idle, then this one."""
+        # Connections that carry a live-update stream count against the stream budget.
+        streams = len(self.streams.connections) if self.streams is not None else 0
+        excess = (
+            len(self.connections) - streams + len(self.handshaking) - self.limits.max_connections
+        )
         if excess <= 0:
             return
+        # A real client finishes its handshake in milliseconds: the oldest have sent nothing.
+        victims: list[RequestHandler | TlsHandshake] = []
+        victims += [g for g in self.handshaking if g is not newcomer][:excess]
         idle = sorted(
             (
                 c
                 for c in self.connections
-                if isinstance(c, BoundedRequestHandler) and c.waiting and c is not handler
+                if isinstance(c, BoundedRequestHandler) and c.waiting and c is not newcomer
             ),
             key=lambda c: c.last_active,
         )
-        victims: list[RequestHandler] = list(idle[:excess])
+        victims += idle[: excess - len(victims)]
         if len(victims) < excess:
-            victims.append(handler)  # everything else is busy: refuse the newcomer
+            victims.append(newcomer)  # everything else is busy: refuse the newcomer
         loop = asyncio.get_running_loop()
         if loop.time() - self._warned_at > 60:
             self._warned_at = loop.time()
             log.warning(
-                "connection limit of %d reached: closing the longest-idle connections "
-                "(see --max-connections)",
+                "connection limit of %d reached: closing the oldest handshakes and the "
+                "longest-idle connections (see %s)",
                 self.limits.max_connections,
+                self.limits.flag,
             )
         for victim in victims:
-            if isinstance(victim, BoundedRequestHandler):
+            if isinstance(victim, TlsHandshake):
+                victim.abort()
+            elif isinstance(victim, BoundedRequestHandler):
                 victim.close_connection("the connection limit was reached")
             else:
                 victim.force_close()
+
+
+class TlsHandshake(asyncio.Protocol):
+    """A TLS connection until its handshake is done, then handed to the server's handler.
+
+    asyncio's own TLS server makes the handler at accept but tells it nothing until the
+    handshake ends, so a silent connection could be neither counted nor closed, and
+    its default handshake timeout is 60 s. This protocol holds the raw transport from
+    the first moment: the server counts it against the cap and can abort it.
+    """
+
+    def __init__(self, server: BoundedServer, context: ssl.SSLContext) -> None:
+        self.server = server
+        self.context = context
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        #: Decrypted bytes that arrive between the handshake's end and the handover.
+        self._early: list[bytes] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._task = asyncio.get_running_loop().create_task(self._handshake(transport))
+        self.server.handshake_started(self)
+
+    async def _handshake(self, raw: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(
+                raw,
+                self,
+                self.context,
+                server_side=True,
+                ssl_handshake_timeout=self.server.limits.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, RuntimeError, TimeoutError):
+            # A failed or timed-out handshake, or a client gone: nothing to answer.
+            raw.abort()
+            return
+        finally:
+            self.server.handshake_ended(self)
+        if tls is None or self.lost:
+            raw.abort()
+            return
+        handler = self.server()
+        tls.set_protocol(handler)
+        handler.connection_made(tls)
+        for chunk in self._early:
+            handler.data_received(chunk)
+        self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self._early.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.server.handshake_ended(self)
+
+    def abort(self) -> None:
+        self.lost = True
+        self.server.handshake_ended(self)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class BoundedSite(web.TCPSite):
+    """A TCP site whose TLS connections are counted and time-limited from their first byte."""
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; TCPSite.start would listen too
+        server = self._runner.server
+        assert isinstance(server, BoundedServer)
+        context = self._ssl_context
+        factory: Callable[[], asyncio.BaseProtocol] = (
+            server if context is None else lambda: TlsHandshake(server, context)
+        )
+        self._server = await asyncio.get_running_loop().create_server(
+            factory,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+
+
+class AcceptErrors:
+    """The loop's exception handler: running out of descriptors is one line a minute.
+
+    asyncio reports each failed ``accept()`` with a traceback; under a flood that is
+    megabytes of log a minute. Anything else goes to the default handler.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._logged_at = -1e9
+        self.suppressed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and "accept" in str(context.get("message", ""))):
+            loop.default_exception_handler(context)
+            return
+        now = loop.time()
+        if now - self._logged_at < self.interval:
+            self.suppressed += 1
+            return
+        self._logged_at = now
+        log.error(
+            "cannot accept connections: %s (%d more such errors in the last %gs; "
+            "see --max-connections, --webhook-max-connections and the open-file limit)",
+            os.strerror(exc.errno) if exc.errno else exc,
+            self.suppressed,
+            self.interval,
+        )
+        self.suppressed = 0
 
 
 class BoundedAppRunner(web.AppRunner):
@@ -272,7 +478,35 @@ class BoundedAppRunner(web.AppRunner):
             handler_cancellation=plain.handler_cancellation,
             limits=self.limits,
             handler_kwargs=self._handler_kwargs,
+            streams=self.app.get(STREAMS),
         )
+
+
+@dataclass(frozen=True)
+class WebhookListener:
+    """Serves the webhook port with the API port's machinery, from its share of the budget."""
+
+    limits: ConnectionLimits
+
+    async def __call__(
+        self, app: web.Application, host: str, port: int, context: ssl.SSLContext
+    ) -> web.BaseRunner:
+        runner = BoundedAppRunner(
+            app,
+            limits=self.limits,
+            handler_kwargs={"access_log": None},
+            shutdown_timeout=REVIEW_TIMEOUT,
+        )
+        await runner.setup()
+        try:
+            await listen(
+                BoundedSite(runner, host, port, ssl_context=context, backlog=self.limits.backlog),
+                f"{host}:{port} (--host, --webhook-port)",
+            )
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
 
 
 class StartupError(Exception):
@@ -344,6 +578,13 @@ async def start(
     """
     ssl_context = tls_context(settings)
     limits = connection_limits(settings)
+    streams = app.get(STREAMS)
+    if streams is not None and limits.streams:
+        streams.total = min(streams.total, limits.streams)
+    if settings.webhook_port is not None:
+        app[WEBHOOK_LISTENER] = WebhookListener(
+            webhook_limits(settings, keepalive_timeout=KEEPALIVE_TIMEOUT)
+        )
     runner = BoundedAppRunner(
         app,
         limits=limits,
@@ -356,7 +597,7 @@ async def start(
     await runner.setup()
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
-    site = web.TCPSite(
+    site = BoundedSite(
         runner, bind_host, bind_port, ssl_context=ssl_context, backlog=limits.backlog
     )
     try:
@@ -394,6 +635,7 @@ async def serve_until_stopped(
     on_started: Callable[[str], Awaitable[None] | None] | None = None,
 ) -> None:
     stopping = stop_event_on_signals()
+    asyncio.get_running_loop().set_exception_handler(AcceptErrors())
     runner, url = await start(app, settings)
     log.info("serving on %s", url)
     if on_started is not None:

@@ -384,6 +384,42 @@ class Settings:
         metavar="{on,off}",
         shown="on (off with --rancher-url)",
     )
+    max_streams: int = setting(
+        "--max-streams",
+        "BFF_MAX_STREAMS",
+        "Most live-update streams (the page's events) open at once; more get 429. They "
+        "are counted apart from --max-connections, so page readers never take the "
+        "connections of API callers (capped at half of what the open-file limit leaves).",
+        default=64,
+        parse=parse_positive_int,
+        metavar="N",
+    )
+    max_streams_per_caller: int = setting(
+        "--max-streams-per-caller",
+        "BFF_MAX_STREAMS_PER_CALLER",
+        "Most live-update streams one credential (token or session) may hold open; more get 429.",
+        default=4,
+        parse=parse_positive_int,
+        metavar="N",
+    )
+    stream_write_timeout: float = setting(
+        "--stream-write-timeout",
+        "BFF_STREAM_WRITE_TIMEOUT",
+        "Seconds a live-update stream may wait for a client that stops reading before "
+        "it is dropped (the page reconnects and gets a new snapshot).",
+        default=10.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
+    stream_recheck_interval: float = setting(
+        "--stream-recheck-interval",
+        "BFF_STREAM_RECHECK_INTERVAL",
+        "Seconds between access checks of an open live-update stream; a caller who "
+        "lost access is cut off within twice this (at most 10 s of which a reused allow).",
+        default=5.0,
+        parse=_positive_float,
+        metavar="SECONDS",
+    )
     shutdown_timeout: float = setting(
         "--shutdown-timeout",
         "BFF_SHUTDOWN_TIMEOUT",
@@ -543,6 +579,28 @@ class Settings:
         parse=parse_file,
         commands=_CLUSTER,
         metavar="FILE",
+    )
+    webhook_max_connections: int = setting(
+        "--webhook-max-connections",
+        "BFF_WEBHOOK_MAX_CONNECTIONS",
+        "Most connections open at once on the webhook port, TLS handshakes included; "
+        "beyond it the oldest handshakes, then the longest-idle connections, are closed. "
+        "Counted apart from --max-connections so neither port can take the other's "
+        "file descriptors. 0: a quarter of what the open-file limit allows.",
+        default=0,
+        parse=_non_negative_int,
+        commands=_CLUSTER,
+        metavar="N",
+    )
+    tls_handshake_timeout: float = setting(
+        "--tls-handshake-timeout",
+        "BFF_TLS_HANDSHAKE_TIMEOUT",
+        "Seconds a new TLS connection (the webhook's, and the API's with --tls-cert) has "
+        "to finish its handshake before it is closed.",
+        default=3.0,
+        parse=_positive_float,
+        commands=_CLUSTER,
+        metavar="SECONDS",
     )
     trusted_writers: tuple[str, ...] = setting(
         "--trusted-writer",

@@ -93,13 +93,15 @@ class UpgradeService:
         await self._access.check(caller, verb, namespace)
         return cache
 
-    async def authorise(self, caller: Caller, verb: str, namespace: str) -> None:
+    async def authorise(
+        self, caller: Caller, verb: str, namespace: str, *, max_age: float | None = None
+    ) -> None:
         """Raise unless ``caller`` may ``verb`` Upgrades in ``namespace`` (live updates)."""
         if self._access is None:
             raise errors.NotFound(
                 "live updates need the read cache", code=errors.Code.LIVE_UPDATES_OFF
             )
-        await self._access.check(caller, verb, namespace)
+        await self._access.check(caller, verb, namespace, max_age=max_age)
 
     async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
         cache = await self._cached(caller, "get", namespace)

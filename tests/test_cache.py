@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bff import kube
-from bff.cache import UpgradeCache
+from bff.cache import JSONObject, UpgradeCache, newer
 from bff.callers import AuthMode
 from bff.keys import CACHE
 from bff.labels import parse_selector
@@ -271,3 +271,32 @@ async def test_concurrent_reads_share_one_access_review(
     assert [r.status for r in responses] == [200] * 10
     reviews = [r for r in _callers(stack) if "accessreviews" in r.path]
     assert len(reviews) == 1
+
+
+def test_resource_versions_are_compared_as_numbers() -> None:
+    """etcd's versions are integers: "10" is later than "9" (as strings it is not)."""
+    assert newer("10", "9")
+    assert not newer("9", "10")
+    assert not newer("10", "10")
+    assert newer("100000", "99999")
+
+
+class _NoUpstream:
+    """A watcher the test never starts: the cache is fed by :meth:`UpgradeCache.observe`."""
+
+    async def list(self, namespace: str) -> JSONObject:
+        raise AssertionError("not started")
+
+    def watch(self, namespace: str, resource_version: str, on_open: Any) -> Any:
+        raise AssertionError("not started")
+
+
+async def test_observe_keeps_only_the_cached_namespace() -> None:
+    cache = UpgradeCache(_NoUpstream(), NAMESPACE)
+    other = {"metadata": {"name": SUCCEEDED, "namespace": "elsewhere", "resourceVersion": "7"}}
+    cache.observe(other)
+    assert cache.get(SUCCEEDED) is None
+    assert len(cache) == 0
+    own = {"metadata": {"name": SUCCEEDED, "namespace": NAMESPACE, "resourceVersion": "7"}}
+    cache.observe(own)
+    assert cache.get(SUCCEEDED) == own

@@ -39,6 +39,38 @@ def test_json_lines_carry_the_extras_as_fields() -> None:
     assert entry["logger"] == "bff.audit"
 
 
+def _forged() -> logging.LogRecord:
+    """A webhook line as a hostile review makes it: CR/LF in the name, a 100 KB uid."""
+    forged = "x\r\n2026-01-01T00:00:00.000Z ERROR   bff.admission [-] forged"
+    record = logging.LogRecord(
+        "bff.admission", logging.WARNING, __file__, 1,
+        "restored status on Upgrade %s by %s", (forged, "bob\nroot"), None,
+    )  # fmt: skip
+    record.review_uid = "u" * 100_000
+    record.groups = ["g\r\n" * 10, "h" * 5000]
+    record.request_id = "rid-1"
+    return record
+
+
+def test_text_lines_escape_controls_and_bound_each_field() -> None:
+    line = TextFormatter().format(_forged())
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "forged" in line  # still there, escaped, on the same line
+    assert "\\r\\n2026" in line
+    assert len(line) < 8 * 1024
+    assert "(+98976 chars)" in line
+
+
+def test_json_lines_bound_each_field() -> None:
+    line = JsonFormatter().format(_forged())
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert "\r\n" in entry["message"]  # JSON escapes it; the reader gets the text back
+    assert len(entry["review_uid"]) < 1100
+    assert len(line) < 8 * 1024
+
+
 def test_the_request_id_of_the_context_is_on_every_line() -> None:
     from bff import logs
     from bff.logs import LogFormat

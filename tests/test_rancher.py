@@ -27,6 +27,7 @@ from bff.kube import transport
 from bff.kube.config import rancher_configuration
 from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
+from bff.rancher import Clusters
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE, create_emulator_app
 from bff.sandbox.journal import Journal
 from bff.sandbox.kubeconfig import write_kubeconfig
@@ -301,7 +302,9 @@ async def test_an_unknown_cluster_is_404_before_any_upstream_call(
             assert answer["type"] == "error"
             assert answer["code"] == "UnknownCluster"
             assert "c-m-nope" in answer["message"]
-            assert "local" in answer["message"]
+            # Answered before authentication: the served ids are not listed to anyone.
+            assert "local" not in answer["message"]
+            assert OTHER not in answer["message"]
     assert rancher.record.forwarded == []
     assert rancher.own.requests == []
     assert rancher.journal().writes() == rancher.journal(OTHER).writes() == []
@@ -446,3 +449,19 @@ async def test_rancher_mode_has_no_live_updates_stream(rancher: Rancher, bff: BF
     response = await bff.get("/api/v1.0.5/upgrades/events", headers=_bearer(ADMIN))
     assert response.status == 404
     assert (await response.json())["code"] == "LiveUpdatesOff"
+
+
+def test_outside_rancher_mode_no_request_goes_to_a_cluster_proxy() -> None:
+    """Outside Rancher mode the id only builds links: upstream() is None for every path.
+
+    Returning the id would make a request a Rancher one: in impersonate mode it would
+    skip the TokenReview and send the caller's raw token on the BFF's own client.
+    """
+    plain = Clusters(frozenset({"local", OTHER}), None)
+    assert not plain.rancher
+    assert plain.upstream({"cluster": "local"}) is None
+    assert plain.upstream({"cluster": OTHER}) is None
+    assert plain.upstream({}) is None
+    rancher = Clusters(frozenset({"local", OTHER}), "local")
+    assert rancher.upstream({"cluster": OTHER}) == OTHER
+    assert rancher.upstream({}) == "local"

@@ -11,8 +11,20 @@ The stream:
   "object": <the Steve resource, or null when deleted>}``;
 * a ``: keepalive`` comment every 15 s.
 
-The stream ends when the caller loses access, when the client is too slow to
-keep up, and on shutdown; ``EventSource`` reconnects by itself and gets a new
+Bounds (each a ``serve`` flag):
+
+* access is asked again every ``--stream-recheck-interval`` seconds, whether or
+  not anything changed, with an allow at most that old: a caller who lost
+  access gets ``event: error`` and the end of the stream within twice it;
+* a client that stops reading is dropped once a write has waited
+  ``--stream-write-timeout`` seconds (the cache also drops a subscriber whose
+  queue of changes is full);
+* at most ``--max-streams-per-caller`` streams per credential and
+  ``--max-streams`` in all (429 beyond), counted apart from the connection limit
+  so page readers never starve API callers.
+
+The stream also ends on shutdown. A client's hang-up is a normal end (INFO, the
+access log keeps the 200). ``EventSource`` reconnects by itself and gets a new
 snapshot. No upstream request is made for a subscriber beyond its reviews.
 """
 
@@ -20,18 +32,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import orjson
 from aiohttp import web
 
 from bff import errors
+from bff.access import credential_key
 from bff.api.handlers import _begin
-from bff.cache import Change
-from bff.keys import CACHE, SERVICE, SETTINGS
+from bff.cache import Change, UpgradeCache
+from bff.callers import Caller
+from bff.keys import CACHE, SERVICE, SETTINGS, STREAMS
 from bff.request_facts import Action
+from bff.steve import ClientVersion
 
 KEEPALIVE = 15.0
-REAUTHORISE = 10.0
+
+log = logging.getLogger(__name__)
+
+
+class _Dropped(Exception):
+    """The client did not take a write in time."""
+
+
+async def _send(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    """Write ``data``; a client that takes none of it for the write timeout is dropped."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].stream_write_timeout):
+            await response.write(data)
+    except TimeoutError:
+        raise _Dropped() from None
 
 
 async def upgrade_events(request: web.Request) -> web.StreamResponse:
@@ -41,9 +71,26 @@ async def upgrade_events(request: web.Request) -> web.StreamResponse:
         raise errors.NotFound(
             "live updates need the read cache (--read-cache on)", code=errors.Code.LIVE_UPDATES_OFF
         )
-    namespace = request.app[SETTINGS].namespace
+    settings = request.app[SETTINGS]
+    namespace = settings.namespace
     service = request.app[SERVICE]
     await service.authorise(caller, "watch", namespace)
+    streams = request.app[STREAMS]
+    owner = credential_key(caller)
+    streams.open(owner, request.protocol)
+    try:
+        return await _stream(request, version, caller, cache)
+    finally:
+        streams.close(owner, request.protocol)
+
+
+async def _stream(
+    request: web.Request, version: ClientVersion, caller: Caller, cache: UpgradeCache
+) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    namespace = settings.namespace
+    service = request.app[SERVICE]
+    recheck = settings.stream_recheck_interval
     queue = cache.subscribe()
     response = web.StreamResponse(
         headers={
@@ -56,38 +103,53 @@ async def upgrade_events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         snapshot = cache.collection(version, version.collection_url)
-        await response.write(b"event: snapshot\ndata: " + snapshot + b"\n\n")
-        authorised_at = loop.time()
+        await _send(request, response, b"event: snapshot\ndata: " + snapshot + b"\n\n")
+        authorised_at = sent_at = loop.time()
         while True:
             change: Change | bool | None
+            # Wake for the next change, the keepalive, or the next access check.
+            wake = min(sent_at + KEEPALIVE, authorised_at + recheck)
             try:
-                change = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                change = await asyncio.wait_for(queue.get(), max(0.0, wake - loop.time()))
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
                 change = False
             if change is None:
                 break
-            if loop.time() - authorised_at >= REAUTHORISE:
+            if loop.time() - authorised_at >= recheck:
                 try:
-                    await service.authorise(caller, "watch", namespace)
+                    await service.authorise(caller, "watch", namespace, max_age=recheck)
                 except errors.BffError as exc:
                     message = orjson.dumps({"status": exc.status, "message": exc.message})
-                    await response.write(b"event: error\ndata: " + message + b"\n\n")
+                    await _send(request, response, b"event: error\ndata: " + message + b"\n\n")
                     break
                 authorised_at = loop.time()
+            if change is False:
+                if loop.time() - sent_at >= KEEPALIVE:
+                    await _send(request, response, b": keepalive\n\n")
+                    sent_at = loop.time()
+                continue
             if not isinstance(change, Change):
                 continue
             item = b"null" if change.entry is None else change.entry.render(version)
             ident = orjson.dumps(f"{namespace}/{change.name}")
-            await response.write(
+            sent_at = loop.time()
+            await _send(
+                request, response,
                 b'event: change\ndata: {"type":"' + change.type.encode() + b'","id":' + ident
-                + b',"object":' + item + b"}\n\n"
+                + b',"object":' + item + b"}\n\n",
             )  # fmt: skip
-    except (ConnectionResetError, asyncio.CancelledError):
-        cache.unsubscribe(queue)
-        raise
+    except ConnectionResetError:
+        # The page was closed or reloaded: the usual end of a stream, not a failure.
+        log.info("a live-update stream ended: the client hung up")
+        return response
+    except _Dropped:
+        log.info("dropped a live-update stream: the client stopped reading")
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     finally:
         cache.unsubscribe(queue)
-    with contextlib.suppress(ConnectionResetError):
-        await response.write_eof()
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        async with asyncio.timeout(settings.stream_write_timeout):
+            await response.write_eof()
     return response

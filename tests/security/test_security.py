@@ -284,6 +284,23 @@ async def test_cookie_credentials_need_the_csrf_header_on_writes(emulator_stack:
     assert ok.status == 200
 
 
+async def test_a_repeated_session_or_csrf_cookie_is_400_and_writes_nothing(
+    emulator_stack: Stack,
+) -> None:
+    """``R_SESS=viewer; R_SESS=admin`` was dismissed as the admin (the last one won)."""
+    for cookie in (
+        "R_SESS=sandbox-viewer; R_SESS=sandbox-admin; CSRF=c",
+        "R_SESS=sandbox-admin; CSRF=c; CSRF=d",
+        "R_SESS=sandbox-admin;CSRF=c;R_SESS=sandbox-admin",
+    ):
+        response = await emulator_stack.client.post(
+            DISMISS, headers={"Cookie": cookie, "X-API-CSRF": "c"}
+        )
+        assert response.status == 400, cookie
+        assert (await response.json())["code"] == "AmbiguousRequest"
+    assert emulator_stack.upstream_writes() == []
+
+
 async def test_origin_must_be_own_or_allowed(
     emulator_backend: Backend, stack_factory: StackFactory
 ) -> None:

@@ -1,0 +1,59 @@
+"""Access decisions for reads from the cache (bff.access): what an allow is reused for.
+
+(Named apart from tests/sandbox/test_access.py, the emulator's authorizer: pytest
+needs unique basenames here.)
+
+An allow is keyed by the caller's whole identity: the same username in other groups
+(impersonate mode) is a different caller and is asked about again. An open stream's
+re-check reuses an allow only if it is young enough (``max_age``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bff import errors
+from bff.access import AccessChecker, credential_key
+from bff.callers import ImpersonatedCaller, TokenCaller
+
+
+class GroupRbac:
+    """Stands in for the API server's SubjectAccessReview: members of one group may read."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.asked: list[tuple[str, ...]] = []
+
+    async def self_review(self, caller: TokenCaller, verb: str, namespace: str) -> bool:
+        raise AssertionError("impersonate mode asks SubjectAccessReviews only")
+
+    async def subject_review(self, caller: ImpersonatedCaller, verb: str, namespace: str) -> bool:
+        self.asked.append(caller.groups)
+        return self.group in caller.groups
+
+
+async def test_an_allow_is_never_reused_for_the_same_user_in_other_groups() -> None:
+    rbac = GroupRbac("upgrade-viewers")
+    checker = AccessChecker(rbac, ttl=10.0)
+    member = ImpersonatedCaller("alice", "uid-1", ("upgrade-viewers",))
+    outsider = ImpersonatedCaller("alice", "uid-1", ("contractors",))
+    assert credential_key(member) != credential_key(outsider)
+    await checker.check(member, "get", "harvester-system")
+    await checker.check(member, "get", "harvester-system")  # reused: one review so far
+    assert rbac.asked == [("upgrade-viewers",)]
+    with pytest.raises(errors.Forbidden):
+        await checker.check(outsider, "get", "harvester-system")
+    assert rbac.asked == [("upgrade-viewers",), ("contractors",)]
+
+
+async def test_an_allow_older_than_max_age_is_asked_again() -> None:
+    now = [100.0]
+    rbac = GroupRbac("upgrade-viewers")
+    checker = AccessChecker(rbac, ttl=10.0, clock=lambda: now[0])
+    member = ImpersonatedCaller("alice", "uid-1", ("upgrade-viewers",))
+    await checker.check(member, "watch", "harvester-system")
+    now[0] += 3.0
+    await checker.check(member, "watch", "harvester-system", max_age=5.0)  # young enough
+    assert len(rbac.asked) == 1
+    await checker.check(member, "watch", "harvester-system", max_age=2.0)  # too old
+    assert len(rbac.asked) == 2
