@@ -11,6 +11,10 @@ ServiceAccount and real Steve in front of the API server:
 - the same body through the BFF (passthrough, Steve item path) leaves status,
   finalizers, ``latestUpgrade`` and ``upgradeState`` alone, observed after the
   controller has handled the write;
+- so do the v1.0.4 and v1.0.5 bodies through the BFF in Rancher mode (the Steve
+  item path under ``/k8s/clusters/local``, a Rancher token), whose calls go
+  through the simulated Rancher's cluster proxy and reach the API server as
+  the Rancher user, impersonated, with that user's RBAC;
 - with the BFF's webhook registered, the body through real Steve is repaired
   and the controller does not re-initialise.
 
@@ -32,7 +36,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harvester.conftest import Bff, dismiss_body
+from tests.harvester.conftest import (
+    RANCHER_TOKEN,
+    RANCHER_USER,
+    Bff,
+    SimulatedRancher,
+    dismiss_body,
+)
 from tests.support.harvester import (
     FINALIZER,
     LATEST_LABEL,
@@ -55,6 +65,8 @@ READ_MESSAGE = "harvesterhci.io/read-message"
 UPGRADE_LABEL = "harvesterhci.io/upgrade"
 STEVE_ITEM = "/v1/harvesterhci.io.upgrades/harvester-system/"
 BFF_STEVE_ITEM = "/v1/harvester/harvesterhci.io.upgrades/harvester-system/"
+#: The same item as the dashboard reaches it through Rancher (cluster ``local``).
+RANCHER_CLUSTER = "/k8s/clusters/local"
 
 
 def get(real: RealApiServer, name: str) -> dict[str, Any]:
@@ -201,6 +213,42 @@ def test_v104_body_through_the_bff_leaves_the_upgrade_alone(
     assert status == 200, answer
     assert answer["metadata"]["labels"][READ_MESSAGE] == "true"
     assert answer["status"] == before[SUCCEEDED]["status"]
+    # The BFF's write reached the API server before it answered; the
+    # barrier proves the controller has handled it.
+    settle(harvester)
+    assert_untouched(harvester, before)
+
+
+@pytest.mark.parametrize("version", ["v1.0.4", "v1.0.5"])
+def test_body_through_the_bff_in_rancher_mode_leaves_the_upgrade_alone(
+    version: str,
+    harvester: HarvesterStack,
+    rancher: SimulatedRancher,
+    bff_process: Callable[..., Bff],
+) -> None:
+    """The extension's body on the BFF's Rancher-layout Steve item path, with a Rancher
+    token: the BFF reads and writes through the simulated Rancher, which reaches the
+    API server as the Rancher user (impersonated; that user may patch Upgrades but not
+    update them), and the controller leaves the finished upgrade alone."""
+    real = harvester.real
+    bff = bff_process(args=("--rancher-url", rancher.url, "--rancher-ca-bundle",
+                            str(rancher.ca_file), "--cluster", "local"))  # fmt: skip
+    before = everything(real)
+    status, answer = http(
+        "PUT", bff.url + RANCHER_CLUSTER + BFF_STEVE_ITEM + SUCCEEDED,
+        dismiss_body(harvester, version, SUCCEEDED), {"Authorization": f"Bearer {RANCHER_TOKEN}"},
+    )  # fmt: skip
+    assert status == 200, answer
+    assert answer["metadata"]["labels"][READ_MESSAGE] == "true"
+    assert answer["status"] == before[SUCCEEDED]["status"]
+    # Each of the BFF's calls went through Rancher's proxy of "local" as the
+    # Rancher user, and its one write was a patch the API server accepted.
+    item = RANCHER_CLUSTER + real.upgrades_path(SUCCEEDED)
+    calls = [(f.method, f.path, f.cluster, f.user, f.status) for f in rancher.forwarded()]
+    assert calls == [
+        ("GET", item, "local", RANCHER_USER.id, 200),
+        ("PATCH", item, "local", RANCHER_USER.id, 200),
+    ]
     # The BFF's write reached the API server before it answered; the
     # barrier proves the controller has handled it.
     settle(harvester)
