@@ -148,6 +148,11 @@ class Store:
 
     # -- watch plumbing ----------------------------------------------------------------
 
+    @property
+    def open_watches(self) -> int:
+        """How many watches are subscribed to changes now (tests wait on it)."""
+        return len(self._watchers)
+
     def subscribe(self) -> WatchSubscription:
         sub = WatchSubscription()
         self._watchers.add(sub)
