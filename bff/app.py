@@ -21,7 +21,7 @@ from bff.cache import UpgradeCache
 from bff.callers import AuthMode
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
-from bff.middleware import MIDDLEWARES
+from bff.middleware import middlewares
 from bff.rancher import Clusters
 from bff.readiness import Readiness
 from bff.settings import Settings, served_clusters
@@ -131,9 +131,15 @@ async def _not_ready(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
+    metrics = Metrics()
+    bound = middlewares(
+        trusted_proxies=settings.trusted_proxies,
+        allowed_origins=settings.allowed_origins,
+        metrics_to=metrics,
+    )
+    app = web.Application(middlewares=bound, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
     app.cleanup_ctx.append(_upstream)
     app.cleanup_ctx.append(_webhook)
     app.on_shutdown.append(_not_ready)

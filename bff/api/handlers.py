@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
-from bff.api.paths import STEVE_COLLECTION
+from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
 from bff.callers import Caller
 from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
 from bff.labels import SelectorError, parse_selector
@@ -43,15 +43,15 @@ def _client_version(request: web.Request) -> ClientVersion:
 
 
 def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
-    base = request.app[SETTINGS].base_path
+    """``version`` linking to the collection this request came through (named routes)."""
+    router = request.app.router
     if "version" in request.match_info:
-        url = f"{base}/api/{version.name}/upgrades"
+        url = router[UPGRADES_ROUTE].url_for(version=version.name)
     elif "cluster" in request.match_info:
-        cluster = request.match_info["cluster"]
-        url = f"{base}/k8s/clusters/{cluster}{STEVE_COLLECTION}"
+        url = router[RANCHER_STEVE_ROUTE].url_for(cluster=request.match_info["cluster"])
     else:
-        url = f"{base}{STEVE_COLLECTION}"
-    return version.at(url)
+        url = router[STEVE_ROUTE].url_for()
+    return version.at(str(url))
 
 
 async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Caller]:
