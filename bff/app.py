@@ -18,7 +18,7 @@ from bff.admission.webhook import Guard, serving
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import UpgradeCache
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS
 from bff.metrics import Metrics
 from bff.middleware import middlewares

@@ -24,7 +24,7 @@ from bff import errors
 from bff.auth import client_address, forbidden_header
 from bff.logs import request_id, route_template
 from bff.metrics import Metrics
-from bff.request_facts import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
+from bff.request_keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from bff.admission.guard import DEFAULT_TRUSTED_WRITER, TrustedWriters
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.logs import LogFormat
 from bff.names import is_dns1123_label
 

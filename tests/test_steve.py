@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 from bff import steve
-from bff.model import STEVE_TYPE
+from bff.upgrade_resource import STEVE_TYPE
 
 UPGRADE = {
     "apiVersion": "harvesterhci.io/v1beta1",

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bff import model
-from bff.model import GROUP, VERSION
+from bff import upgrade_resource as model
+from bff.upgrade_resource import GROUP, VERSION
 
 JSON = dict[str, Any]
 

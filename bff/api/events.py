@@ -28,7 +28,7 @@ from bff import errors
 from bff.api.handlers import _begin
 from bff.cache import Change
 from bff.keys import CACHE, SERVICE, SETTINGS
-from bff.request_facts import Action
+from bff.request_keys import Action
 
 KEEPALIVE = 15.0
 REAUTHORISE = 10.0

@@ -15,14 +15,14 @@ from aiohttp import web
 from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
 from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
-from bff.callers import Caller
+from bff.identities import Caller
 from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
-from bff.labels import SelectorError, parse_selector
-from bff.model import READ_MESSAGE
+from bff.label_selectors import SelectorError, parse_selector
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
-from bff.request_facts import ACTION, ACTIONS, CLIENT_VERSION, Action
+from bff.request_keys import ACTION, ACTIONS, CLIENT_VERSION, Action
 from bff.steve import STEVE, VERSIONS, ClientVersion, resource
+from bff.upgrade_resource import READ_MESSAGE
 from bff.upgrades import Outcome
 
 audit_log = logging.getLogger("bff.audit")

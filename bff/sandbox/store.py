@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bff.labels import Selector
+from bff.label_selectors import Selector
 from bff.sandbox.events import Event, WatchSubscription
 from bff.sandbox.objectmeta import validate_metadata, validate_metadata_update
 from bff.sandbox.resource import GROUP, JSON, KIND, PLURAL

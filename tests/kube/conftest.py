@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client as k8s
 
 from bff.kube import transport
-from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 from tests.support.backends import NAMESPACE, SUCCEEDED
 
 UPGRADES = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bff import kube
-from bff.callers import ImpersonatedCaller
+from bff.identities import ImpersonatedCaller
 from bff.kube import gateways, probes, reviewers, watcher
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.kube.conftest import Arrivals

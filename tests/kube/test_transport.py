@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client as k8s
 
 from bff import errors, kube
-from bff.callers import TokenCaller
+from bff.identities import TokenCaller
 from bff.kube import transport
-from bff.model import GROUP, PLURAL, READ_MESSAGE, VERSION
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.upgrade_resource import GROUP, PLURAL, READ_MESSAGE, VERSION
 from tests.kube.conftest import JSON, MERGE, ONE, PATCH_BODY, UPGRADES, Arrivals, client_for
 from tests.support.backends import FAILED, NAMESPACE, SUCCEEDED
 
