@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from bff import server
+from bff.api import page
 from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
 from bff.app import create_app
-from bff.keys import METRICS, SETTINGS
+from bff.keys import METRICS, READINESS, SETTINGS
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
 
@@ -25,16 +28,43 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return replace(Settings(kubeconfig=str(config), read_cache=False), **overrides)
 
 
-def test_the_collections_are_named_routes_under_the_base_path(tmp_path: Path) -> None:
+async def test_the_api_is_a_sub_application_at_the_base_path(tmp_path: Path) -> None:
     app = create_app(_settings(tmp_path, base_path="/bff"))
-    router = app.router
-    assert str(router[UPGRADES_ROUTE].url_for(version="v1.0.5")) == "/bff/api/v1.0.5/upgrades"
-    assert str(router[STEVE_ROUTE].url_for()) == "/bff/v1/harvester/harvesterhci.io.upgrades"
-    assert str(router[RANCHER_STEVE_ROUTE].url_for(cluster="c-m-1")) == (
-        "/bff/k8s/clusters/c-m-1/v1/harvester/harvesterhci.io.upgrades"
+    routes = {
+        UPGRADES_ROUTE: ("/bff/api/v1.0.5/upgrades", {"version": "v1.0.4"}),
+        STEVE_ROUTE: ("/bff/v1/harvester/harvesterhci.io.upgrades", {}),
+        RANCHER_STEVE_ROUTE: (
+            "/bff/k8s/clusters/c-m-1/v1/harvester/harvesterhci.io.upgrades",
+            {"cluster": "c-m-2"},
+        ),
+    }
+    for name, (path, other) in routes.items():
+        match = await app.router.resolve(make_mocked_request("GET", path, app=app))
+        assert match.route.name == name, path
+        (api,) = match.apps  # matched inside the API's sub-application
+        assert api is not app
+        assert api[SETTINGS].base_path == "/bff"
+        # url_for puts the base path in front: the links in answers are built this way.
+        linked = str(match.route.resource.url_for(**other))  # type: ignore[union-attr]
+        assert linked.startswith("/bff/"), linked
+    assert str(routes[UPGRADES_ROUTE][0]).replace("v1.0.5", "v1.0.4") == str(
+        (
+            await app.router.resolve(
+                make_mocked_request("GET", "/bff/api/v1.0.5/upgrades", app=app)
+            )
+        ).route.resource.url_for(version="v1.0.4")  # type: ignore[union-attr]
     )
+    bare = await app.router.resolve(make_mocked_request("GET", "/bff", app=app))
+    assert bare.route.handler is page.to_index
     assert app[SETTINGS].base_path == "/bff"
-    assert app[METRICS] is not None
+    assert app[METRICS] is api[METRICS]
+
+
+async def test_without_a_base_path_the_api_is_the_app(tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path))
+    match = await app.router.resolve(make_mocked_request("GET", "/api/v1.0.5/upgrades", app=app))
+    assert match.route.name == UPGRADES_ROUTE
+    assert match.apps == ()  # no sub-application: the API is the app
 
 
 async def test_the_middlewares_keep_the_origins_they_were_built_with(
@@ -93,3 +123,20 @@ async def test_the_metrics_count_requests_by_route(
         for line in text.splitlines()
     ), text
     assert isinstance(app, web.Application)
+
+
+async def test_under_a_base_path_the_served_app_turns_the_apis_readiness_off(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, base_path="/bff")
+    app = create_app(settings)
+    runner, url = await server.start(app, settings, host="127.0.0.1", port=0)
+    try:
+        assert url.endswith("/bff")
+        # The server's stop turns off the served app's readiness before it stops
+        # listening: that must be the API's own.
+        readiness = app[READINESS]
+        assert not readiness.shutting_down
+    finally:
+        await server.stop(runner)
+    assert readiness.shutting_down
