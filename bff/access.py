@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bff import errors
-from bff.callers import Caller, ImpersonatedCaller, TokenCaller
-from bff.model import GROUP, PLURAL
+from bff.identities import Caller, ImpersonatedCaller, TokenCaller
+from bff.upgrade_resource import GROUP, PLURAL
 
 
 class Reviews(Protocol):

@@ -3,6 +3,13 @@
 ``create_app(settings)`` builds the whole BFF: routes, middlewares, metrics,
 and a cleanup context that opens the Kubernetes clients once for the app's
 life and closes them after in-flight requests have finished.
+
+The API is an application of its own (:func:`api_app`). Without ``--base-path``
+it is the app served; with one, it is mounted there as a sub-application of an
+app that holds the middlewares (so a path outside the base is answered in the
+same JSON), the redirect from the bare base path to its page, and, once
+started, the API's state (readiness first: the server turns it off before it
+stops listening).
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ from bff.access import AccessChecker
 from bff.admission.guard import TrustedWriters
 from bff.admission.resources import table_from
 from bff.admission.webhook import Guard, plain_listener, serving
+from bff.api import page
 from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import StreamBudget, UpgradeCache
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS, STREAMS, WEBHOOK_LISTENER
 from bff.metrics import Metrics
-from bff.middleware import MIDDLEWARES
+from bff.middleware import middlewares
 from bff.rancher import Clusters
 from bff.readiness import Readiness
 from bff.settings import Settings, served_clusters
@@ -135,13 +143,50 @@ async def _not_ready(app: web.Application) -> None:
         cache.close_subscribers()  # live-update streams end now, not at the shutdown timeout
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
+#: The API's state that the served app exposes too, once the API has started.
+SHARED = (READINESS, CACHE, SERVICE, AUTH)
+
+
+def api_app(app: web.Application, settings: Settings, metrics: Metrics) -> web.Application:
+    """``app`` serving the API: its settings, metrics, upstream clients and routes."""
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
     app[STREAMS] = StreamBudget(settings.max_streams, settings.max_streams_per_caller)
     app.cleanup_ctx.append(_upstream)
-    app.cleanup_ctx.append(_webhook)
     app.on_shutdown.append(_not_ready)
-    add_routes(app, settings.base_path)
+    add_routes(app)
+    return app
+
+
+def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    bound = middlewares(
+        trusted_proxies=settings.trusted_proxies,
+        allowed_origins=settings.allowed_origins,
+        metrics_to=metrics,
+    )
+    app = web.Application(middlewares=bound, client_max_size=settings.max_body_bytes)
+    base = settings.base_path
+    if not base:
+        api_app(app, settings, metrics)
+        # The webhook belongs to the served app: serve's listener bounds are set on it.
+        app.cleanup_ctx.append(_webhook)
+        return app
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    api = api_app(web.Application(), settings, metrics)
+    # One stream budget, which serve bounds on the served app before it starts.
+    app[STREAMS] = api[STREAMS]
+    app.cleanup_ctx.append(_webhook)
+    # Before the mount: for the bare base path, the first resource registered answers.
+    app.router.add_get(base, page.to_index, allow_head=False)
+    app.add_subapp(base, api)
+
+    async def share(app: web.Application) -> None:
+        # Runs after the API's own startup (add_subapp registered that first).
+        for key in SHARED:
+            if key in api:
+                app[key] = api[key]  # type: ignore[misc]
+
+    app.on_startup.append(share)
     return app

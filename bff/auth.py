@@ -12,7 +12,7 @@
   reviews are reused for at most ``ttl`` seconds, failures never.
 * A ``/k8s/clusters/{cluster}`` id that is not served is a 404 first of all
   (:class:`bff.rancher.Clusters`); in Rancher mode the caller is the token
-  for the request's cluster (:class:`bff.callers.RancherCaller`).
+  for the request's cluster (:class:`bff.identities.RancherCaller`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bff import errors
-from bff.callers import AuthMode, Caller, ImpersonatedCaller, RancherCaller, TokenCaller
+from bff.identities import AuthMode, Caller, ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.rancher import Clusters
 
 SESSION_COOKIE = "R_SESS"

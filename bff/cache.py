@@ -14,7 +14,7 @@ Reads never parse or re-encode: each object is kept as the bytes it was
 serialised to once (orjson), with the few fields ordering, freshness and
 selectors read; a Steve rendering splices its keys onto those bytes, and an
 unfiltered collection's bytes are joined once per change. Label selectors
-are evaluated here with :mod:`bff.labels` (the API server's semantics).
+are evaluated here with :mod:`bff.label_selectors` (the API server's semantics).
 
 Who may read is not decided here: :mod:`bff.access` authorises every caller.
 """
@@ -34,9 +34,9 @@ from typing import Any, Protocol
 import orjson
 
 from bff import errors
-from bff.labels import Selector
-from bff.model import STEVE_TYPE
+from bff.label_selectors import Selector
 from bff.steve import ClientVersion, resource
+from bff.upgrade_resource import STEVE_TYPE
 
 log = logging.getLogger(__name__)
 

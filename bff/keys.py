@@ -1,6 +1,6 @@
 """Typed application keys: everything the app shares between handlers.
 
-Per-request keys are in :mod:`bff.request_facts`.
+Per-request keys are in :mod:`bff.request_keys`.
 """
 
 from __future__ import annotations

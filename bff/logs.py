@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from bff.request_facts import CLIENT_ADDRESS
+from bff.request_keys import CLIENT_ADDRESS
 
 
 class LogFormat(enum.StrEnum):

@@ -1,5 +1,9 @@
 """Request middlewares: request id, security headers, errors, metrics.
 
+:func:`middlewares` builds them for one app, with what they need (the trusted
+proxies, the allowed origins, the metrics) bound when the app is made: no
+middleware reads the settings per request.
+
 Every error a client sees is built here, from a :class:`bff.errors.BffError`
 or from aiohttp's own HTTP exceptions (404, 405, 413), as Steve-shaped JSON.
 Anything unexpected becomes a 500 with a generic sentence; the details go to
@@ -11,15 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from bff import errors
 from bff.auth import client_address, forbidden_header
-from bff.keys import METRICS, SETTINGS
 from bff.logs import request_id, route_template
-from bff.request_facts import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
+from bff.metrics import Metrics
+from bff.request_keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -61,46 +66,55 @@ def _from_http_exception(exc: web.HTTPException) -> errors.BffError:
     return error
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+def request_context(trusted_proxies: Sequence[str]) -> Middleware:
     """Request id (a valid X-Request-ID or a new one), client address, security headers."""
-    incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
-    token = request_id.set(rid)
-    request[CLIENT_ADDRESS] = client_address(request, request.app[SETTINGS].trusted_proxies)
-    try:
-        response = await handler(request)
-        response.headers["X-Request-ID"] = rid
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        return response
-    finally:
-        request_id.reset(token)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        token = request_id.set(rid)
+        request[CLIENT_ADDRESS] = client_address(request, trusted_proxies)
+        try:
+            response = await handler(request)
+            response.headers["X-Request-ID"] = rid
+            for key, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(key, value)
+            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+            return response
+        finally:
+            request_id.reset(token)
+
+    return middleware
 
 
 CORS_METHODS = "GET, PUT, POST"
 CORS_HEADERS = "Authorization, Content-Type, X-API-CSRF, X-Request-ID"
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+def cors(allowed_origins: Collection[str]) -> Middleware:
     """CORS headers for the explicitly allowed origins only: echoed, never ``*``.
 
     Same-origin use (the usual Ingress setup) needs none of this. Errors carry
     them too (they are responses by the time they get here), or the browser
     would hide them from the page.
     """
-    response = await handler(request)
-    origin = request.headers.get("Origin", "").lower()
-    if origin in request.app[SETTINGS].allowed_origins:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Access-Control-Expose-Headers"] = (
-            "Warning, X-Upgrade-Bff-Changed, X-Request-ID"
-        )
-        response.headers.add("Vary", "Origin")
-    return response
+    allowed = frozenset(allowed_origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        origin = request.headers.get("Origin", "").lower()
+        if origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Expose-Headers"] = (
+                "Warning, X-Upgrade-Bff-Changed, X-Request-ID"
+            )
+            response.headers.add("Vary", "Origin")
+        return response
+
+    return middleware
 
 
 @web.middleware
@@ -137,45 +151,67 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-@web.middleware
-async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+def preflight(allowed_origins: Collection[str]) -> Middleware:
     """A CORS preflight: answered for an allowed origin, refused (403) for any other."""
-    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-        return await handler(request)
-    if request.headers.get("Origin", "").lower() not in request.app[SETTINGS].allowed_origins:
-        raise errors.Forbidden(
-            "this origin may not call the API", code=errors.Code.ORIGIN_NOT_ALLOWED
-        )
-    response = web.Response(status=204)
-    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-    response.headers["Access-Control-Max-Age"] = "600"
-    return response
+    allowed = frozenset(allowed_origins)
 
-
-@web.middleware
-async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    m = request.app[METRICS]
-    m.in_flight.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+            return await handler(request)
+        if request.headers.get("Origin", "").lower() not in allowed:
+            raise errors.Forbidden(
+                "this origin may not call the API", code=errors.Code.ORIGIN_NOT_ALLOWED
+            )
+        response = web.Response(status=204)
+        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
         return response
-    except web.HTTPException as exc:  # a redirect
-        status = exc.status
-        raise
-    finally:
-        m.in_flight.dec()
-        m.count(
-            m.requests,
-            request.get(CLIENT_VERSION, "none"),
-            route_template(request),
-            str(request.get(ACTION, "none")),
-            str(status),
-        )
+
+    return middleware
 
 
-#: Outermost first. Errors become responses in exactly one of them, so every
-#: middleware outside it (headers, CORS, metrics) sees a response, error or not.
-MIDDLEWARES = (request_context, cors, metrics, errors_to_responses, guard, preflight)
+def metrics(m: Metrics) -> Middleware:
+    """Requests in flight, and each request counted by version, route, action and status."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        m.in_flight.inc()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # a redirect
+            status = exc.status
+            raise
+        finally:
+            m.in_flight.dec()
+            m.count(
+                m.requests,
+                request.get(CLIENT_VERSION, "none"),
+                route_template(request),
+                str(request.get(ACTION, "none")),
+                str(status),
+            )
+
+    return middleware
+
+
+def middlewares(
+    *, trusted_proxies: Sequence[str], allowed_origins: Collection[str], metrics_to: Metrics
+) -> tuple[Middleware, ...]:
+    """The app's middlewares, outermost first, their configuration bound.
+
+    Errors become responses in exactly one of them, so every middleware outside
+    it (headers, CORS, metrics) sees a response, error or not.
+    """
+    return (
+        request_context(trusted_proxies),
+        cors(allowed_origins),
+        metrics(metrics_to),
+        errors_to_responses,
+        guard,
+        preflight(allowed_origins),
+    )

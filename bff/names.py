@@ -3,13 +3,13 @@
 A name that reaches the API server has already been proven a DNS-1123
 subdomain (object names) or label (namespaces), so nothing a client puts in a
 path segment (``..``, ``%2F``, upper case) can change which URL is called.
-The rules themselves are apimachinery's, in :mod:`bff.labels`.
+The rules themselves are apimachinery's, in :mod:`bff.label_selectors`.
 """
 
 from __future__ import annotations
 
 from bff.errors import BadRequest, Code
-from bff.labels import dns1123_label_errors, dns1123_subdomain_errors
+from bff.label_selectors import dns1123_label_errors, dns1123_subdomain_errors
 
 
 def is_dns1123_label(value: str) -> bool:

@@ -25,10 +25,10 @@ from bff.api.paths import (
 )
 from bff.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from bff.errors import Code
-from bff.model import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
 from bff.patches import WARNINGS
-from bff.request_facts import ACTIONS as UPGRADE_ACTIONS
+from bff.request_keys import ACTIONS as UPGRADE_ACTIONS
 from bff.steve import VERSIONS
+from bff.upgrade_resource import API_VERSION, KIND, READ_MESSAGE, STEVE_TYPE, UPGRADE_STATE
 
 JSON = dict[str, object]
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bff.errors import BadRequest, Code, Conflict
-from bff.model import API_VERSION, FINISHED_STATES, KIND, READ_MESSAGE, UPGRADE_STATE
+from bff.upgrade_resource import API_VERSION, FINISHED_STATES, KIND, READ_MESSAGE, UPGRADE_STATE
 
 JSONObject = Mapping[str, object]
 

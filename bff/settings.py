@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from bff.admission.guard import TrustedWriters
 from bff.admission.resources import GuardTable, apply_changes, parse_changes
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.logs import LogFormat
 from bff.names import is_dns1123_label
 

@@ -6,8 +6,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from bff.model import STEVE_TYPE
 from bff.patches import JSONObject, metadata
+from bff.upgrade_resource import STEVE_TYPE
 
 
 @dataclass(frozen=True)

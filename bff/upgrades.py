@@ -24,8 +24,8 @@ import orjson
 from bff import errors
 from bff.access import AccessChecker
 from bff.cache import UpgradeCache
-from bff.callers import Caller
-from bff.labels import Selector
+from bff.identities import Caller
+from bff.label_selectors import Selector
 from bff.patches import (
     Ignored,
     JSONObject,

@@ -14,7 +14,7 @@ import pytest
 
 from bff import errors
 from bff.access import AccessChecker, credential_key
-from bff.callers import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, TokenCaller
 
 
 class GroupRbac:

@@ -18,7 +18,7 @@ from bff.auth import (
     credential,
     forbidden_header,
 )
-from bff.callers import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, TokenCaller
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,9 @@ import pytest
 
 from bff import kube
 from bff.cache import JSONObject, UpgradeCache, newer
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.keys import CACHE
-from bff.labels import parse_selector
+from bff.label_selectors import parse_selector
 from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_STORE, Fault
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.conftest import Stack

@@ -1,11 +1,12 @@
 """The Kubernetes manifests under deploy/: what they grant, expose and protect.
 
 Every layout (deploy/base, deploy/overlays/{impersonate,webhook,harvester,rancher})
-and the pieces they share (deploy/workload, deploy/routes/harvester) are built by
-a small loader in this module. It follows `resources`, sets `namespace`, applies
-JSON 6902 `patches`, and refuses every other kustomize feature, so what is
-tested is what `kubectl apply -k` applies. Where `kubectl` is installed, its own
-kustomize build is compared with the loader's.
+and the pieces they share (deploy/workload, deploy/routes/harvester,
+deploy/rancher-mode) are built by a small loader in this module. It follows
+`resources`, sets `namespace`, applies JSON 6902 `patches`, and refuses every
+other kustomize feature, so what is tested is what `kubectl apply -k` applies.
+Where `kubectl` is installed, its own kustomize build is compared with the
+loader's.
 
 Covered:
 - RBAC: the base grants the BFF's account list and watch on upgrades only (the
@@ -56,6 +57,7 @@ RANCHER_MODE = ("harvester", "rancher")
 COMPONENTS = {
     "workload": DEPLOY / "workload",
     "routes-harvester": DEPLOY / "routes" / "harvester",
+    "rancher-mode": DEPLOY / "rancher-mode",
 }
 
 # The Kubernetes minor whose schemas every object is checked against;
@@ -285,6 +287,17 @@ def test_every_manifest_file_is_part_of_a_build() -> None:
         if p.name != "kustomization.yaml" and "chart" not in p.relative_to(DEPLOY).parts
     }
     assert manifests - referenced == set()
+
+
+def test_no_manifest_is_a_copy_of_another() -> None:
+    """A change made to one copy and not the other is a layout that drifts: share it."""
+    seen: dict[bytes, Path] = {}
+    for path in sorted(DEPLOY.rglob("*.yaml")):
+        if "chart" in path.relative_to(DEPLOY).parts:
+            continue
+        content = path.read_bytes()
+        assert content not in seen, f"{path} is a copy of {seen[content]}"
+        seen[content] = path
 
 
 @pytest.mark.parametrize("name", ALL_BUILDS)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bff.logs import JsonFormatter, TextFormatter, request_id
+from tests.support.waiting import until
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -123,11 +124,13 @@ async def test_access_lines_written_directly_are_the_lines_logging_writes(tmp_pa
                         if through_logging:
                             access.addFilter(logging.Filter())  # passes all; not direct
                         made.clear()
+                        before = stream.getvalue().count("bff.access")
                         async with session.get(
                             f"{url}/healthz", headers={"X-Request-ID": "rid-same"}
                         ) as answer:
                             assert answer.status == 200
-                        await asyncio.sleep(0.05)  # the access line follows the answer
+                        # The access line is written just after the answer is sent.
+                        await until(partial(more_lines, stream, before), "the access line")
                         assert made.count("bff.access") == (1 if through_logging else 0)
             finally:
                 await stop(runner)
@@ -142,6 +145,11 @@ async def test_access_lines_written_directly_are_the_lines_logging_writes(tmp_pa
     finally:
         logging.setLogRecordFactory(factory)
         logging.getLogger().handlers.clear()
+
+
+def more_lines(stream: io.StringIO, than: int) -> bool:
+    """Whether ``stream`` holds more than ``than`` access lines."""
+    return stream.getvalue().count("bff.access") > than
 
 
 def _masked(line: str) -> str:

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 from bff import captured
 from bff.keys import METRICS, SETTINGS
 from bff.metrics import Metrics
-from bff.middleware import MIDDLEWARES
+from bff.middleware import middlewares
 from bff.sandbox.faults import EMULATOR_FAULTS, Fault
 from bff.settings import Settings
 from tests.conftest import Stack
@@ -35,9 +35,13 @@ CLEAN_500 = {
 
 
 async def _bare_app(aiohttp_client: Any, handler: Any) -> TestClient[web.Request, web.Application]:
-    app = web.Application(middlewares=MIDDLEWARES)
+    metrics = Metrics()
+    bound = middlewares(
+        trusted_proxies=(), allowed_origins=("https://rancher.example.com",), metrics_to=metrics
+    )
+    app = web.Application(middlewares=bound)
     app[SETTINGS] = Settings(allowed_origins=("https://rancher.example.com",))
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
     app.router.add_get("/boom", handler)
     client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
     return client

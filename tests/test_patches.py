@@ -15,13 +15,13 @@ from hypothesis import find, given
 from hypothesis import strategies as st
 
 from bff import captured, errors
-from bff.model import READ_MESSAGE, UPGRADE_STATE
 from bff.patches import (
     Ignored,
     check_body,
     mark_read_patch,
     reduce_put,
 )
+from bff.upgrade_resource import READ_MESSAGE, UPGRADE_STATE
 
 NS, NAME = "harvester-system", "hvst-upgrade-7xn6v"
 

@@ -22,10 +22,9 @@ from kubernetes_asyncio import client as k8s
 
 from bff import captured, errors, kube
 from bff.app import create_app, upstream_options
-from bff.callers import RancherCaller, TokenCaller
+from bff.identities import RancherCaller, TokenCaller
 from bff.kube import transport
 from bff.kube.config import rancher_configuration
-from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
 from bff.rancher import Clusters
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE, create_emulator_app
@@ -35,6 +34,7 @@ from bff.sandbox.rancher import RANCHER_RECORD, Record, Upstream, create_rancher
 from bff.sandbox.tls import SandboxCA
 from bff.sandbox.users import RANCHER_ADMIN, RANCHER_VIEWER
 from bff.settings import Command, Settings, SettingsError, from_sources, served_clusters
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 from tests.support.backends import FAILED, MERGE, NS, SUCCEEDED
 from tests.support.recorder import Recorder
 

@@ -31,12 +31,12 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from bff import server
 from bff.app import create_app
 from bff.keys import CACHE
-from bff.model import READ_MESSAGE
 from bff.openapi import document
 from bff.patches import mark_read_patch
 from bff.sandbox.emulator import EMULATOR_JOURNAL, EMULATOR_STORE, create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
+from bff.upgrade_resource import READ_MESSAGE
 from tests.support.backends import MERGE, Backend
 
 CHECKS = [

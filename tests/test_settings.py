@@ -9,8 +9,8 @@ from dataclasses import fields
 import pytest
 
 from bff.bench.settings import BenchSettings
-from bff.callers import AuthMode
 from bff.cli import KINDS
+from bff.identities import AuthMode
 from bff.logs import LogFormat
 from bff.sandbox.settings import SandboxSettings
 from bff.settings import (

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bff import captured, errors
-from bff.callers import Caller, TokenCaller
-from bff.model import READ_MESSAGE
+from bff.identities import Caller, TokenCaller
+from bff.upgrade_resource import READ_MESSAGE
 from bff.upgrades import Gateway, UpgradeService
 
 NS, NAME = "harvester-system", "hvst-upgrade-7xn6v"

@@ -41,9 +41,9 @@ from bff import errors
 from bff.access import credential_key
 from bff.api.handlers import _begin
 from bff.cache import Change, UpgradeCache
-from bff.callers import Caller
+from bff.identities import Caller
 from bff.keys import CACHE, SERVICE, SETTINGS, STREAMS
-from bff.request_facts import Action
+from bff.request_keys import Action
 from bff.steve import ClientVersion
 
 KEEPALIVE = 15.0

@@ -14,15 +14,15 @@ from aiohttp import web
 
 from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
-from bff.api.paths import STEVE_COLLECTION
-from bff.callers import Caller
+from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
+from bff.identities import Caller
 from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
-from bff.labels import SelectorError, parse_selector
-from bff.model import READ_MESSAGE
+from bff.label_selectors import SelectorError, parse_selector
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
-from bff.request_facts import ACTION, ACTIONS, CLIENT_VERSION, Action
+from bff.request_keys import ACTION, ACTIONS, CLIENT_VERSION, Action
 from bff.steve import STEVE, VERSIONS, ClientVersion, resource
+from bff.upgrade_resource import READ_MESSAGE
 from bff.upgrades import Outcome
 
 audit_log = logging.getLogger("bff.audit")
@@ -43,15 +43,15 @@ def _client_version(request: web.Request) -> ClientVersion:
 
 
 def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
-    base = request.app[SETTINGS].base_path
+    """``version`` linking to the collection this request came through (named routes)."""
+    router = request.app.router
     if "version" in request.match_info:
-        url = f"{base}/api/{version.name}/upgrades"
+        url = router[UPGRADES_ROUTE].url_for(version=version.name)
     elif "cluster" in request.match_info:
-        cluster = request.match_info["cluster"]
-        url = f"{base}/k8s/clusters/{cluster}{STEVE_COLLECTION}"
+        url = router[RANCHER_STEVE_ROUTE].url_for(cluster=request.match_info["cluster"])
     else:
-        url = f"{base}{STEVE_COLLECTION}"
-    return version.at(url)
+        url = router[STEVE_ROUTE].url_for()
+    return version.at(str(url))
 
 
 async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Caller]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from bff.model import VERSION
+from bff.upgrade_resource import VERSION
 
 CRD_FILE = "upgrades.harvesterhci.io.crd.yaml"
 #: The seed Upgrades, by what they show.

@@ -16,7 +16,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s
 
 from bff import errors
-from bff.callers import Caller, TokenCaller
+from bff.identities import Caller, TokenCaller
 from bff.kube.config import UpstreamOptions
 from bff.kube.failures import translate
 

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from bff import errors
-from bff.callers import Caller, RancherCaller
+from bff.identities import Caller, RancherCaller
 from bff.kube.calls import Calls, JSONObject, credentials
 from bff.kube.transport import MERGE_PATCH
-from bff.model import GROUP, PLURAL, VERSION
 from bff.patches import mark_read_patch
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 
 class UpgradeGateway(Calls):

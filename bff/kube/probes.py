@@ -10,7 +10,7 @@ from bff import errors
 from bff.kube.calls import Calls, Observer
 from bff.kube.config import UpstreamOptions
 from bff.kube.failures import read_ok
-from bff.model import GROUP, PLURAL, VERSION
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 
 class ClusterProbe(Calls):

@@ -10,10 +10,10 @@ from typing import Any
 from kubernetes_asyncio import client as k8s
 
 from bff import errors
-from bff.callers import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, TokenCaller
 from bff.kube.calls import Calls, Observer, credentials
 from bff.kube.config import UpstreamOptions
-from bff.model import GROUP, PLURAL, VERSION
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 
 class TokenReviewer(Calls):

@@ -26,9 +26,9 @@ from kubernetes_asyncio.client import rest as k8s_rest
 from multidict import CIMultiDict
 
 from bff import errors
-from bff.connections import Dropped
-from bff.model import GROUP, PLURAL, VERSION
+from bff.abandoned import Dropped
 from bff.patches import mark_read_patch
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -10,7 +10,7 @@ import orjson
 
 from bff.kube.calls import Calls, JSONObject
 from bff.kube.failures import failed, read_ok, translate
-from bff.model import GROUP, PLURAL, VERSION
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 
 class UpgradeWatcher(Calls):

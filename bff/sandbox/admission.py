@@ -59,11 +59,11 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.resources import GuardTable, table_from
 from bff.admission.webhook import Guard, serving
 from bff.metrics import Metrics
-from bff.model import GROUP, PLURAL, VERSION
 from bff.sandbox.status import StatusError
 from bff.sandbox.tls import SandboxCA
 from bff.sandbox.users import UserInfo
 from bff.settings import Settings
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 __all__ = [
     "DEFAULT_WEBHOOK_NAME",

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from bff.connections import Dropped
+from bff.abandoned import Dropped
 
 __all__ = [
     "LATEST_UPGRADE_LABEL",

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bff.labels import Selector, SelectorError, parse_selector
+from bff.label_selectors import Selector, SelectorError, parse_selector
 from bff.sandbox.resource import JSON
 from bff.sandbox.status import StatusError
 

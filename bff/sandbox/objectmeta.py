@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bff.labels import (
+from bff.label_selectors import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     go_quote,

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
-from bff.connections import Dropped
+from bff.abandoned import Dropped
 from bff.sandbox.users import (
     ALL_AUTHENTICATED,
     RANCHER_ADMIN,

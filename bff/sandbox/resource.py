@@ -1,13 +1,13 @@
 """The one resource the emulator serves: ``upgrades.harvesterhci.io/v1beta1``, namespaced.
 
-The names are the product's own (:mod:`bff.model`); this adds what only a server needs.
+The names are the product's own (:mod:`bff.upgrade_resource`); this adds what only a server needs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bff.model import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from bff.upgrade_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 __all__ = [
     "API_VERSION",

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from bff import captured
-from bff.labels import go_quote
+from bff.label_selectors import go_quote
 from bff.sandbox.objectmeta import OBJECT_META_FIELDS, json_type
 from bff.sandbox.resource import API_VERSION, JSON, VERSION
 from bff.sandbox.status import FieldError, StatusError, required

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from bff.labels import go_quote
+from bff.label_selectors import go_quote
 from bff.sandbox.resource import GROUP, JSON, KIND, PLURAL, QUALIFIED_RESOURCE
 
 __all__ = [

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bff.labels import Selector
+from bff.label_selectors import Selector
 from bff.sandbox.events import Event, WatchSubscription
 from bff.sandbox.objectmeta import validate_metadata, validate_metadata_update
 from bff.sandbox.resource import GROUP, JSON, KIND, PLURAL
@@ -147,6 +147,11 @@ class Store:
         return [e for e in self._history if e.resource_version > resource_version]
 
     # -- watch plumbing ----------------------------------------------------------------
+
+    @property
+    def open_watches(self) -> int:
+        """How many watches are subscribed to changes now (tests wait on it)."""
+        return len(self._watchers)
 
     def subscribe(self) -> WatchSubscription:
         sub = WatchSubscription()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from bff.labels import Selector
+from bff.label_selectors import Selector
 from bff.sandbox import tables
 from bff.sandbox.events import Event, bookmark, visible_event
 from bff.sandbox.httpio import fields_match, flag, labels_of

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from bff import captured
-from bff.model import READ_MESSAGE
 from bff.patches import WARNINGS, Ignored, mark_read_patch
 from bff.sandbox.patching import apply_merge_patch
+from bff.upgrade_resource import READ_MESSAGE
 from tests.conftest import Stack
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED
 

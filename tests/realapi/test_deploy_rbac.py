@@ -30,7 +30,7 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from bff.app import create_app
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
 from tests.support.real_apiserver import (

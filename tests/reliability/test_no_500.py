@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from bff import captured
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.sandbox.emulator import Fault
 from tests.reliability.conftest import Served, ServeFactory
 from tests.support.backends import FAILED, IN_PROGRESS, NAMESPACE, SUCCEEDED

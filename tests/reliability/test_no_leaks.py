@@ -34,6 +34,7 @@ from bff.settings import Settings
 from tests.support.backends import BASE, GROUP, NAMESPACE, SUCCEEDED, VERSION
 from tests.support.recorder import Recorder
 from tests.support.silent_tls import EVENT, SilentTlsUpstream, sockets_to
+from tests.support.waiting import until
 
 ADMIN = {"Authorization": "Bearer sandbox-admin"}
 GET = f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}"
@@ -77,7 +78,7 @@ async def abandon_requests(tmp_path: Path) -> Counter[str]:
                 outcomes[f"timed out upstream: {status}"] += 1
 
             # Callers hang up while the BFF is still waiting on the upstream.
-            faults.add(Fault("GET", f"/{SUCCEEDED}", delay=0.25, times=EACH))
+            held = faults.add(Fault("GET", f"/{SUCCEEDED}", delay=0.25, times=EACH))
 
             async def hang_up() -> None:
                 with contextlib.suppress(TimeoutError):
@@ -88,12 +89,19 @@ async def abandon_requests(tmp_path: Path) -> Counter[str]:
                 outcomes["hung up"] += 1
 
             await asyncio.gather(*(hang_up() for _ in range(EACH)))
-            await asyncio.sleep(0.4)  # the BFF's abandoned upstream calls finish meanwhile
+            # Every abandoned call reached the upstream, and the BFF finished with each.
+            server = runner.server
+            assert server is not None
+            await until(lambda: held not in faults.pending, "the abandoned calls upstream")
+            await until(
+                lambda: all(getattr(c, "waiting", False) for c in server.connections),
+                "the BFF to finish the requests its callers left",
+            )
 
             # Requests in flight when the BFF stops: drained, then everything closes.
-            faults.add(Fault("GET", f"/{SUCCEEDED}", delay=0.1, times=EACH))
+            late = faults.add(Fault("GET", f"/{SUCCEEDED}", delay=0.1, times=EACH))
             in_flight = [asyncio.create_task(get()) for _ in range(EACH)]
-            await asyncio.sleep(0.05)
+            await until(lambda: late not in faults.pending, "every request held upstream")
             await stop(runner)
             stopped = True
             for status in await asyncio.gather(*in_flight):

@@ -25,6 +25,7 @@ from tests.reliability.procs import (  # type: ignore[attr-defined]
     read_all,
     serve,
 )
+from tests.support.waiting import until
 
 __all__ = ["emulator", "serve"]  # fixtures
 
@@ -45,13 +46,13 @@ async def test_sigterm_during_load_drops_no_accepted_write(
 ) -> None:
     names = await make_finished_upgrades(emulator, 40)
     # Every patch is held 0.5 s at the API server, so all 40 are in flight at SIGTERM.
-    emulator.app[EMULATOR_FAULTS].add(Fault("PATCH", delay=0.5, times=1000))
+    held = emulator.app[EMULATOR_FAULTS].add(Fault("PATCH", delay=0.5, times=1000))
     journal = emulator.app[EMULATOR_JOURNAL]
     journal.clear()
     await serve.start()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         calls = [asyncio.create_task(dismiss(session, serve.url, n)) for n in names]
-        await asyncio.sleep(0.3)
+        await until(lambda: held.times <= 1000 - len(names), "every patch held upstream")
         serve.signal(signal.SIGTERM)
         results = await asyncio.gather(*calls)
     assert await serve.wait() == 0

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from bff import captured
 from bff.errors import BffError
-from bff.model import READ_MESSAGE
 from bff.patches import check_body, mark_read_patch, reduce_put
 from bff.sandbox.patching import apply_merge_patch
+from bff.upgrade_resource import READ_MESSAGE
 
 LIVE = {which: captured.upgrade(which) for which in captured.UPGRADE_FILES}
 CLIENT = {version: captured.client_body(version) for version in captured.CLIENT_VERSIONS}

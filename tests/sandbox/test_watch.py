@@ -21,6 +21,7 @@ from tests.support.backends import (
     SUCCEEDED,
     EmulatorBackend,
 )
+from tests.support.waiting import until
 
 
 async def read_events(emu: EmulatorBackend, query: str, count: int) -> list[dict[str, Any]]:
@@ -45,7 +46,7 @@ async def test_watch_from_nothing_starts_with_added_events(emu: EmulatorBackend)
 async def test_watch_from_a_version_sends_later_changes(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
     task = asyncio.create_task(read_events(emu, f"resourceVersion={rv}", 2))
-    await asyncio.sleep(0.1)
+    await until(lambda: emu.store.open_watches > 0, "the watch to be open")
     await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     await emu.request("PATCH", f"{BASE}/{FAILED}", {"metadata": {"labels": {"a": "c"}}},
@@ -61,7 +62,7 @@ async def test_watch_from_a_version_sends_later_changes(emu: EmulatorBackend) ->
 async def test_selector_watch_sees_objects_enter_and_leave(emu: EmulatorBackend) -> None:
     rv = emu.store.resource_version
     task = asyncio.create_task(read_events(emu, f"resourceVersion={rv}&labelSelector=a%3Db", 2))
-    await asyncio.sleep(0.1)
+    await until(lambda: emu.store.open_watches > 0, "the watch to be open")
     path = f"{BASE}/{SUCCEEDED}"
     await emu.request("PATCH", path, {"metadata": {"labels": {"a": "b"}}}, content_type=MERGE)
     await emu.request("PATCH", path, {"metadata": {"labels": {"a": "x"}}}, content_type=MERGE)
@@ -149,7 +150,7 @@ async def test_kubernetes_asyncio_watch(
                 return
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
+    await until(lambda: emu.store.open_watches > 0, "the watch to be open")
     await emu.request("PATCH", f"{BASE}/{SUCCEEDED}", {"metadata": {"labels": {"a": "b"}}},
                    content_type=MERGE)  # fmt: skip
     await asyncio.wait_for(task, 5)

@@ -20,7 +20,7 @@ import pytest
 from bff import kube
 from bff.api.paths import STATIC_FILES
 from bff.app import create_app
-from bff.callers import AuthMode
+from bff.identities import AuthMode
 from bff.keys import CACHE
 from bff.kube.config import anonymous_copy, load_configuration
 from bff.sandbox.emulator import EMULATOR_FAULTS, Fault

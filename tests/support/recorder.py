@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from bff.connections import Dropped
+from bff.abandoned import Dropped
 
 HOP_BY_HOP = {
     "connection",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bff.model import GROUP, PLURAL, VERSION
+from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
 
 async def _discovery(request: web.Request) -> web.Response:

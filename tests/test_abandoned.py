@@ -1,4 +1,4 @@
-"""bff.connections: a stream given up on is dropped at once, and waited for.
+"""bff.abandoned: a stream given up on is dropped at once, and waited for.
 
 The upstream never answers a TLS close, so a connection to it ends only if it is dropped.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bff.connections import Dropped
+from bff.abandoned import Dropped
 from tests.support.silent_tls import EVENT, SilentTlsUpstream, sockets_to
 
 

@@ -1,8 +1,8 @@
-"""bff.callers: who a request acts for upstream, and the name its audit line carries."""
+"""bff.identities: who a request acts for upstream, and the name its audit line carries."""
 
 from __future__ import annotations
 
-from bff.callers import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, TokenCaller
 
 
 def test_a_token_caller_is_audited_as_passthrough_and_never_shows_its_token() -> None:

@@ -1,4 +1,4 @@
-"""bff.labels: label key/value validation and selector parsing, against apimachinery's words."""
+"""bff.label_selectors: label key/value validation and selector parsing, in apimachinery's words."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bff.labels import (
+from bff.label_selectors import (
     SelectorError,
     label_key_errors,
     label_value_errors,

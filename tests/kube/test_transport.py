@@ -1,85 +1,32 @@
-"""bff.kube: the transport allowlist, the gateway's surface, and error translation.
+"""bff.kube.transport: the allowlist, and the REST client every request passes.
 
 Every request below goes through the real kubernetes-asyncio client object the
-BFF builds (``bff.kube.transport.api_client``). Refused requests are sent at a server that
-records whatever reaches it, to show that nothing did; allowed ones are sent at
-the emulator (or, for the access reviews it does not serve, at the recorder) to
-show that they arrive.
+BFF builds (``api_client``). Refused requests are sent at a server that records
+whatever reaches it, to show that nothing did; allowed ones are sent at the
+emulator (or, for the access reviews it does not serve, at the recorder) to show
+that they arrive.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client as k8s
 
 from bff import errors, kube
-from bff.callers import ImpersonatedCaller, TokenCaller
-from bff.kube import gateways, probes, reviewers, transport, watcher
-from bff.model import GROUP, PLURAL, READ_MESSAGE, VERSION
-from bff.patches import mark_read_patch
+from bff.identities import TokenCaller
+from bff.kube import transport
 from bff.sandbox.emulator import create_emulator_app
 from bff.sandbox.kubeconfig import write_kubeconfig
+from bff.upgrade_resource import GROUP, PLURAL, READ_MESSAGE, VERSION
+from tests.kube.conftest import JSON, MERGE, ONE, PATCH_BODY, UPGRADES, Arrivals, client_for
 from tests.support.backends import FAILED, NAMESPACE, SUCCEEDED
-from tests.support.silent_tls import SilentTlsUpstream, sockets_to
-
-UPGRADES = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
-ONE = f"{UPGRADES}/{SUCCEEDED}"
-MERGE = "application/merge-patch+json"
-JSON = "application/json"
-PATCH_BODY = mark_read_patch("123")
-
-
-@dataclass
-class Arrivals:
-    """A server that answers any request with 200 and its own body (or ``{}``); it remembers all."""
-
-    server: TestServer
-    seen: list[tuple[str, str, str]] = field(default_factory=list)
-    headers: list[list[tuple[str, str]]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
-async def arrivals(aiohttp_server: Callable[..., Any]) -> Arrivals:
-    app = web.Application()
-    holder: list[Arrivals] = []
-
-    async def record(request: web.Request) -> web.Response:
-        text = await request.text()
-        holder[0].seen.append((request.method, request.path_qs, text))
-        holder[0].headers.append(list(request.headers.items()))
-        return web.Response(text=text or "{}", content_type="application/json")
-
-    app.router.add_route("*", "/{tail:.*}", record)
-    recorded = Arrivals(await aiohttp_server(app))
-    holder.append(recorded)
-    return recorded
-
-
-async def _client(url: str) -> Any:
-    configuration = k8s.Configuration(host=url)
-    configuration.api_key = {"BearerToken": "sandbox-admin"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    return await transport.api_client(configuration)
-
-
-@pytest.fixture
-async def guarded(arrivals: Arrivals) -> AsyncIterator[Any]:
-    api = await _client(arrivals.url)
-    yield api
-    await api.close()
-
 
 # (what, method, path, content type, body, query)
 REFUSED: list[tuple[str, str, str, str | None, object, dict[str, str] | None]] = [
@@ -323,7 +270,7 @@ async def test_the_allowed_requests_pass_against_the_emulator(connected: Connect
     assert reviewed is not None
     assert reviewed.username
     # A watch is a GET with a query: it passes the same client too.
-    api = await _client(connected.emulator_url)
+    api = await client_for(connected.emulator_url)
     try:
         watch = await api.rest_client.request(
             "GET",
@@ -338,67 +285,6 @@ async def test_the_allowed_requests_pass_against_the_emulator(connected: Connect
             watch.release()
     finally:
         await api.close()
-
-
-def _public(cls: type) -> set[str]:
-    return {name for name in dir(cls) if not name.startswith("_")}
-
-
-def test_the_gateways_public_surface() -> None:
-    """Adding a method to the gateway is a decision this test makes visible."""
-    assert _public(gateways.UpgradeGateway) == {"get", "list", "mark_read"}
-    assert _public(probes.ClusterProbe) == {"problem"}
-    assert _public(reviewers.TokenReviewer) == {"review"}
-    # The read cache's list and watch, and the access reviews for reads from it.
-    assert _public(watcher.UpgradeWatcher) == {"list", "watch", "WATCH_SECONDS"}
-    assert _public(reviewers.AccessReviewer) == {"self_review", "subject_review"}
-    assert set(kube.Upstream.__dataclass_fields__) == {
-        "gateway", "probe", "reviewer", "watcher", "access"
-    }  # fmt: skip
-
-
-async def test_impersonation_sends_every_field_of_the_caller(
-    arrivals: Arrivals, tmp_path: Path
-) -> None:
-    config = write_kubeconfig(tmp_path / "k", arrivals.url, token="sandbox-bff")
-    caller = ImpersonatedCaller(
-        username="alice",
-        uid="u-1",
-        groups=("g1", "g2"),
-        extra={"scopes.example.com/x y": ("a", "b")},
-    )
-    async with kube.connect(kube.UpstreamOptions(kubeconfig=str(config)), impersonate=True) as up:
-        await up.gateway.get(caller, NAMESPACE, SUCCEEDED)
-    (headers,) = arrivals.headers
-    impersonation = [(k.lower(), v) for k, v in headers if k.lower().startswith("impersonate-")]
-    assert impersonation == [
-        ("impersonate-user", "alice"),
-        ("impersonate-uid", "u-1"),
-        ("impersonate-group", "g1"),
-        ("impersonate-group", "g2"),
-        ("impersonate-extra-scopes.example.com%2fx%20y", "a"),
-        ("impersonate-extra-scopes.example.com%2fx%20y", "b"),
-    ]
-    assert ("Authorization", "Bearer sandbox-bff") in headers
-
-
-async def test_a_watch_given_up_on_is_gone_once_the_client_is_closed(tmp_path: Path) -> None:
-    # The upstream never answers a TLS close: only a dropped connection ends, and only a
-    # close that waits for it sees it gone (this pool holds nothing else to wait on).
-    with SilentTlsUpstream(tmp_path, {}) as upstream:
-        config = write_kubeconfig(
-            tmp_path / "k",
-            upstream.url,
-            token="sandbox-bff",
-            ca_file=str(upstream.certificate.ca_file),
-        )
-        options = kube.UpstreamOptions(kubeconfig=str(config))
-        async with kube.connect(options, impersonate=False) as up:
-            events = up.watcher.watch(NAMESPACE, "1", lambda: None)
-            assert (await anext(events))["type"] == "BOOKMARK"
-            assert sockets_to(upstream.port) == 1
-            await events.aclose()
-        assert sockets_to(upstream.port) == 0
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "POST"])

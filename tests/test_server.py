@@ -1,0 +1,129 @@
+"""bff.server: the connection limits it derives, its answers outside the app, where it
+listens and what it says when it cannot, and the TLS files it accepts.
+
+The process-level behaviour (one line and exit 2 through the command line, the
+timeouts on real sockets, SIGTERM) is in tests/reliability/; these call the
+module's functions directly, on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bff import server
+from bff.keys import READINESS
+from bff.readiness import Readiness
+from bff.settings import Settings
+from tests.support.certs import make_server_certificate
+
+
+def test_connection_limits_follow_the_file_descriptor_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    settings = replace(Settings(), max_connections=0, upstream_pool_size=32)
+    limits = server.connection_limits(settings)
+    # What is left after the pool and the reserve holds the backlog and the connections.
+    usable = min(soft, 65536) - server.FD_RESERVE - 32
+    assert limits.backlog + limits.max_connections <= max(usable, 3 * server.MIN_CONNECTIONS)
+    assert server.MIN_CONNECTIONS <= limits.backlog <= 128
+    assert limits.max_connections >= server.MIN_CONNECTIONS
+
+
+def test_an_explicit_connection_limit_wins() -> None:
+    settings = replace(Settings(), max_connections=50, keepalive_timeout=7.0)
+    limits = server.connection_limits(settings)
+    assert limits.max_connections == 50
+    assert limits.keepalive_timeout == 7.0
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "MalformedRequest"), (408, "RequestTimeout"), (504, "Timeout"), (500, "InternalError"),
+     (418, "InternalError")],
+)  # fmt: skip
+def test_an_answer_outside_the_app_is_the_projects_error(status: int, code: str) -> None:
+    answer = server.error_answer(status)
+    assert answer.body is not None
+    body = json.loads(bytes(answer.body))  # type: ignore[arg-type]
+    assert body["type"] == "error"
+    assert body["code"] == code
+    # An unknown status is answered as itself, with the generic message.
+    assert body["status"] == answer.status == status
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert len(answer.headers["X-Request-ID"]) == 32
+    assert answer.keep_alive is False
+
+
+async def test_start_answers_at_the_base_path_and_stop_turns_readiness_off() -> None:
+    app = web.Application()
+    app[READINESS] = Readiness(_no_problem)
+    settings = replace(Settings(), base_path="/under")
+    runner, url = await server.start(app, settings, host="127.0.0.1", port=0)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert url.endswith("/under")
+        assert isinstance(runner.server, server.BoundedServer)
+    finally:
+        await server.stop(runner)
+    assert app[READINESS].shutting_down
+
+
+async def _no_problem() -> str | None:
+    return None
+
+
+async def test_an_address_in_use_is_one_line_naming_the_flags() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(server.StartupError) as refused:
+            await server.start(web.Application(), Settings(), host="127.0.0.1", port=port)
+    message = str(refused.value)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port} (--host, --port): ")
+    assert "\n" not in message
+
+
+def test_no_tls_files_is_plain_http() -> None:
+    assert server.tls_context(Settings()) is None
+
+
+def test_tls_files_that_fit_make_a_tls_1_2_context(tmp_path: Path) -> None:
+    cert = make_server_certificate(tmp_path)
+    settings = replace(Settings(), tls_cert=str(cert.cert_file), tls_key=str(cert.key_file))
+    context = server.tls_context(settings)
+    assert context is not None
+    assert context.minimum_version.name == "TLSv1_2"
+
+
+@pytest.mark.parametrize(
+    ("swap", "expected"),
+    [
+        ("swapped", "the two files are swapped"),
+        ("missing cert", "--tls-cert {cert} is unreadable"),
+        ("not pem", "--tls-cert {cert} is not a PEM certificate"),
+        ("other key", "--tls-key {key} does not match --tls-cert {cert}"),
+    ],
+)
+def test_unusable_tls_files_are_named_in_words(tmp_path: Path, swap: str, expected: str) -> None:
+    one = make_server_certificate(tmp_path / "one")
+    cert, key = str(one.cert_file), str(one.key_file)
+    if swap == "swapped":
+        cert, key = key, cert
+    elif swap == "missing cert":
+        cert = str(tmp_path / "absent.crt")
+    elif swap == "not pem":
+        (tmp_path / "junk.crt").write_text("junk")
+        cert = str(tmp_path / "junk.crt")
+    else:
+        key = str(make_server_certificate(tmp_path / "two").key_file)
+    with pytest.raises(server.StartupError) as refused:
+        server.tls_context(replace(Settings(), tls_cert=cert, tls_key=key))
+    assert str(refused.value).startswith(expected.format(cert=cert, key=key))
