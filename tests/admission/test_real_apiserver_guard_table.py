@@ -124,6 +124,21 @@ def _install_crds(real: RealApiServer) -> None:
             time.sleep(0.05)
 
 
+def _remove_crds(real: RealApiServer) -> None:
+    """Leave the shared API server as the harness made it: only the Upgrade CRD (other
+    suites read its discovery, e.g. kubectl api-resources)."""
+    for crd in captured.guarded_crds():
+        r = real.request("DELETE", f"{CRDS}/{crd['metadata']['name']}")
+        assert r.status in (200, 202, 404), r.body
+    deadline = time.monotonic() + CRD_TIMEOUT
+    for crd in captured.guarded_crds():
+        spec = crd["spec"]
+        path = f"/apis/{spec['group']}/v1beta1/{spec['names']['plural']}"
+        while real.request("GET", path).status != 404:
+            assert time.monotonic() < deadline, f"{path} still served"
+            time.sleep(0.05)
+
+
 def _create_seeds(cluster: Cluster) -> None:
     for kind in captured.GUARDED_KINDS:
         obj = captured.guarded_object(kind)
@@ -191,6 +206,7 @@ def guarded(
         bff.stop()
         real_apiserver.delete(configuration)
         _delete_seeds(cluster)
+        _remove_crds(real_apiserver)
         real_apiserver.reset()
 
 
