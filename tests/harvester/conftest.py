@@ -11,6 +11,8 @@
   without the webhook port).
 * :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs, made by the
   extension's own ``save()`` from real Steve's item.
+* :func:`overlay_configuration`: deploy/overlays/webhook's configuration of the
+  guard, calling a BFF on loopback.
 
 They skip with one line when Go or etcd is missing, and fail instead when
 BFF_REQUIRE_REAL_APISERVER=1.
@@ -18,6 +20,7 @@ BFF_REQUIRE_REAL_APISERVER=1.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import time
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support import shell
 from tests.support.harvester import HarvesterStack, unavailable_reason
@@ -40,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: serves /v1/<type>, without the /v1/harvester prefix Harvester's own Steve adds).
 STEVE_UPGRADES = "/v1/harvesterhci.io.upgrades/harvester-system"
 READ_MESSAGE = "harvesterhci.io/read-message"
+WEBHOOK_CONFIGURATION = (
+    ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
+)
 
 
 def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str, Any]:
@@ -50,6 +57,17 @@ def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str
     status, item = harvester.steve("GET", f"{STEVE_UPGRADES}/{name}?exclude=metadata.managedFields")
     assert status == 200, item
     return shell.saved_body(version, "upgrade", item, edit=shell.DISMISS)
+
+
+def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
+    """deploy/overlays/webhook's configuration, calling the BFF on loopback."""
+    (configuration,) = yaml.safe_load_all(WEBHOOK_CONFIGURATION.read_text())
+    configuration = copy.deepcopy(configuration)
+    configuration["metadata"].pop("annotations")  # cert-manager's injector is not here
+    for hook in configuration["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
+    return configuration  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
