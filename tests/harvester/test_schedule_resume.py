@@ -134,11 +134,12 @@ def quiet(harvester: HarvesterStack, name: str, timeout: float = 60.0) -> dict[s
 
 def wait_until_guarded(real: RealApiServer, name: str, timeout: float = 30.0) -> None:
     """The API server picks webhook configurations up from an informer: until a dry-run
-    write that drops the schedule's status comes back with the guard's warning."""
+    write that drops the schedule's finalizers comes back with the guard's warning
+    (finalizers, not status: whether status is kept is what the test asserts)."""
     deadline = time.monotonic() + timeout
     while True:
         r = real.request(
-            "PATCH", path(name) + "?dryRun=All", {"status": None},
+            "PATCH", path(name) + "?dryRun=All", {"metadata": {"finalizers": None}},
             content_type="application/merge-patch+json", token="sandbox-admin",
         )  # fmt: skip
         if "harvester-upgrade-bff" in r.headers.get("Warning", ""):
