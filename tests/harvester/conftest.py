@@ -1,9 +1,10 @@
-"""Fixtures for the tests refereed by the real Harvester: its upgrade controller and Steve.
+"""Fixtures for the tests refereed by the real Harvester: its upgrade and
+schedulevmbackup controllers and Steve.
 
 * ``harvester_session``: a real kube-apiserver of its own (the controller's
   ServiceAccount gets Harvester chart's RBAC here, which the other real-server
   tests must not see) with :class:`tests.support.harvester.HarvesterStack` on
-  it: the real upgrade controller and real Steve. Once per session.
+  it: the real controllers and real Steve. Once per session.
 * ``harvester``: the same, reset to the three seed Upgrades and settled
   (the controller has handled the new seeds) before each test.
 * ``bff_process``: ``harvester-upgrade-bff serve`` in its own process against

@@ -9,9 +9,12 @@ a file lock, as kube-apiserver is (:mod:`tests.support.real_apiserver`).
 
 The build also copies, from the Go module zips, the objects the controller
 needs on the API server (:func:`extract_manifests`): Harvester's own CRDs for
-UpgradeLogs, Versions, Settings and VirtualMachineImages, Longhorn's
-``settings.longhorn.io``, cluster-api's ``machines``, and Harvester chart's
-ServiceAccount and RBAC (``deploy/charts/harvester/templates``). The chart's
+UpgradeLogs, Versions, Settings, VirtualMachineImages, ScheduleVMBackups and
+VirtualMachineBackups, the chart's VolumeSnapshot and VolumeSnapshotContent
+CRDs, Longhorn's settings, snapshots and backups, cluster-api's ``machines``,
+Harvester chart's ServiceAccount and RBAC (``deploy/charts/harvester/templates``),
+and the chart's ``Chart.yaml`` and ``values.yaml`` for the Helm release record
+the schedulevmbackup controller reads (:func:`harvester_release`). The chart's
 templates are rendered minimally (:func:`render_chart_template`): the label
 includes are dropped and ``.Release.Namespace`` is ``harvester-system``; the
 objects and rules are the chart's own (it binds the ServiceAccount
@@ -19,8 +22,9 @@ objects and rules are the chart's own (it binds the ServiceAccount
 
 :class:`HarvesterStack` runs, on a started :class:`RealApiServer`:
 
-* the upgrade controller (``cmd/upgrade-controller``: ``config.SetupScaled``,
-  ``upgrade.Register``, the factories started) as
+* the upgrade controller and the schedulevmbackup controller
+  (``cmd/upgrade-controller``: ``config.SetupScaled``, ``upgrade.Register``,
+  ``schedulevmbackup.Register``, the factories started) as
   ``system:serviceaccount:harvester-system:harvester`` with that RBAC, not as
   an admin;
 * Steve (``cmd/steve``: Steve's own server with ``--enable-header-auth``),
@@ -283,8 +287,8 @@ def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> Non
     """Copy the CRDs and the chart's RBAC the stack needs out of the module sources.
 
     ``modules`` maps a module path to its directory and version. Each file is
-    written as it is in its module (the Longhorn CRD is the one document of
-    ``k8s/crds.yaml`` that defines ``settings.longhorn.io``); ``SOURCES`` names
+    written as it is in its module (each Longhorn CRD is the one document of
+    ``k8s/crds.yaml`` that defines it); ``SOURCES`` names
     where each came from.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -502,7 +506,8 @@ class _Process:
 
 
 class HarvesterStack:
-    """The real upgrade controller and real Steve on a started :class:`RealApiServer`."""
+    """The real upgrade and schedulevmbackup controllers and real Steve on a started
+    :class:`RealApiServer`."""
 
     def __init__(self, real: RealApiServer, *, controller: bool = True, steve: bool = True) -> None:
         self.real = real
