@@ -1,9 +1,10 @@
-"""Fixtures for the tests refereed by the real Harvester: its upgrade controller and Steve.
+"""Fixtures for the tests refereed by the real Harvester: its upgrade and
+schedulevmbackup controllers and Steve.
 
 * ``harvester_session``: a real kube-apiserver of its own (the controller's
   ServiceAccount gets Harvester chart's RBAC here, which the other real-server
   tests must not see) with :class:`tests.support.harvester.HarvesterStack` on
-  it: the real upgrade controller and real Steve. Once per session.
+  it: the real controllers and real Steve. Once per session.
 * ``harvester``: the same, reset to the three seed Upgrades and settled
   (the controller has handled the new seeds) before each test.
 * ``bff_process``: ``harvester-upgrade-bff serve`` in its own process against
@@ -14,6 +15,8 @@
   cluster for the one Rancher user the tests call as (:func:`rancher_rbac`).
 * :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs, made by the
   extension's own ``save()`` from real Steve's item.
+* :func:`overlay_configuration`: deploy/overlays/webhook's configuration of the
+  guard, calling a BFF on loopback.
 
 They skip with one line when Go or etcd is missing, and fail instead when
 BFF_REQUIRE_REAL_APISERVER=1.
@@ -22,6 +25,7 @@ BFF_REQUIRE_REAL_APISERVER=1.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import ssl
 import subprocess
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
 from bff.sandbox.rancher import (
@@ -63,6 +68,9 @@ RBAC = "rbac.authorization.k8s.io"
 #: Where Rancher keeps the per-user ServiceAccounts it impersonates with
 #: (rancher/rancher pkg/impersonation: ImpersonationNamespace, ImpersonationPrefix).
 IMPERSONATION_NAMESPACE = "cattle-impersonation-system"
+WEBHOOK_CONFIGURATION = (
+    ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
+)
 
 
 def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str, Any]:
@@ -73,6 +81,17 @@ def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str
     status, item = harvester.steve("GET", f"{STEVE_UPGRADES}/{name}?exclude=metadata.managedFields")
     assert status == 200, item
     return shell.saved_body(version, "upgrade", item, edit=shell.DISMISS)
+
+
+def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
+    """deploy/overlays/webhook's configuration, calling the BFF on loopback."""
+    (configuration,) = yaml.safe_load_all(WEBHOOK_CONFIGURATION.read_text())
+    configuration = copy.deepcopy(configuration)
+    configuration["metadata"].pop("annotations")  # cert-manager's injector is not here
+    for hook in configuration["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
+    return configuration  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

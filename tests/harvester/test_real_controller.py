@@ -24,17 +24,14 @@ never a sleep.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.harvester.conftest import (
     RANCHER_TOKEN,
@@ -42,6 +39,7 @@ from tests.harvester.conftest import (
     Bff,
     SimulatedRancher,
     dismiss_body,
+    overlay_configuration,
 )
 from tests.support.harvester import (
     FINALIZER,
@@ -54,10 +52,6 @@ from tests.support.real_apiserver import RealApiServer
 
 pytestmark = pytest.mark.real_apiserver
 
-ROOT = Path(__file__).resolve().parents[2]
-WEBHOOK_CONFIGURATION = (
-    ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
-)
 SUCCEEDED = "hvst-upgrade-7xn6v"
 FAILED = "hvst-upgrade-fl4k2"
 IN_PROGRESS = "hvst-upgrade-zjft7"
@@ -253,17 +247,6 @@ def test_body_through_the_bff_in_rancher_mode_leaves_the_upgrade_alone(
     # barrier proves the controller has handled it.
     settle(harvester)
     assert_untouched(harvester, before)
-
-
-def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
-    """deploy/overlays/webhook's configuration, calling the BFF on loopback."""
-    (configuration,) = yaml.safe_load_all(WEBHOOK_CONFIGURATION.read_text())
-    configuration = copy.deepcopy(configuration)
-    configuration["metadata"].pop("annotations")  # cert-manager's injector is not here
-    for hook in configuration["webhooks"]:
-        path = hook["clientConfig"]["service"]["path"]
-        hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration  # type: ignore[no-any-return]
 
 
 def _wait_until_consulted(real: RealApiServer, timeout: float = 30.0) -> None:

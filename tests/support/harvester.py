@@ -9,9 +9,12 @@ a file lock, as kube-apiserver is (:mod:`tests.support.real_apiserver`).
 
 The build also copies, from the Go module zips, the objects the controller
 needs on the API server (:func:`extract_manifests`): Harvester's own CRDs for
-UpgradeLogs, Versions, Settings and VirtualMachineImages, Longhorn's
-``settings.longhorn.io``, cluster-api's ``machines``, and Harvester chart's
-ServiceAccount and RBAC (``deploy/charts/harvester/templates``). The chart's
+UpgradeLogs, Versions, Settings, VirtualMachineImages, ScheduleVMBackups and
+VirtualMachineBackups, the chart's VolumeSnapshot and VolumeSnapshotContent
+CRDs, Longhorn's settings, snapshots and backups, cluster-api's ``machines``,
+Harvester chart's ServiceAccount and RBAC (``deploy/charts/harvester/templates``),
+and the chart's ``Chart.yaml`` and ``values.yaml`` for the Helm release record
+the schedulevmbackup controller reads (:func:`harvester_release`). The chart's
 templates are rendered minimally (:func:`render_chart_template`): the label
 includes are dropped and ``.Release.Namespace`` is ``harvester-system``; the
 objects and rules are the chart's own (it binds the ServiceAccount
@@ -19,8 +22,9 @@ objects and rules are the chart's own (it binds the ServiceAccount
 
 :class:`HarvesterStack` runs, on a started :class:`RealApiServer`:
 
-* the upgrade controller (``cmd/upgrade-controller``: ``config.SetupScaled``,
-  ``upgrade.Register``, the factories started) as
+* the upgrade controller and the schedulevmbackup controller
+  (``cmd/upgrade-controller``: ``config.SetupScaled``, ``upgrade.Register``,
+  ``schedulevmbackup.Register``, the factories started) as
   ``system:serviceaccount:harvester-system:harvester`` with that RBAC, not as
   an admin;
 * Steve (``cmd/steve``: Steve's own server with ``--enable-header-auth``),
@@ -34,9 +38,11 @@ Everything here is synchronous, like the API server harness.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import fcntl
+import gzip
 import hashlib
 import json
 import os
@@ -49,7 +55,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +86,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = REPO_ROOT / "referee" / "harvester"
 BINARIES = ("upgrade-controller", "steve")
 
-#: Harvester's own CRDs the controller's informers need, from the harvester-crd chart.
-HARVESTER_CRDS = ("upgradelogs", "versions", "settings", "virtualmachineimages")
+#: Harvester's own CRDs the controllers' informers need, from the harvester-crd chart.
+HARVESTER_CRDS = (
+    "upgradelogs", "versions", "settings", "virtualmachineimages",
+    "schedulevmbackups", "virtualmachinebackups",
+)  # fmt: skip
+#: The CSI snapshot CRDs the harvester-crd chart ships (the schedulevmbackup controller
+#: caches VolumeSnapshots and VolumeSnapshotContents).
+SNAPSHOT_CRDS = ("volumesnapshots-6.3.4.yaml", "volumesnapshotcontents-6.3.4.yaml")
+#: Longhorn's CRDs the controllers cache: settings (upgrade), snapshots and backups
+#: (schedulevmbackup), each one document of longhorn-manager's k8s/crds.yaml.
+LONGHORN_CRDS = ("settings.longhorn.io", "snapshots.longhorn.io", "backups.longhorn.io")
 #: The server version the controller reports (status.previousVersion on a new
 #: upgrade): a cluster that finished the upgrade to the seeds' v1.5.0.
 SERVER_VERSION = "v1.5.0"
@@ -90,6 +105,10 @@ LATEST_LABEL = "harvesterhci.io/latestUpgrade"
 STATE_LABEL = "harvesterhci.io/upgradeState"
 #: The finalizer wrangler adds for the controller's OnRemove handler.
 FINALIZER = "wrangler.cattle.io/harvester-upgrade-controller"
+#: Where the schedulevmbackup controller puts each schedule's CronJob
+#: (``svmb-<schedule uid>``): Harvester's namespace, whatever the schedule's.
+CRONJOB_NAMESPACE = "harvester-system"
+SCHEDULES = "/apis/harvesterhci.io/v1beta1/namespaces/{ns}/schedulevmbackups"
 
 # Bounded waits, in seconds.
 BUILD_TIMEOUT = 90 * 60
@@ -268,8 +287,8 @@ def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> Non
     """Copy the CRDs and the chart's RBAC the stack needs out of the module sources.
 
     ``modules`` maps a module path to its directory and version. Each file is
-    written as it is in its module (the Longhorn CRD is the one document of
-    ``k8s/crds.yaml`` that defines ``settings.longhorn.io``); ``SOURCES`` names
+    written as it is in its module (each Longhorn CRD is the one document of
+    ``k8s/crds.yaml`` that defines it); ``SOURCES`` names
     where each came from.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -283,18 +302,26 @@ def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> Non
     for plural in HARVESTER_CRDS:
         rel = f"deploy/charts/harvester-crd/templates/harvesterhci.io_{plural}.yaml"
         copy_from(HARVESTER_MODULE, rel, f"crd-harvesterhci.io_{plural}.yaml")
+    for name in SNAPSHOT_CRDS:
+        rel = f"deploy/charts/harvester-crd/templates/{name}"
+        copy_from(HARVESTER_MODULE, rel, f"crd-snapshot.storage.k8s.io_{name}")
     for name in ("serviceaccount.yaml", "rbac.yaml"):
         copy_from(HARVESTER_MODULE, f"deploy/charts/harvester/templates/{name}", f"chart-{name}")
+    # The chart's own metadata and values: the Helm release record of the
+    # "harvester" release (:func:`harvester_release`) carries them.
+    for name in ("Chart.yaml", "values.yaml"):
+        copy_from(HARVESTER_MODULE, f"deploy/charts/harvester/{name}", f"chart-{name}")
     copy_from(CLUSTER_API_MODULE, "config/crd/bases/cluster.x-k8s.io_machines.yaml",
               "crd-cluster.x-k8s.io_machines.yaml")  # fmt: skip
     directory, version = modules[LONGHORN_MODULE]
     docs = [d for d in yaml.safe_load_all((directory / "k8s" / "crds.yaml").read_text()) if d]
-    (setting,) = [d for d in docs if d.get("metadata", {}).get("name") == "settings.longhorn.io"]
-    (out / "crd-settings.longhorn.io.yaml").write_text(yaml.safe_dump(setting, sort_keys=False))
-    sources.append(
-        f"crd-settings.longhorn.io.yaml: {LONGHORN_MODULE}@{version}/k8s/crds.yaml"
-        " (its settings.longhorn.io document)"
-    )
+    for crd_name in LONGHORN_CRDS:
+        (found,) = [d for d in docs if d.get("metadata", {}).get("name") == crd_name]
+        (out / f"crd-{crd_name}.yaml").write_text(yaml.safe_dump(found, sort_keys=False))
+        sources.append(
+            f"crd-{crd_name}.yaml: {LONGHORN_MODULE}@{version}/k8s/crds.yaml"
+            f" (its {crd_name} document)"
+        )
     (out / "SOURCES").write_text("".join(f"{s}\n" for s in sources))
 
 
@@ -367,6 +394,67 @@ LOCAL_CLUSTER: tuple[dict[str, Any], ...] = (
 )
 
 
+def schedule_vm_backup(namespace: str, name: str, *, vm: str = "vm") -> dict[str, Any]:
+    """A ScheduleVMBackup as the dashboard's create form makes it (valid per its CRD):
+    an hourly backup of the VirtualMachine ``vm``, keeping 2, suspended after 2 failures.
+    The controller never reads the VM or the backup target before it creates the
+    schedule's CronJob (only the VirtualMachineBackups it creates would), so neither
+    exists here."""
+    return {
+        "apiVersion": "harvesterhci.io/v1beta1",
+        "kind": "ScheduleVMBackup",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "cron": "0 * * * *",
+            "retain": 2,
+            "maxFailure": 2,
+            "suspend": False,
+            "vmbackup": {
+                "source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm},
+                "type": "backup",
+            },
+        },
+    }
+
+
+def harvester_release(built: Built, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The Helm release record of the ``harvester`` chart, as Helm 3 stores it: a Secret.
+
+    The schedulevmbackup controller reads the image of the CronJob it creates
+    for each schedule from the release's values (``generalJob.image``, through
+    Helm's own storage driver: ``pkg/util/helm.FetchImageFromHelmValues``).
+    The record carries the chart's own ``Chart.yaml`` metadata and
+    ``values.yaml`` from the module, no overrides, and no manifest (nothing
+    reads it); the Secret is the one Helm's secrets driver writes for revision
+    1 (name, type, labels, and ``release``: base64 of the gzipped JSON).
+    """
+    chart = yaml.safe_load((built.manifests / "chart-Chart.yaml").read_text())
+    values = yaml.safe_load((built.manifests / "chart-values.yaml").read_text())
+    metadata = {k: chart[k] for k in ("apiVersion", "name", "version", "appVersion",
+                                      "description", "type") if k in chart}  # fmt: skip
+    release = {
+        "name": "harvester",
+        "namespace": namespace,
+        "version": 1,
+        "info": {"status": "deployed", "description": "Install complete"},
+        "chart": {"metadata": metadata, "values": values, "templates": [], "files": []},
+        "config": {},
+        "manifest": "",
+    }
+    encoded = base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "sh.helm.release.v1.harvester.v1",
+            "namespace": namespace,
+            "labels": {"name": "harvester", "owner": "helm", "status": "deployed", "version": "1"},
+        },
+        "type": "helm.sh/release.v1",
+        "stringData": {"release": encoded},
+    }
+
+
 def crds(built: Built) -> list[dict[str, Any]]:
     """Every CRD the stack installs besides the Upgrade's (which the API server harness has)."""
     found = [yaml.safe_load(p.read_text()) for p in sorted(built.manifests.glob("crd-*.yaml"))]
@@ -418,7 +506,8 @@ class _Process:
 
 
 class HarvesterStack:
-    """The real upgrade controller and real Steve on a started :class:`RealApiServer`."""
+    """The real upgrade and schedulevmbackup controllers and real Steve on a started
+    :class:`RealApiServer`."""
 
     def __init__(self, real: RealApiServer, *, controller: bool = True, steve: bool = True) -> None:
         self.real = real
@@ -432,6 +521,7 @@ class HarvesterStack:
         #: Seconds from start() to the controller and Steve ready.
         self.startup_seconds: float | None = None
         self._barrier_count = 0
+        self._schedule_barrier_count = 0
 
     def __enter__(self) -> HarvesterStack:
         return self.start()
@@ -507,6 +597,7 @@ class HarvesterStack:
                         raise
                     time.sleep(0.2)
         self.real.apply(*chart_rbac(self.built, self.real.namespace))
+        self.real.apply(harvester_release(self.built, self.real.namespace))
 
     # -- the controller ---------------------------------------------------------
 
@@ -605,6 +696,80 @@ class HarvesterStack:
             if time.monotonic() > deadline:
                 raise self._fail(f"the controller did not process the barrier within {timeout}s")
             time.sleep(0.05)
+
+    # -- the schedulevmbackup controller ------------------------------------------
+
+    def schedule(self, namespace: str, name: str) -> dict[str, Any]:
+        r = self.real.request("GET", SCHEDULES.format(ns=namespace) + f"/{name}")
+        if r.status != 200:
+            raise self._fail(f"reading ScheduleVMBackup {namespace}/{name} answered {r.status}")
+        return dict(r.body)
+
+    def cron_job(self, schedule: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The CronJob the controller keeps for ``schedule`` (by its uid), or ``None``."""
+        name = f"svmb-{schedule['metadata']['uid']}"
+        r = self.real.request(
+            "GET", f"/apis/batch/v1/namespaces/{CRONJOB_NAMESPACE}/cronjobs/{name}"
+        )
+        if r.status == 404:
+            return None
+        if r.status != 200:
+            raise self._fail(f"reading CronJob {name} answered {r.status}: {r.body}")
+        return dict(r.body)
+
+    def wait_for_schedule(
+        self,
+        namespace: str,
+        name: str,
+        done: Callable[[dict[str, Any], dict[str, Any] | None], bool],
+        what: str,
+        timeout: float = SETTLE_TIMEOUT,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Until ``done(schedule, its CronJob or None)``; both, then. Bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            schedule = self.schedule(namespace, name)
+            cron_job = self.cron_job(schedule)
+            if done(schedule, cron_job):
+                return schedule, cron_job
+            if self._controller is None or not self._controller.running():
+                raise self._fail("the controller is not running")
+            if time.monotonic() > deadline:
+                raise self._fail(
+                    f"{what} within {timeout}s: not yet; ScheduleVMBackup {name}: "
+                    f"spec {schedule.get('spec')}, status {schedule.get('status')}; "
+                    f"CronJob {'none' if cron_job is None else cron_job['spec']}"
+                )
+            time.sleep(0.05)
+
+    def schedule_barrier(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Return once the schedulevmbackup controller has handled every ScheduleVMBackup
+        write made before the call.
+
+        Its ScheduleVMBackup handler runs on one worker (threadiness 1), fed by
+        one watch in resourceVersion order, keys taken first in, first out. The
+        barrier creates a new schedule (a key that cannot already be queued) in
+        a namespace of its own and waits for the controller to create its
+        CronJob: by then every earlier event has been through the handler. The
+        previous barrier schedule is deleted (the controller removes its
+        CronJob). A retry after a failed handler is not waited for.
+        """
+        self._schedule_barrier_count += 1
+        ns = "harvester-referee-barrier"
+        name = f"schedule-barrier-{self._schedule_barrier_count}"
+        collection = SCHEDULES.format(ns=ns)
+        if self._schedule_barrier_count == 1:
+            self.real.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        else:
+            previous = f"schedule-barrier-{self._schedule_barrier_count - 1}"
+            self.real.request("DELETE", f"{collection}/{previous}")
+        r = self.real.request("POST", collection, schedule_vm_backup(ns, name))
+        if r.status != 201:
+            raise self._fail(f"creating the schedule barrier answered {r.status}: {r.body}")
+        self.wait_for_schedule(
+            ns, name, lambda _schedule, cron_job: cron_job is not None,
+            "the controller did not create the schedule barrier's CronJob", timeout,
+        )  # fmt: skip
 
     def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Barriers until one passes with no Upgrade changed: the controller is quiet.

@@ -1,8 +1,13 @@
-// Command upgrade-controller runs only Harvester's upgrade controller
-// (github.com/harvester/harvester/pkg/controller/master/upgrade), exactly as
-// Harvester registers it, against the cluster named by $KUBECONFIG. The
-// harvester-upgrade-bff tests use it as the referee for what the real
-// controller does with a write to an Upgrade.
+// Command upgrade-controller runs two of Harvester's controllers, exactly as
+// Harvester registers them, in one process with one controller factory as
+// Harvester's server does, against the cluster named by $KUBECONFIG:
+//
+//   - the upgrade controller (pkg/controller/master/upgrade);
+//   - the ScheduleVMBackup controller (pkg/controller/master/schedulevmbackup),
+//     which keeps each backup schedule's CronJob and suspends or resumes it.
+//
+// The harvester-upgrade-bff tests use it as the referee for what the real
+// controllers do with a write to an Upgrade or a ScheduleVMBackup.
 //
 // KUBECONFIG comes from the environment because a dependency already defines
 // the global flag -kubeconfig on the standard flag set.
@@ -26,6 +31,7 @@ import (
 
 	harvesterv1 "github.com/harvester/harvester/pkg/apis/harvesterhci.io/v1beta1"
 	"github.com/harvester/harvester/pkg/config"
+	"github.com/harvester/harvester/pkg/controller/master/schedulevmbackup"
 	"github.com/harvester/harvester/pkg/controller/master/upgrade"
 	"github.com/harvester/harvester/pkg/settings"
 )
@@ -83,13 +89,16 @@ func run() error {
 	if err := upgrade.Register(ctx, scaled.Management, options); err != nil {
 		return fmt.Errorf("registering the upgrade controller: %w", err)
 	}
+	if err := schedulevmbackup.Register(ctx, scaled.Management, options); err != nil {
+		return fmt.Errorf("registering the schedulevmbackup controller: %w", err)
+	}
 	// Harvester starts the factories with scaled.Start after registering its
 	// controllers; Scaled and Management share one controller factory, so
 	// this starts every cache and handler registered above.
 	if err := scaled.Start(options.Threadiness); err != nil {
 		return fmt.Errorf("starting the controllers: %w", err)
 	}
-	logrus.Info("upgrade controller started")
+	logrus.Info("upgrade controller started (and the schedulevmbackup controller)")
 	<-ctx.Done()
 	logrus.Info("upgrade controller stopping")
 	return nil
