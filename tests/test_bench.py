@@ -1,7 +1,8 @@
 """``bench --quick`` runs end to end and its JSON holds what it promises.
 
 No figure's value is checked (timings belong to the bench, not to tests): the
-keys, their types, and that every ratio is the one its raw figures give.
+keys, their types, and that every ratio, percentile and verdict against a target
+is the one its raw figures give (the review path and the stream fan-out included).
 The Python load generator is used so the test runs the same where wrk is not
 installed, and rounds of one second (``--quick --duration 1``, the shortest the
 bench accepts) keep the run to about a minute: every scenario, side and round
@@ -38,10 +39,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bff", "bench", "--quick", "--duration", "1",
          "--load-generator", "python", "--connections", "8", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=480, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "LIST of 1,000: BFF / forwarder CPU" in done.stdout
+    assert "GET p99 with / without the streams" in done.stdout
     figures: dict[str, Any] = json.loads(out.read_text())
     return figures
 
@@ -113,6 +115,66 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
             middle = len(rates) // 2
             median = rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
             assert side["rps"] == round(median, 3)
+
+
+def _nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 3) if ordered else 0.0
+
+
+def test_review_path_figures_come_from_their_raw_latencies(report: dict[str, Any]) -> None:
+    steady = report["review"]["steady"]
+    assert steady["rate_per_s"] == 200
+    assert steady["seconds"] == 1
+    assert steady["sent"] == 200
+    assert steady["errors"] == 0  # every review was answered with the repair patch
+    raw = steady["latencies_ms"]
+    assert len(raw) == steady["sent"] - steady["errors"]
+    assert all(isinstance(v, float | int) and v > 0 for v in raw)
+    assert steady["p50_ms"] == _nearest_rank(raw, 0.5)
+    assert steady["p99_ms"] == _nearest_rank(raw, 0.99)
+    assert steady["target_p99_ms"] == 10
+    assert steady["met"] is (steady["errors"] == 0 and steady["p99_ms"] <= 10)
+
+    burst = report["review"]["burst"]
+    assert burst["reviews"] == 20
+    assert 1_700_000 < burst["review_bytes"] < 2_100_000
+    assert len(burst["review_ms"]) == 20
+    assert burst["review_p50_ms"] == _nearest_rank(burst["review_ms"], 0.5)
+    assert burst["review_max_ms"] == max(burst["review_ms"])
+    probes = burst["healthz_ms"]
+    assert probes, "no /healthz probe ran during the burst"
+    assert burst["healthz_p50_ms"] == _nearest_rank(probes, 0.5)
+    assert burst["healthz_p99_ms"] == _nearest_rank(probes, 0.99)
+    assert burst["target_healthz_p99_ms"] == 50
+    assert burst["met"] is (
+        burst["errors"] == 0 and burst["healthz_errors"] == 0 and burst["healthz_p99_ms"] <= 50
+    )
+
+
+def test_stream_fan_out_figures_come_from_their_raw_figures(report: dict[str, Any]) -> None:
+    fan = report["streams"]
+    assert fan["streams"] == 200  # --quick
+    assert fan["opened"] == 200
+    assert fan["refused"] == 0
+    # Every stream got the one change (within the bench's bounded wait).
+    assert fan["delivered"] == len(fan["delivery_ms"]) == 200
+    assert fan["delivery_p50_ms"] == _nearest_rank(fan["delivery_ms"], 0.5)
+    assert fan["delivery_p99_ms"] == _nearest_rank(fan["delivery_ms"], 0.99)
+    assert fan["target_delivery_p99_ms"] == 250
+    assert fan["delivery_met"] is (fan["delivered"] == 200 and fan["delivery_p99_ms"] <= 250)
+    for key in ("rss_before_kb", "rss_open_kb", "rss_after_delivery_kb"):
+        assert isinstance(fan[key], int), key
+        assert fan[key] > 0, key
+    assert fan["rss_per_stream_kb"] == round((fan["rss_open_kb"] - fan["rss_before_kb"]) / 200, 1)
+    without, with_streams = fan["get_without_streams"], fan["get_with_streams"]
+    for side in (without, with_streams):
+        assert side["requests"] > 0
+        assert side["p99_ms"] > 0
+        assert side["errors"] == 0
+    assert fan["get_p99_ratio"] == _ratio(with_streams["p99_ms"], without["p99_ms"])
+    assert fan["target_get_p99_ratio"] == 1.5
+    assert fan["get_met"] is (fan["get_p99_ratio"] <= 1.5)
 
 
 def test_rss_figures(report: dict[str, Any]) -> None:

@@ -39,6 +39,13 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return round(int(match.group(1)) * 1024 / 1e6, 1) if match else 0.0
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set size (``VmRSS``) in kB, as ``/proc`` counts it (KiB)."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
 class Cpu:
     """CPU used by a process between its creation (or ``start``) and its last sample."""
 

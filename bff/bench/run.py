@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import tempfile
@@ -15,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from bff.bench import load
-from bff.bench.procs import Child, Cpu, cores, pinner, rss_mb, tick_us
+from bff.bench import guard, load
+from bff.bench.procs import Child, Cpu, cores, pinner, rss_kb, rss_mb, tick_us
 from bff.sandbox.kubeconfig import write_kubeconfig
 
 NS = "harvester-system"
@@ -39,6 +40,8 @@ class Options:
     kubeconfig: str | None = None
     namespace: str = NS
     warmup: float = 1.0
+    #: Live-update streams held open in the fan-out scenario.
+    streams: int = 1000
 
 
 @dataclass
@@ -308,9 +311,13 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
                 "dismiss, fresh objects", both, "POST", fresh, consume=True
             )
             peak = rss_mb(bff.pid, "VmHWM")
+            bff.stop()
+            forwarder.stop()
+            ceiling.stop()
+            guarded = _guard_scenarios(bench, kube, config)
         finally:
             bench.stop_all()
-        return _report(options, bench, scenarios, {
+        return _report(options, bench, scenarios, guarded, {
             "idle": rss_idle,
             "cached_1000": rss_cached,
             "cached_1000_after_list_load": rss_after_list,
@@ -332,8 +339,60 @@ def _wait_count(bff_url: str, count: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"the BFF did not list {count} upgrades in {timeout:.0f}s")
 
 
+def _guard_scenarios(bench: Bench, kube: str, kubeconfig: Path) -> dict[str, Any]:
+    """The review path and the stream fan-out, on a BFF of their own (:mod:`bff.bench.guard`)."""
+    o, layout, say = bench.o, bench.layout, bench.say
+    _request(f"{kube}/_bench/seed?namespace={guard.NAMESPACE}&count={guard.SEEDED}"
+             f"&prefix={guard.PREFIX}", "POST")  # fmt: skip
+    cert, key = guard.certificate(bench.work / "webhook-tls")
+    # The BFF inherits the lifted limit; the bench holds the client ends of the streams.
+    guard.raise_open_files()
+    bff = bench.start("bff-guard", guard.serve_args(kubeconfig, cert, key, o.streams),
+                      layout.target, port_pattern=guard.API_PORT, port_in_log=True)  # fmt: skip
+    api = f"http://127.0.0.1:{bff.port}"
+    _wait_ready(api)
+    webhook = guard.webhook_url(bff.log_file)
+    item = f"/api/v1.0.5/upgrades/{guard.NAMESPACE}/{guard.PREFIX}0"
+    _request(f"{api}{item}", headers=ADMIN)  # the cache is filled and the caller allowed
+
+    async def get_p99() -> dict[str, Any]:
+        plan = load.Plan(
+            url=api,
+            method="GET",
+            paths=(item,),
+            headers=ADMIN,
+            duration=o.duration,
+            connections=o.connections,
+            threads=o.threads,
+        )
+        result = await asyncio.to_thread(load.run, plan, bench.kind, pinner(layout.load),
+                                         bench.work)  # fmt: skip
+        return guard.get_figures(result)
+
+    async def measure() -> dict[str, Any]:
+        # Streams first, on a fresh heap: after the large reviews, freed memory would
+        # hide what each stream costs.
+        fan = await guard.streams(api, kube, o.streams, lambda: rss_kb(bff.pid), get_p99)
+        say(
+            f"  {o.streams} streams       delivery p99 {fan['delivery_p99_ms']:.1f} ms, "
+            f"{fan['rss_per_stream_kb']:.1f} kB RSS per stream, GET p99 x{fan['get_p99_ratio']}"
+        )
+        steady = await guard.steady(webhook, guard.STEADY_RATE, o.duration)
+        say(f"  review, steady {guard.STEADY_RATE}/s   p50 {steady['p50_ms']:.2f} ms "
+            f"p99 {steady['p99_ms']:.2f} ms, {steady['errors']} errors")  # fmt: skip
+        burst = await guard.burst(webhook, api)
+        say(
+            f"  review, {guard.BURST} x {burst['review_bytes'] / 1e6:.1f} MB   /healthz p99 "
+            f"{burst['healthz_p99_ms']:.1f} ms, slowest review {burst['review_max_ms']:.0f} ms"
+        )
+        return {"review": {"steady": steady, "burst": burst}, "streams": fan}
+
+    with guard.pinned(layout.load):
+        return asyncio.run(measure())
+
+
 def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideFigures]],
-            rss: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+            guarded: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     raw = {name: {side: f.summary() for side, f in sides.items()}
            for name, sides in scenarios.items()}  # fmt: skip
     get, write, idem = raw["get"], raw["dismiss_real"], raw["dismiss_idempotent"]
@@ -378,6 +437,7 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
         },
         "rss_mb": rss,
         "ceiling": {"read_ratio": _ratio(get["bff"]["rps"], get["ceiling"]["rps"])},
+        **guarded,
         "scenarios": raw,
     }
 
