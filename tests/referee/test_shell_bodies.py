@@ -338,19 +338,10 @@ def test_a_runner_without_the_shells_cleanforsave_is_caught(
     assert body != shell.saved_body("v1.0.4", "ippool", source, edit=EDITS["ippool"])
 
 
-class _Guarded(http.server.BaseHTTPRequestHandler):
+class _Guarded(shell.JsonHandler):
     """A Steve item that wants a bearer token and refuses the PUT with a conflict."""
 
-    protocol_version = "HTTP/1.1"
     server: _GuardedServer
-
-    def _answer(self, status: int, body: object) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
 
     def do_GET(self) -> None:
         self.server.seen.append(("GET", self.headers.get("Authorization")))

@@ -325,11 +325,9 @@ def _excluding(obj: dict[str, Any], query: str) -> dict[str, Any]:
     return out
 
 
-class _Item(http.server.BaseHTTPRequestHandler):
-    """Answers GET with the object (less what the query excludes, as Steve does),
-    records a PUT's body and echoes it as Steve does."""
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A loopback test server's handler that answers JSON over HTTP/1.1."""
 
-    server: _ItemServer
     protocol_version = "HTTP/1.1"
 
     def _answer(self, status: int, body: object) -> None:
@@ -339,6 +337,13 @@ class _Item(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+
+class _Item(JsonHandler):
+    """Answers GET with the object (less what the query excludes, as Steve does),
+    records a PUT's body and echoes it as Steve does."""
+
+    server: _ItemServer
 
     def do_GET(self) -> None:
         self.server.gets.append(self.path)
