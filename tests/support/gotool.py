@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tests.support.real_apiserver import find_go
+from tests.support.real_apiserver import RealApiServerError, RealApiServerUnavailable, find_go
 
 #: One build's ceiling: a cold build on two loaded cores has taken up to about 25 minutes.
 BUILD_TIMEOUT = 60 * 60
@@ -142,14 +142,18 @@ def _build(name: str, version: str, target: Path, go: str, build: Callable[[Buil
 
 
 def main(name: str, version: str, ensure_tool: Callable[[], Path]) -> int:
-    """``python -m tests.support.<tool>``: build (or find) the cached binary; exit 2 without Go."""
+    """``python -m tests.support.<tool>``: build (or find) the cached binary; exit 2 without Go.
+
+    Every Go-built referee's command line (kube-apiserver, helm, Traefik, the
+    Harvester referee) ends here, whichever harness built it.
+    """
     began = time.monotonic()
     try:
         binary = ensure_tool()
-    except ToolUnavailable as exc:
+    except (ToolUnavailable, RealApiServerUnavailable) as exc:
         print(f"{name} unavailable: {exc}", file=sys.stderr)
         return 2
-    except ToolBuildError as exc:
+    except (ToolBuildError, RealApiServerError) as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"{name} {version}: {binary} ({time.monotonic() - began:.0f}s)")

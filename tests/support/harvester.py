@@ -62,6 +62,7 @@ from typing import Any
 
 import yaml
 
+from tests.support import gotool
 from tests.support.real_apiserver import (
     CONTROLLER_SERVICE_ACCOUNT,
     NAMESPACE,
@@ -910,20 +911,11 @@ class HarvesterStack:
 
 def main() -> int:
     """``python -m tests.support.harvester``: build (or find) the cached binaries."""
-    began = time.monotonic()
-    try:
-        built = ensure_built()
-    except RealApiServerUnavailable as exc:
-        print(f"Harvester referee unavailable: {exc}", file=sys.stderr)
-        return 2
-    except RealApiServerError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print(
-        f"harvester {HARVESTER_VERSION} upgrade-controller and steve {STEVE_VERSION}: "
-        f"{built.directory} ({time.monotonic() - began:.0f}s)"
+    return gotool.main(
+        f"Harvester referee (upgrade controller, steve {STEVE_VERSION})",
+        HARVESTER_VERSION,
+        lambda: ensure_built().directory,
     )
-    return 0
 
 
 if __name__ == "__main__":

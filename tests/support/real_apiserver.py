@@ -1330,17 +1330,9 @@ class RealApiServer:
 
 def main() -> int:
     """``python -m tests.support.real_apiserver``: build (or find) the cached binary."""
-    began = time.monotonic()
-    try:
-        binary = ensure_binary()
-    except RealApiServerUnavailable as exc:
-        print(f"real API server unavailable: {exc}", file=sys.stderr)
-        return 2
-    except RealApiServerError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print(f"kube-apiserver {KUBERNETES_VERSION}: {binary} ({time.monotonic() - began:.0f}s)")
-    return 0
+    from tests.support import gotool  # gotool imports this module
+
+    return gotool.main("kube-apiserver", KUBERNETES_VERSION, ensure_binary)
 
 
 if __name__ == "__main__":
