@@ -8,12 +8,16 @@ into place only when it succeeded, so an interrupted build never leaves a
 binary the next run would trust. Each build's commands and output go to
 ``build.log`` beside it, with the seconds it took.
 
-The tools: helm (tests/support/helm.py) and Traefik (tests/support/traefik.py);
-kube-apiserver keeps its own wrapper module (tests/support/real_apiserver.py).
+The tools: helm (tests/support/helm.py), Traefik (tests/support/traefik.py)
+and kube-apiserver (tests/support/real_apiserver.py, from its own wrapper
+module). The Harvester referee (tests/support/harvester.py) builds a directory
+of binaries and manifests rather than one binary, with the same lock, runner
+and log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -21,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from tests.support.real_apiserver import RealApiServerError, RealApiServerUnavailable, find_go
+#: Where Go's official tarball puts it, when ``go`` is not on PATH.
+GO_FALLBACK = "/usr/local/go/bin/go"
 
 #: One build's ceiling: a cold build on two loaded cores has taken up to about 25 minutes.
 BUILD_TIMEOUT = 60 * 60
@@ -36,6 +41,34 @@ class ToolUnavailable(RuntimeError):
 
 class ToolBuildError(RuntimeError):
     """Go was there, but the build failed."""
+
+
+def find_go() -> str | None:
+    found = shutil.which("go")
+    if found:
+        return found
+    return GO_FALLBACK if os.access(GO_FALLBACK, os.X_OK) else None
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log, for an error message."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no {path.name})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so parallel test processes build only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def cache_root() -> Path:
@@ -94,8 +127,10 @@ class Build:
                     f"{argv[0]} took over {BUILD_TIMEOUT}s; log {self.log}"
                 ) from exc
         if proc.returncode != 0:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
-            raise ToolBuildError(f"{' '.join(argv)} failed; log {self.log}:\n{tail}")
+            raise ToolBuildError(
+                f"{' '.join(argv[:3])} failed (exit {proc.returncode}); log {self.log}:\n"
+                + tail(self.log)
+            )
         return proc.stdout if capture else ""
 
 
@@ -111,16 +146,11 @@ def ensure(name: str, version: str, build: Callable[[Build], Path]) -> Path:
     if go is None:
         raise ToolUnavailable(f"Go is not installed, so {name} {version} cannot be built")
     target = cache_dir(name, version)
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            found = cached(name, version)
-            if found:
-                return found
-            return _build(name, version, target, go, build)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(target / ".lock"):
+        found = cached(name, version)
+        if found:
+            return found
+        return _build(name, version, target, go, build)
 
 
 def _build(name: str, version: str, target: Path, go: str, build: Callable[[Build], Path]) -> Path:
@@ -150,10 +180,10 @@ def main(name: str, version: str, ensure_tool: Callable[[], Path]) -> int:
     began = time.monotonic()
     try:
         binary = ensure_tool()
-    except (ToolUnavailable, RealApiServerUnavailable) as exc:
+    except ToolUnavailable as exc:
         print(f"{name} unavailable: {exc}", file=sys.stderr)
         return 2
-    except (ToolBuildError, RealApiServerError) as exc:
+    except ToolBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"{name} {version}: {binary} ({time.monotonic() - began:.0f}s)")

@@ -39,9 +39,7 @@ Everything here is synchronous, like the API server harness.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
-import fcntl
 import gzip
 import hashlib
 import json
@@ -55,7 +53,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,7 @@ from typing import Any
 import yaml
 
 from tests.support import gotool
+from tests.support.gotool import find_go
 from tests.support.real_apiserver import (
     CONTROLLER_SERVICE_ACCOUNT,
     NAMESPACE,
@@ -71,8 +70,6 @@ from tests.support.real_apiserver import (
     RealApiServerError,
     RealApiServerUnavailable,
     _pdeathsig_preexec,
-    _tail,
-    find_go,
     free_port,
 )
 
@@ -112,7 +109,6 @@ CRONJOB_NAMESPACE = "harvester-system"
 SCHEDULES = "/apis/harvesterhci.io/v1beta1/namespaces/{ns}/schedulevmbackups"
 
 # Bounded waits, in seconds.
-BUILD_TIMEOUT = 90 * 60
 START_TIMEOUT = 120.0
 SETTLE_TIMEOUT = 60.0
 STEVE_TIMEOUT = 120.0
@@ -143,7 +139,7 @@ def required_version(wrapper: Path = WRAPPER) -> str:
         rf"^\s*{re.escape(HARVESTER_MODULE)}\s+(v\S+)\s*$", (wrapper / "go.mod").read_text(), re.M
     )
     if match is None:
-        raise RealApiServerError(f"{wrapper / 'go.mod'} does not require {HARVESTER_MODULE}")
+        raise gotool.ToolBuildError(f"{wrapper / 'go.mod'} does not require {HARVESTER_MODULE}")
     return match.group(1)
 
 
@@ -178,17 +174,6 @@ class Built:
         return (self.directory / "done").is_file()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def unavailable_reason() -> str | None:
     """Why the stack cannot run here, without building anything (``None``: it can)."""
     if not Built(cache_dir()).complete() and find_go() is None:
@@ -199,7 +184,7 @@ def unavailable_reason() -> str | None:
 def ensure_built(version: str = HARVESTER_VERSION) -> Built:
     """The binaries and manifests, built on first use and cached per version and digest."""
     if required_version() != version:
-        raise RealApiServerError(
+        raise gotool.ToolBuildError(
             f"referee/harvester/go.mod requires {HARVESTER_MODULE} {required_version()}, "
             f"not {version}"
         )
@@ -211,7 +196,7 @@ def ensure_built(version: str = HARVESTER_VERSION) -> Built:
         raise RealApiServerUnavailable(
             f"Go is not installed, so Harvester {version}'s controller cannot be built"
         )
-    with _locked(cache_root() / ".lock"):
+    with gotool.locked(cache_root() / ".lock"):
         if built.complete():  # another process built it while we waited
             return built
         _build(go, built)
@@ -229,27 +214,11 @@ def _build(go: str, built: Built) -> None:
     built.directory.mkdir(parents=True, exist_ok=True)
     log = built.directory / "build.log"
     log.write_text("")
-    deadline = time.monotonic() + BUILD_TIMEOUT
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=built.directory))
+    build = gotool.Build(go, scratch, log)
 
     def run(*argv: str) -> str:
-        with open(log, "a") as out:
-            out.write(f"$ {' '.join(argv)}\n")
-            out.flush()
-            try:
-                proc = subprocess.run(
-                    argv, cwd=WRAPPER, env=_go_env(), stdout=subprocess.PIPE, stderr=out,
-                    text=True, timeout=max(1.0, deadline - time.monotonic()), check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired as exc:
-                raise RealApiServerError(
-                    f"building the Harvester referee took over {BUILD_TIMEOUT}s:\n" + _tail(log)
-                ) from exc
-        if proc.returncode != 0:
-            raise RealApiServerError(
-                f"{' '.join(argv[:3])} failed (exit {proc.returncode}); log {log}:\n" + _tail(log)
-            )
-        return proc.stdout
+        return build.run(argv, cwd=WRAPPER, env=_go_env(), capture=True)
 
     try:
         run(go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(scratch) + "/",
@@ -566,7 +535,7 @@ class HarvesterStack:
         parts = [message]
         for proc in (self._controller, self._steve):
             if proc is not None:
-                parts.append(f"--- {proc.log.name} (last lines) ---\n{_tail(proc.log)}")
+                parts.append(f"--- {proc.log.name} (last lines) ---\n{gotool.tail(proc.log)}")
         return RealApiServerError("\n".join(parts))
 
     # -- objects --------------------------------------------------------------

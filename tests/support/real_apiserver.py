@@ -34,9 +34,7 @@ from a session fixture regardless of the test's event loop.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import ipaddress
 import json
 import os
@@ -53,7 +51,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -62,13 +60,14 @@ from typing import Any
 import yaml
 
 from bff import captured
+from tests.support import gotool
+from tests.support.gotool import find_go
 
 KUBERNETES_VERSION = "v1.36.3"
 MODULE = "k8s.io/kubernetes"
 PACKAGE = "k8s.io/kubernetes/cmd/kube-apiserver"
 BINARY_NAME = "kube-apiserver"
 # Where Go's own installer puts it, for machines that have not put it on PATH.
-GO_FALLBACK = "/usr/local/go/bin/go"
 
 NAMESPACE = "harvester-system"
 GROUP = "harvesterhci.io"
@@ -89,7 +88,6 @@ DEPLOY = REPO_ROOT / "deploy"
 DEPLOY_RBAC_FROM = DEPLOY / "overlays" / "impersonate"
 
 # Bounded waits, in seconds.
-BUILD_TIMEOUT = 60 * 60
 ETCD_TIMEOUT = 30.0
 READY_TIMEOUT = 90.0
 CRD_TIMEOUT = 30.0
@@ -101,7 +99,7 @@ _KEPT_METADATA = ("name", "generateName", "namespace", "labels", "annotations", 
 RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 
 
-class RealApiServerUnavailable(RuntimeError):
+class RealApiServerUnavailable(gotool.ToolUnavailable):
     """A prerequisite (Go, etcd) is missing: skip, don't fail."""
 
 
@@ -250,35 +248,7 @@ def deploy_rbac(directory: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
 
 
 def cache_dir(version: str = KUBERNETES_VERSION) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harvester-upgrade-bff" / BINARY_NAME / version
-
-
-def find_go() -> str | None:
-    found = shutil.which("go")
-    if found:
-        return found
-    return GO_FALLBACK if os.access(GO_FALLBACK, os.X_OK) else None
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no {path.name})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive file lock, so parallel test processes build only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return gotool.cache_dir(BINARY_NAME, version)
 
 
 def wrapper_go_mod(kubernetes_go_mod: str, version: str) -> str:
@@ -326,80 +296,30 @@ def _ldflags(version: str) -> str:
     )
 
 
-def build_binary(version: str, output: Path, log: Path, go: str) -> float:
-    """Build kube-apiserver ``version`` into ``output`` with a wrapper module; seconds taken."""
-    began = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="kube-apiserver-build-"))
-    # The wrapper module is not a VCS checkout and not part of any workspace.
-    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-buildvcs=false"}
-    deadline = time.monotonic() + BUILD_TIMEOUT
-
-    def run(*argv: str, capture: bool = False) -> str:
-        with open(log, "a") as out:
-            out.write(f"$ {' '.join(argv)}\n")
-            out.flush()
-            remaining = max(1.0, deadline - time.monotonic())
-            try:
-                proc = subprocess.run(
-                    argv,
-                    cwd=work,
-                    env=env,
-                    stdout=subprocess.PIPE if capture else out,
-                    stderr=out,
-                    text=True,
-                    timeout=remaining,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise RealApiServerError(
-                    f"building kube-apiserver took over {BUILD_TIMEOUT}s:\n" + _tail(log)
-                ) from exc
-        if proc.returncode != 0:
-            raise RealApiServerError(
-                f"{' '.join(argv[:3])} failed (exit {proc.returncode}); log {log}:\n" + _tail(log)
-            )
-        return proc.stdout if capture else ""
-
-    try:
-        info = json.loads(run(go, "mod", "download", "-json", f"{MODULE}@{version}", capture=True))
-        (work / "go.mod").write_text(wrapper_go_mod(Path(info["GoMod"]).read_text(), version))
-        (work / "tools.go").write_text(
-            f'//go:build tools\n\npackage tools\n\nimport _ "{PACKAGE}"\n'
-        )
-        run(go, "mod", "tidy")
-        scratch = output.with_name(f".{output.name}.{os.getpid()}")
-        run(go, "build", "-trimpath", "-ldflags", _ldflags(version), "-o", str(scratch), PACKAGE)
-        # Rename into place, so an interrupted build never leaves a half-written
-        # binary where the next run would trust it.
-        os.replace(scratch, output)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    seconds = time.monotonic() - began
-    with open(log, "a") as out:
-        out.write(f"built {output} in {seconds:.0f}s\n")
-    return seconds
+def _build(build: gotool.Build, version: str) -> Path:
+    """Build kube-apiserver ``version`` in ``build``'s scratch directory, from a wrapper module."""
+    info = json.loads(
+        build.run([build.go, "mod", "download", "-json", f"{MODULE}@{version}"], capture=True)
+    )
+    (build.scratch / "go.mod").write_text(wrapper_go_mod(Path(info["GoMod"]).read_text(), version))
+    (build.scratch / "tools.go").write_text(
+        f'//go:build tools\n\npackage tools\n\nimport _ "{PACKAGE}"\n'
+    )
+    build.run([build.go, "mod", "tidy"])
+    output = build.scratch / BINARY_NAME
+    build.run(
+        [build.go, "build", "-trimpath", "-ldflags", _ldflags(version), "-o", str(output), PACKAGE]
+    )
+    return output
 
 
 def ensure_binary(version: str = KUBERNETES_VERSION) -> Path:
     """The kube-apiserver binary, built on first use and cached per version."""
-    target_dir = cache_dir(version)
-    binary = target_dir / BINARY_NAME
-    if binary.is_file() and os.access(binary, os.X_OK):
-        return binary
-    go = find_go()
-    if go is None:
+    if gotool.cached(BINARY_NAME, version) is None and find_go() is None:
         raise RealApiServerUnavailable(
             f"Go is not installed, so kube-apiserver {version} cannot be built"
         )
-    with _locked(target_dir / ".lock"):
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return binary
-        log = target_dir / "build.log"
-        log.write_text("")
-        print(f"building kube-apiserver {version} (log: {log}) ...", file=sys.stderr, flush=True)
-        seconds = build_binary(version, binary, log, go)
-        print(f"built kube-apiserver {version} in {seconds:.0f}s", file=sys.stderr, flush=True)
-    return binary
+    return gotool.ensure(BINARY_NAME, version, lambda build: _build(build, version))
 
 
 def ensure_etcd() -> Path:
@@ -811,7 +731,7 @@ class RealApiServer:
         parts = [message]
         for proc in (self._apiserver, self._etcd):
             if proc is not None:
-                parts.append(f"--- {proc.log.name} (last lines) ---\n{_tail(proc.log)}")
+                parts.append(f"--- {proc.log.name} (last lines) ---\n{gotool.tail(proc.log)}")
         return RealApiServerError("\n".join(parts))
 
     def _start_etcd(self, etcd: Path) -> None:
