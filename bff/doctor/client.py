@@ -140,7 +140,10 @@ class DoctorClient:
         rule = check(method, path, query, body)
         headers = {"Accept": "application/json", "User-Agent": "harvester-upgrade-bff-doctor"}
         # Asked per request: an in-cluster token is refreshed by the configuration's hook.
-        authorization = await self._configuration.get_api_key_with_prefix("authorization")
+        # The kubeconfig and in-cluster loaders keep "Bearer <token>" under "BearerToken".
+        authorization = await self._configuration.get_api_key_with_prefix(
+            "BearerToken", alias="authorization"
+        )
         if authorization:
             headers["Authorization"] = authorization
         data = None

@@ -48,6 +48,12 @@ def guarded(release: Release) -> list[Guarded]:
 
 
 async def check(client: DoctorClient, release: Release) -> report.Check:
+    if not release.serves_crds:
+        return report.skipped(
+            ID,
+            "skipped: this API server serves no CustomResourceDefinitions "
+            "(apiextensions.k8s.io/v1), so it is no real cluster (the sandbox's emulator?)",
+        )
     missing, not_needed, details = [], [], []
     wanted = guarded(release)
     for g in wanted:

@@ -18,7 +18,9 @@ from bff.doctor.settings import DoctorSettings
 from bff.identities import AuthMode
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-WEBHOOK_CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+CRD_API = "/apis/apiextensions.k8s.io/v1"
+WEBHOOK_API = "/apis/admissionregistration.k8s.io/v1"
+WEBHOOK_CONFIGURATIONS = f"{WEBHOOK_API}/mutatingwebhookconfigurations"
 _ON = ("on", "true", "1")
 
 
@@ -35,6 +37,10 @@ class Release:
     rancher: bool
     #: The BFF's BFF_NAMESPACE, when its Deployment sets one.
     served_namespace: str | None
+    #: Whether the API server serves CRDs and webhook configurations at all (the
+    #: sandbox's emulator serves neither: it consults its guard without one).
+    serves_crds: bool = True
+    serves_webhooks: bool = True
 
     @property
     def webhook(self) -> dict[str, Any] | None:
@@ -95,4 +101,6 @@ async def discover(client: DoctorClient, settings: DoctorSettings) -> Release:
         read_cache=cache,
         rancher=rancher,
         served_namespace=env.get("BFF_NAMESPACE"),
+        serves_crds=(await client.get(CRD_API)).status != 404,
+        serves_webhooks=(await client.get(WEBHOOK_API)).status != 404,
     )

@@ -70,7 +70,7 @@ async def recorded(aiohttp_server: Callable[..., Any]) -> tuple[TestServer, list
     seen: list[str] = []
 
     async def any_request(request: web.Request) -> web.Response:
-        seen.append(f"{request.method} {request.path_qs}")
+        seen.append(f"{request.method} {request.path_qs} {request.headers.get('Authorization')}")
         return web.json_response({"kind": "Upgrade", "metadata": {"name": "x"}})
 
     app = web.Application()
@@ -82,7 +82,8 @@ async def recorded(aiohttp_server: Callable[..., Any]) -> tuple[TestServer, list
 def _configuration(server: TestServer) -> Any:
     configuration = k8s.Configuration()
     configuration.host = str(server.make_url("")).rstrip("/")
-    configuration.api_key = {"authorization": "Bearer doctor-token"}
+    # As kubernetes-asyncio's kubeconfig loader leaves a token.
+    configuration.api_key = {"BearerToken": "Bearer doctor-token"}
     return configuration
 
 
@@ -104,4 +105,7 @@ async def test_a_dry_run_write_and_a_read_go_out(recorded: tuple[TestServer, lis
         answer = await client.request("PUT", UPGRADE, query={"dryRun": "All"}, body={"a": 1})
         assert answer.status == 200
         assert (await client.get(UPGRADE)).body["kind"] == "Upgrade"
-    assert seen == [f"PUT {UPGRADE}?dryRun=All", f"GET {UPGRADE}"]
+    assert seen == [
+        f"PUT {UPGRADE}?dryRun=All Bearer doctor-token",
+        f"GET {UPGRADE} Bearer doctor-token",
+    ]

@@ -215,6 +215,38 @@ def test_a_bad_ca_bundle(
     assert called["summary"].startswith("the API server could not call the guard")
 
 
+def test_a_guard_the_api_server_does_not_call(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Registered and trusted, but doctor's user (the harness admin, in system:masters) is
+    # left out by a trusted-writer condition: its writes never reach the guard.
+    skipping = copy.deepcopy(cluster.configuration)
+    for hook in skipping["webhooks"]:
+        hook["matchConditions"].append({
+            "name": "not-a-trusted-writer",
+            "expression": "!request.userInfo.groups.exists(g, g in ['system:masters'])",
+        })  # fmt: skip
+    cluster.real.apply(skipping)
+    try:
+        deadline = time.monotonic() + 10
+        while _consulted(cluster.real):
+            assert time.monotonic() < deadline, "the API server kept calling the guard"
+            time.sleep(0.1)
+        status, document = cluster.doctor(capsys)
+    finally:
+        _register(cluster.real, cluster.configuration)
+    checks = _checks(document)
+    assert status == 1
+    assert checks["webhook.ca-bundle"]["status"] == "ok"
+    called = checks["webhook.called"]
+    assert called["status"] == "problem"
+    assert called["summary"] == (
+        f"the API server did not call the guard: a dry-run PUT of Upgrade {SUCCEEDED} without "
+        "its status came back with the status removed (a real write would wipe it)"
+    )
+    assert "--trusted-writer" in called["remedy"]
+
+
 def test_a_damaged_upgrade(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     real = cluster.real
     seed = real.request("GET", real.upgrades_path(SUCCEEDED)).body
