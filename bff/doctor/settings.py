@@ -52,21 +52,22 @@ class DoctorSettings(Settings):
     )  # fmt: skip
     doctor_upgrades_namespace: str = setting(
         "--upgrades-namespace", "BFF_DOCTOR_UPGRADES_NAMESPACE",
-        "Namespace whose Upgrades are verified (the BFF's own BFF_NAMESPACE, when its "
-        "Deployment says otherwise, is reported).",
+        "Namespace whose Upgrades are verified, and where the BFF's read cache must be "
+        "allowed to list and watch them (unless its Deployment sets BFF_NAMESPACE).",
         default="harvester-system", parse=parse_namespace, commands=_DOCTOR, metavar="NS",
     )  # fmt: skip
     doctor_release: str = setting(
         "--release", "BFF_DOCTOR_RELEASE",
-        "The Helm release fullname: the Deployment, Service, ServiceAccount and "
-        "MutatingWebhookConfiguration of that name, else those labelled "
-        "app.kubernetes.io/instance=NAME.",
+        "The Helm release fullname: the Deployment and MutatingWebhookConfiguration of that "
+        "name, else those labelled app.kubernetes.io/instance=NAME; then the Service the "
+        "webhook names and the ServiceAccount the Deployment runs as (else NAME).",
         default=DEFAULT_RELEASE, parse=_release, commands=_DOCTOR, metavar="NAME",
     )  # fmt: skip
     doctor_url: str | None = setting(
         "--url", "BFF_DOCTOR_URL",
         "Also check that this URL (the operator's Ingress in front of the BFF) reaches the "
-        "BFF: GET URL/healthz must answer with the BFF's own Server header.",
+        "BFF: GET URL/api/v1.0.5/upgrades, without credentials, must be answered by the BFF "
+        "(its X-Served-By header).",
         default=None, parse=_url, commands=_DOCTOR, metavar="URL", shown="none (not checked)",
     )  # fmt: skip
     doctor_json: bool = setting(

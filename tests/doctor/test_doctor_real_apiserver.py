@@ -20,13 +20,19 @@ import copy
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bff import cli
+from bff.admission.configuration import WEBHOOK_NAME
+from bff.doctor import report, webhook
+from bff.doctor.client import DoctorClient
+from bff.doctor.release import discover
+from bff.doctor.settings import DoctorSettings
+from bff.kube.config import UpstreamOptions, load_configuration
 from tests.admission.test_real_apiserver_guard import Bff, overlay_configuration
 from tests.admission.test_real_apiserver_guard_table import _install_crds, _remove_crds
 from tests.support.certs import make_server_certificate
@@ -318,4 +324,54 @@ def test_an_unreachable_cluster_exits_2_with_one_line(
     line = one_line_exit_2(run("doctor", "--kubeconfig", str(kubeconfig)))
     assert line.startswith(
         "harvester-upgrade-bff: error: cannot reach the API server at https://127.0.0.1:"
+    )
+
+
+async def test_the_ca_bundle_against_the_webhooks_secret(
+    real_apiserver: RealApiServer, tmp_path: Path
+) -> None:
+    """A Service webhook doctor cannot reach (no endpoints here): the Secret's certificate
+    is verified instead, as the chart's cert-manager Certificate would have it."""
+    real = real_apiserver
+    name = "harvester-upgrade-bff.harvester-system.svc"
+    cert, key = real.issue_certificate(tmp_path, name="webhook", hosts=(name,))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "harvester-upgrade-bff-webhook-tls", "namespace": real.namespace},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64encode(cert.read_bytes()).decode(),
+                 "tls.key": base64.b64encode(key.read_bytes()).decode()},
+    }  # fmt: skip
+    other = make_server_certificate(tmp_path / "other")
+    service = {"name": "harvester-upgrade-bff", "namespace": real.namespace, "port": 443}
+    settings = DoctorSettings()
+
+    async def verdict(ca_bundle: str) -> report.Check:
+        hook = {"name": WEBHOOK_NAME, "clientConfig": {"service": service, "caBundle": ca_bundle}}
+        configuration = await load_configuration(
+            UpstreamOptions(kubeconfig=str(real.kubeconfig(tmp_path / "k", client_cert=True)))
+        )
+        async with DoctorClient(configuration) as client:
+            release = replace(
+                await discover(client, settings), webhook_configuration={"webhooks": [hook]}
+            )
+            return await webhook.ca_bundle(client, release)
+
+    real.apply(secret)
+    try:
+        good = await verdict(real.ca_bundle)
+        bad = await verdict(base64.b64encode(other.ca_pem).decode())
+    finally:
+        real.delete(secret)
+    assert good.status is report.Status.OK, good
+    assert good.summary == (
+        "the caBundle verifies the certificate in Secret "
+        f"harvester-system/harvester-upgrade-bff-webhook-tls for {name}"
+    )
+    assert bad.status is report.Status.PROBLEM
+    assert bad.summary.startswith(
+        "the caBundle does not verify the certificate in Secret "
+        f"harvester-system/harvester-upgrade-bff-webhook-tls for {name} (certificate verify "
+        "failed: unable to get local issuer certificate)"
     )
