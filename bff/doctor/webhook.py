@@ -261,6 +261,12 @@ def _called_verdict(
             "another user (e.g. a cluster admin) if yours is one of them.",
             details,
         )
+    if answer.status == 409:
+        return report.skipped(
+            CALLED,
+            f"skipped: {kind} {name} changed while doctor tried its dry run (409); run it again",
+            details,
+        )
     if answer.status in (401, 403):
         return report.skipped(
             CALLED,
