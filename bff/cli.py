@@ -1,7 +1,8 @@
-"""The command line: ``serve``, ``sandbox``, ``demo`` and ``bench``.
+"""The command line: ``serve``, ``sandbox``, ``demo``, ``bench`` and ``doctor``.
 
-``serve`` is the product. The other three run the sandbox, whose dependencies
-come with the ``sandbox`` extra; without it they say so in one line (exit 2).
+``serve`` is the product, ``doctor`` checks it on a live cluster. The other three
+run the sandbox, whose dependencies come with the ``sandbox`` extra; without it
+they say so in one line (exit 2).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from bff import __version__, logs
 from bff.bench.settings import BenchSettings
+from bff.doctor.settings import DoctorSettings
 from bff.sandbox.settings import SandboxSettings
 from bff.settings import Command, Settings, SettingsError, add_arguments, from_sources
 
@@ -59,12 +61,24 @@ real cluster instead, straight and through the BFF, and writes nothing.
 """
 
 
+DOCTOR_HELP = """\
+Check a live cluster where the BFF is installed: the guarded CRDs (each without a
+status subresource), the guard's MutatingWebhookConfiguration, its caBundle against
+the serving certificate, a server-side dry-run write that the API server must send
+to the guard (it stores nothing), with --url the Ingress reaching the BFF, the BFF
+ServiceAccount's permissions (SubjectAccessReviews), and every Upgrade's labels and
+conditions. Reads, access reviews and dry-run writes only. Exit status: 0 healthy,
+1 problems found, 2 could not check.
+"""
+
+
 #: Each command's settings: ``serve``'s are the product's; the others extend them.
 KINDS: dict[Command, type[Settings]] = {
     Command.SERVE: Settings,
     Command.SANDBOX: SandboxSettings,
     Command.DEMO: Settings,
     Command.BENCH: BenchSettings,
+    Command.DOCTOR: DoctorSettings,
 }
 
 #: Modules that only the sandbox imports (the demo and the bench run it), with the
@@ -102,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
             "measure the BFF against a hand-written forwarder, each in its own process",
             BENCH_HELP,
         ),
+        Command.DOCTOR: (
+            "check a live cluster: the guard, the route, the permissions, every Upgrade",
+            DOCTOR_HELP,
+        ),
     }
     for command, (summary, description) in described.items():
         sub = commands.add_parser(
@@ -119,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = Command(args.command)
-    if command is not Command.SERVE and (missing := missing_sandbox_extra()):
+    needs_sandbox = command not in (Command.SERVE, Command.DOCTOR)
+    if needs_sandbox and (missing := missing_sandbox_extra()):
         print(
             f"harvester-upgrade-bff: error: {command} needs the sandbox extra "
             f"(missing: {', '.join(missing)}): {SANDBOX_EXTRA}",
@@ -136,6 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command is Command.SERVE:
             return _serve(settings)
+        if command is Command.DOCTOR:
+            from bff.doctor.run import run as run_doctor
+
+            assert isinstance(settings, DoctorSettings)
+            return run_doctor(settings)
         if command is Command.DEMO:
             from bff.demo import main as run_demo
 

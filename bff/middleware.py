@@ -37,6 +37,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+#: On every answer, errors included: what ``doctor --url`` recognises the BFF by behind an
+#: Ingress (proxies commonly drop or replace ``Server``, never an unknown header).
+SERVED_BY = ("X-Served-By", "harvester-upgrade-bff")
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -78,6 +81,7 @@ def request_context(trusted_proxies: Sequence[str]) -> Middleware:
         try:
             response = await handler(request)
             response.headers["X-Request-ID"] = rid
+            response.headers[SERVED_BY[0]] = SERVED_BY[1]
             for key, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(key, value)
             response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")

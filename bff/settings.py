@@ -36,6 +36,7 @@ class Command(enum.StrEnum):
     SANDBOX = "sandbox"
     DEMO = "demo"
     BENCH = "bench"
+    DOCTOR = "doctor"
 
 
 class SettingsError(ValueError):
@@ -225,6 +226,8 @@ def _guard_resources(text: str) -> tuple[str, ...]:
 _SERVING = frozenset({Command.SERVE, Command.SANDBOX})
 #: Settings for a BFF against a real cluster only (the sandbox makes its own).
 _CLUSTER = frozenset({Command.SERVE})
+#: Where the cluster is: serve's, and doctor's (which checks the cluster serve runs on).
+_KUBECONFIG = frozenset({Command.SERVE, Command.DOCTOR})
 _LOGGING = frozenset({Command.SERVE, Command.SANDBOX, Command.DEMO})
 
 
@@ -296,7 +299,7 @@ class Settings:
         "in-cluster service account is used.",
         default=None,
         parse=parse_file,
-        commands=_CLUSTER,
+        commands=_KUBECONFIG,
         metavar="FILE",
         fallback_env=("KUBECONFIG",),
     )
@@ -305,7 +308,7 @@ class Settings:
         "BFF_CONTEXT",
         "Kubeconfig context to use.",
         default=None,
-        commands=_CLUSTER,
+        commands=_KUBECONFIG,
         metavar="NAME",
     )
     allowed_origins: tuple[str, ...] = setting(

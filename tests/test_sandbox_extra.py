@@ -149,6 +149,16 @@ def test_serve_runs_without_the_extra(product_venv: Path, tmp_path: Path) -> Non
     assert "cannot load cluster configuration" in bad.stderr
 
 
+def test_doctor_runs_without_the_extra(product_venv: Path) -> None:
+    help_ = _run(product_venv, "doctor", "--help")
+    assert help_.returncode == 0, help_.stderr
+    assert "--upgrades-namespace" in help_.stdout
+    bad = _run(product_venv, "doctor")
+    assert bad.returncode == 2
+    assert len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert "cannot load cluster configuration" in bad.stderr
+
+
 @pytest.fixture
 def upgrade_api() -> Iterator[str]:
     with serving_upgrade_api() as url:

@@ -10,6 +10,7 @@ import pytest
 
 from bff.bench.settings import BenchSettings
 from bff.cli import KINDS
+from bff.doctor.settings import DoctorSettings
 from bff.identities import AuthMode
 from bff.logs import LogFormat
 from bff.sandbox.settings import SandboxSettings
@@ -75,9 +76,14 @@ BAD = {
     "clusters": "Not_A_Cluster",
     "default_cluster": "-local",
     "rancher_port": "70000",
+    "doctor_namespace": "Not_A_Namespace",
+    "doctor_upgrades_namespace": "-x",
+    "doctor_release": "Not_A_Release",
+    "doctor_url": "ftp://harvester.example.com",
+    "doctor_json": "maybe",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
-KIND_LIST = [Settings, SandboxSettings, BenchSettings]
+KIND_LIST = [Settings, SandboxSettings, BenchSettings, DoctorSettings]
 
 
 def _all_rows() -> dict[str, Option]:
@@ -101,7 +107,11 @@ def test_every_field_is_a_row_of_the_table() -> None:
 def test_each_command_owns_its_rows() -> None:
     """serve's table is the product's: a sandbox or bench row lives in its own package."""
     assert all(Command.SERVE in row.commands for row in options().values())
-    for kind, command in ((SandboxSettings, Command.SANDBOX), (BenchSettings, Command.BENCH)):
+    for kind, command in (
+        (SandboxSettings, Command.SANDBOX),
+        (BenchSettings, Command.BENCH),
+        (DoctorSettings, Command.DOCTOR),
+    ):
         own = set(options(kind=kind)) - set(options())
         assert own, kind
         assert all(options(kind=kind)[name].commands == {command} for name in own)

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from bff.doctor.upgrades import damage
 from tests.harvester.conftest import (
     RANCHER_TOKEN,
     RANCHER_USER,
@@ -165,6 +166,7 @@ def test_seeds_are_left_alone_by_the_controller(harvester: HarvesterStack) -> No
         assert now[name]["metadata"]["labels"] == seed["metadata"]["labels"], name
         assert READ_MESSAGE not in now[name]["metadata"]["labels"]
         assert now[name]["metadata"]["finalizers"] == [FINALIZER]
+        assert damage(now[name]) is None, name  # doctor finds nothing wrong
     assert upgrade_logs(real) == []
 
 
@@ -178,8 +180,20 @@ def test_v104_body_straight_to_the_api_server_reinitialises(harvester: Harvester
     # object, so status and the controller's finalizer went with it.
     assert "status" not in r.body
     assert "finalizers" not in r.body["metadata"]
+    # harvester-upgrade-bff doctor's signatures (bff/doctor/upgrades.py), on the real damage.
+    wiped = damage(r.body)
+    assert wiped is not None
+    assert wiped[0].startswith(f"Upgrade {SUCCEEDED}: its status was wiped (read-message true")
     settle(harvester)
     assert_reinitialised(harvester, before)
+    restarted = damage(get(real, SUCCEEDED))
+    assert restarted is not None
+    assert restarted[0].startswith(
+        f"Upgrade {SUCCEEDED}: a dismissed upgrade is running again (read-message true, "
+        "Completed Unknown, state PreparingLoggingInfra)"
+    )
+    # The upgrade the controller took latestUpgrade from is still consistent.
+    assert damage(get(real, IN_PROGRESS)) is None
 
 
 def test_v104_body_through_real_steve_reinitialises(harvester: HarvesterStack) -> None:

@@ -1,0 +1,106 @@
+"""The installed BFF: its Deployment, ServiceAccount and webhook configuration, and its settings.
+
+Each object is found by the release's fullname first (the chart's fixed names),
+then by the chart's label ``app.kubernetes.io/instance=<release>``. What the BFF
+runs with (auth mode, read cache, namespace, Rancher) is read from the
+Deployment's environment, the variables the chart sets; without a Deployment,
+the chart's defaults are assumed and said so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bff.admission.configuration import WEBHOOK_NAME
+from bff.doctor.client import DoctorClient
+from bff.doctor.settings import DoctorSettings
+from bff.identities import AuthMode
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+CRD_API = "/apis/apiextensions.k8s.io/v1"
+WEBHOOK_API = "/apis/admissionregistration.k8s.io/v1"
+WEBHOOK_CONFIGURATIONS = f"{WEBHOOK_API}/mutatingwebhookconfigurations"
+_ON = ("on", "true", "1")
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    upgrades_namespace: str
+    deployment: dict[str, Any] | None
+    webhook_configuration: dict[str, Any] | None
+    service_account: str
+    auth_mode: AuthMode
+    read_cache: bool
+    rancher: bool
+    #: The BFF's BFF_NAMESPACE, when its Deployment sets one.
+    served_namespace: str | None
+    #: Whether the API server serves CRDs and webhook configurations at all (the
+    #: sandbox's emulator serves neither: it consults its guard without one).
+    serves_crds: bool = True
+    serves_webhooks: bool = True
+
+    @property
+    def webhook(self) -> dict[str, Any] | None:
+        """The guard's webhook in the configuration (by its name, else the only one)."""
+        hooks = list((self.webhook_configuration or {}).get("webhooks") or [])
+        named = [h for h in hooks if h.get("name") == WEBHOOK_NAME]
+        if named:
+            return dict(named[0])
+        return dict(hooks[0]) if len(hooks) == 1 else None
+
+
+async def find(client: DoctorClient, path: str, name: str, release: str) -> dict[str, Any] | None:
+    """``path/name``, else the one object under ``path`` labelled with the release."""
+    answer = await client.get(f"{path}/{name}")
+    if answer.status == 200:
+        return dict(answer.body)
+    answer = await client.get(path, labelSelector=f"{INSTANCE_LABEL}={release}")
+    if answer.status == 200:
+        items = answer.body.get("items") or []
+        if items:
+            return dict(items[0])
+    return None
+
+
+def _env(deployment: dict[str, Any] | None) -> dict[str, str]:
+    if deployment is None:
+        return {}
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers")
+    env: dict[str, str] = {}
+    for container in containers or []:
+        for item in container.get("env") or []:
+            if isinstance(item.get("value"), str):
+                env.setdefault(item["name"], item["value"])
+    return env
+
+
+async def discover(client: DoctorClient, settings: DoctorSettings) -> Release:
+    ns, name = settings.doctor_namespace, settings.doctor_release
+    deployment = await find(client, f"/apis/apps/v1/namespaces/{ns}/deployments", name, name)
+    configuration = await find(client, WEBHOOK_CONFIGURATIONS, name, name)
+    env = _env(deployment)
+    pod = (deployment or {}).get("spec", {}).get("template", {}).get("spec", {})
+    account = pod.get("serviceAccountName") or name
+    try:
+        mode = AuthMode(env.get("BFF_AUTH_MODE", AuthMode.PASSTHROUGH.value))
+    except ValueError:
+        mode = AuthMode.PASSTHROUGH
+    rancher = bool(env.get("BFF_RANCHER_URL"))
+    cache = env.get("BFF_READ_CACHE", "off" if rancher else "on").strip().lower() in _ON
+    return Release(
+        name=name,
+        namespace=ns,
+        upgrades_namespace=settings.doctor_upgrades_namespace,
+        deployment=deployment,
+        webhook_configuration=configuration,
+        service_account=account,
+        auth_mode=mode,
+        read_cache=cache,
+        rancher=rancher,
+        served_namespace=env.get("BFF_NAMESPACE"),
+        serves_crds=(await client.get(CRD_API)).status != 404,
+        serves_webhooks=(await client.get(WEBHOOK_API)).status != 404,
+    )
