@@ -91,3 +91,15 @@ def render(helm: Path, name: str) -> list[dict[str, Any]]:
 def shipped(name: str) -> list[dict[str, Any]]:
     """The objects of ``deploy/manifests/<name>.yaml`` (no helm needed)."""
     return documents((MANIFESTS / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+#: The manifest whose webhook configuration the guard tests apply: the guard
+#: with cert-manager's certificate (the other sources differ only in caBundle
+#: and its annotation, tests/test_chart.py).
+GUARD_MANIFEST = "none-certmanager"
+
+
+def shipped_webhook_configuration(name: str = GUARD_MANIFEST) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration ``deploy/manifests/<name>.yaml`` ships."""
+    (configuration,) = (d for d in shipped(name) if d["kind"] == "MutatingWebhookConfiguration")
+    return configuration

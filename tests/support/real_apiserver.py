@@ -84,9 +84,11 @@ SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(str(captured.files()))  # the CRD and the seed Upgrades, as packaged
 DEPLOY = REPO_ROOT / "deploy"
-# The kustomization whose RBAC the BFF's service account gets: the overlay
-# includes the base, so this is the most the BFF is ever granted.
-DEPLOY_RBAC_FROM = DEPLOY / "overlays" / "impersonate"
+# The manifest whose RBAC the BFF's service account gets: the chart rendered
+# with ui none and impersonate (the read cache's Role plus impersonation), the
+# most the BFF is granted for callers' requests (tests/test_manifests.py holds
+# it equal to the chart).
+DEPLOY_RBAC_FROM = DEPLOY / "manifests" / "none-impersonate.yaml"
 
 # Bounded waits, in seconds.
 BUILD_TIMEOUT = 60 * 60
@@ -218,27 +220,14 @@ def harness_rbac() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def kustomization_objects(directory: Path) -> list[dict[str, Any]]:
-    """Every object a kustomization's ``resources`` name, following nested kustomizations.
-
-    ``deploy/`` uses no kustomize transformers on these objects (its overlay
-    only patches the Deployment), so this is what ``kubectl kustomize`` renders
-    for them; tests/test_deploy.py holds the full loader.
-    """
-    spec = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
-    objects: list[dict[str, Any]] = []
-    for entry in spec.get("resources") or ():
-        path = (directory / entry).resolve()
-        if path.is_dir():
-            objects.extend(kustomization_objects(path))
-        else:
-            objects.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return objects
+def manifest_objects(path: Path) -> list[dict[str, Any]]:
+    """Every object of a rendered manifest (deploy/manifests/<combination>.yaml)."""
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
 
 
-def deploy_rbac(directory: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
-    """``deploy/``'s ServiceAccount and RBAC objects, in an order the API accepts."""
-    objects = kustomization_objects(directory)
+def deploy_rbac(path: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
+    """The chart's ServiceAccount and RBAC objects, in an order the API accepts."""
+    objects = manifest_objects(path)
     order = ("ServiceAccount", *RBAC_KINDS)
     return sorted(
         (o for o in objects if o.get("kind") in order), key=lambda o: order.index(o["kind"])
