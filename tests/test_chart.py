@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def test_every_combination_renders_and_lints_strict(helm: Path, name: str) -> No
     objects = rendered(helm, "--values", str(chart.values_file(name)), namespace=namespace)
     assert kind(objects, "Deployment")
     # helm lint has no --api-versions: cert-manager's check is lifted with its value.
-    done = chart.subprocess.run(
+    done = subprocess.run(
         [str(helm), "lint", str(chart.CHART), "--strict", "--namespace", namespace,
          "--values", str(chart.values_file(name)),
          "--set", "webhook.certificates.skipCertManagerCheck=true"],
@@ -127,7 +128,8 @@ def test_an_unset_image_is_refused_in_one_line(helm: Path) -> None:
 def test_certmanager_source_needs_cert_managers_api(helm: Path) -> None:
     guard = ("--set", "webhook.enabled=true", *IMAGE)
     line = refusal(helm, *guard, capabilities=())
-    assert "cert-manager.io/v1" in line and "skipCertManagerCheck" in line
+    assert "cert-manager.io/v1" in line
+    assert "skipCertManagerCheck" in line
     # Served: it renders; not served but overridden: it renders too.
     assert kind(rendered(helm, *guard, capabilities=("cert-manager.io/v1",)), "Certificate")
     skipped = ("--set", "webhook.certificates.skipCertManagerCheck=true")
@@ -167,7 +169,8 @@ def test_the_chart_refuses_what_the_bff_refuses(helm: Path, values: str, message
 def test_helm_applies_the_schema(helm: Path, values: str, field: str) -> None:
     done = chart.template(helm, *IMAGE, "--set", values)
     assert done.returncode != 0
-    assert "schema" in done.stderr and field in done.stderr, done.stderr
+    assert "schema" in done.stderr, done.stderr
+    assert field in done.stderr, done.stderr
 
 
 # --- names ---------------------------------------------------------------------
@@ -188,7 +191,9 @@ def test_two_releases_collide_nowhere(helm: Path, name: str) -> None:
     second = rendered(helm, *values, release="bff-b", namespace="harvester-system")
     outside_a = _outside_release_namespace(first, "harvester-system")
     outside_b = _outside_release_namespace(second, "harvester-system")
-    assert outside_a and outside_b  # cluster-scoped, or in cattle-system / the Upgrades' namespace
+    # Cluster-scoped, or in cattle-system / the Upgrades' namespace.
+    assert outside_a
+    assert outside_b
     assert not outside_a & outside_b
     ids_a = {(o["kind"], o["metadata"]["name"]) for o in first}
     ids_b = {(o["kind"], o["metadata"]["name"]) for o in second}
@@ -322,11 +327,12 @@ def test_self_source_renders_the_bffs_interface_and_the_narrowest_rbac(helm: Pat
     ]
     env = {e["name"] for e in bff_container(objects)["env"]}
     assert not env & {"BFF_WEBHOOK_TLS_CERT", "BFF_WEBHOOK_TLS_KEY"}
-    assert "webhook-tls" not in {v["name"] for v in
-                                 deployment(objects)["spec"]["template"]["spec"]["volumes"]}  # fmt: skip
+    volumes = deployment(objects)["spec"]["template"]["spec"]["volumes"]
+    assert "webhook-tls" not in {v["name"] for v in volumes}
     (hook,) = _configuration(objects)["webhooks"]
     assert "caBundle" not in hook["clientConfig"]  # the BFF fills it; helm upgrade leaves it
-    assert not kind(objects, "Secret") and not kind(objects, "Certificate")
+    assert not kind(objects, "Secret")
+    assert not kind(objects, "Certificate")
     (role,) = (r for r in kind(objects, "Role") if r["metadata"]["name"].endswith("-webhook-cert"))
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"],
@@ -402,7 +408,11 @@ def test_rancher_clusters_generate_one_pair_of_paths_each(helm: Path) -> None:
         "harvester-upgrade-bff",
         "harvester-upgrade-bff-steve",
     ]
-    paths = [(p["path"], p["pathType"]) for i in ingresses for p in i["spec"]["rules"][0]["http"]["paths"]]
+    paths = [
+        (p["path"], p["pathType"])
+        for i in ingresses
+        for p in i["spec"]["rules"][0]["http"]["paths"]
+    ]
     for cluster in ("c-m-aaaa1111", "c-m-bbbb2222"):
         item = f"/k8s/clusters/{cluster}/v1/harvester/harvesterhci.io.upgrades/harvester-system"
         assert (item, "Prefix") in paths
@@ -420,9 +430,13 @@ def test_metrics_port_service_monitor_and_alerts(helm: Path) -> None:
 
     objects = chart.render(helm, "metrics")
     assert bff_container(objects)["args"] == ["--metrics-port=9090"]
-    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in bff_container(objects)["ports"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in bff_container(objects)[
+        "ports"
+    ]
     (service,) = kind(objects, "Service")
-    assert {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"} in service["spec"]["ports"]
+    assert {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"} in service[
+        "spec"
+    ]["ports"]
     (monitor,) = kind(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
@@ -487,7 +501,8 @@ BAD = [
     {"replicas": 1.5},
     {"webhook": {"certificates": {"validityDays": 0}}},
     {"webhook": {"guardedResources": []}},
-    {"webhook": {"guardedResources": [{"group": "g", "version": "v1", "resource": "r", "owners": []}]}},
+    {"webhook": {"guardedResources": [{"group": "g", "version": "v1", "resource": "r",
+                                       "owners": []}]}},
     {"webhook": {"guardedResources": [{"group": "g", "version": "v1", "resource": "r", "owners": [],
                                        "keep": ["spec"]}]}},
     {"webhook": {"guardedResources": [{"group": "g", "version": "v1", "resource": "r", "owners": [],
@@ -528,7 +543,8 @@ def test_the_install_guides_values_examples_are_valid() -> None:
 def _value(path: str) -> Any:
     node: Any = VALUES
     for part in path.split("."):
-        assert isinstance(node, dict) and part in node, f"{path} is not in values.yaml"
+        assert isinstance(node, dict), path
+        assert part in node, f"{path} is not in values.yaml"
         node = node[part]
     return node
 

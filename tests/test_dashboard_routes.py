@@ -41,10 +41,10 @@ from bff.settings import Command, Settings, from_sources
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE
 from tests.test_deploy import (
-    ROUTED,
     RANCHER_HOST,
     RANCHER_MODE,
     RANCHER_SERVICE_URL,
+    ROUTED,
     built,
     clusters,
     env,

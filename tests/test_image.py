@@ -82,6 +82,16 @@ def test_the_image_runs_as_a_numeric_non_root_user(built: str, container: str) -
     assert result.stdout.strip() == uid
 
 
+def test_the_image_is_labelled_with_its_version_and_commit(built: str) -> None:
+    labels = image.image_config(built)["Labels"]
+    expected = image.build_args()
+    assert labels["org.opencontainers.image.version"] == expected["VERSION"]
+    assert labels["org.opencontainers.image.revision"] == expected["REVISION"]
+    assert labels["org.opencontainers.image.source"] == expected["SOURCE"]
+    assert labels["org.opencontainers.image.title"] == "harvester-upgrade-bff"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+
+
 def test_help_works_inside_the_image(container: str) -> None:
     result = _run(container, "harvester-upgrade-bff", "--help")
     assert result.returncode == 0, result.stderr

@@ -49,11 +49,10 @@ from typing import Any, NoReturn
 import pytest
 
 from bff import captured
-from tests.support import gotool
+from tests.support import chart, gotool
 from tests.support.helm import ensure_helm
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 from tests.support.traefik import Traefik, TraefikUnavailable, ensure_traefik
-from tests.support import chart
 from tests.test_deploy import RANCHER_HOST, ROUTED, built, clusters
 
 pytestmark = pytest.mark.real_apiserver

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.admission.reviews import decoded, fixture
 from tests.support.chart import shipped_webhook_configuration
@@ -51,7 +50,7 @@ def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
     for hook in configuration["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration  # type: ignore[no-any-return]
+    return configuration
 
 
 class Bff:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
 from bff.sandbox.rancher import (
@@ -88,7 +87,7 @@ def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
     for hook in configuration["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration  # type: ignore[no-any-return]
+    return configuration
 
 
 @pytest.fixture(scope="session")

@@ -111,7 +111,9 @@ def cluster() -> Iterator[RealApiServer]:
             pytest.fail(f"real API server required but unavailable: {exc}")
         pytest.skip(f"real API server unavailable: {exc}")
     try:
-        server.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cattle-system"}})
+        server.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cattle-system"}}
+        )
         yield server
     finally:
         server.stop()
@@ -123,16 +125,23 @@ def kubeconfig(cluster: RealApiServer, tmp_path_factory: pytest.TempPathFactory)
 
 
 def run(argv: list[str], kubeconfig: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(kubeconfig.parent),
-           "HELM_CONFIG_HOME": str(kubeconfig.parent), "HELM_DATA_HOME": str(kubeconfig.parent)}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False, env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "HELM_CACHE_HOME": str(kubeconfig.parent),
+        "HELM_CONFIG_HOME": str(kubeconfig.parent),
+        "HELM_DATA_HOME": str(kubeconfig.parent),
+    }
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False, env=env)
 
 
 def kubectl_get(kubeconfig: Path, obj: Obj) -> subprocess.CompletedProcess[str]:
     assert KUBECTL is not None
     api = obj["apiVersion"]
     group = api.split("/")[0] if "/" in api else ""
-    resource = f"{obj['kind'].lower()}.{api.split('/')[-1]}.{group}" if group else obj["kind"].lower()
+    resource = (
+        f"{obj['kind'].lower()}.{api.split('/')[-1]}.{group}" if group else obj["kind"].lower()
+    )
     argv = [KUBECTL, "get", resource, obj["metadata"]["name"], "-o", "name"]
     if "namespace" in obj["metadata"]:
         argv += ["-n", obj["metadata"]["namespace"]]
@@ -165,7 +174,9 @@ def manifest(helm: Path, kubeconfig: Path, release: str, namespace: str) -> list
     return chart.documents(done.stdout)
 
 
-def uninstall(helm: Path, kubeconfig: Path, release: str, namespace: str, objects: list[Obj]) -> None:
+def uninstall(
+    helm: Path, kubeconfig: Path, release: str, namespace: str, objects: list[Obj]
+) -> None:
     done = run([str(helm), "uninstall", release, "-n", namespace, "--wait"], kubeconfig)
     assert done.returncode == 0, done.stderr
     left = [o for o in objects if kubectl_get(kubeconfig, o).returncode == 0]
@@ -173,9 +184,7 @@ def uninstall(helm: Path, kubeconfig: Path, release: str, namespace: str, object
 
 
 @pytest.fixture(scope="module")
-def crds_after_absent_check(
-    cluster: RealApiServer, helm: Path, kubeconfig: Path
-) -> Iterator[None]:
+def crds_after_absent_check(cluster: RealApiServer, helm: Path, kubeconfig: Path) -> None:
     """First, with cert-manager's API absent, the certManager source is refused in one
     line by the real server's discovery; then its (minimal) CRDs are served."""
     done = run(
@@ -185,11 +194,11 @@ def crds_after_absent_check(
     )  # fmt: skip
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "cert-manager.io/v1" in errors[0], done.stderr
+    assert len(errors) == 1, done.stderr
+    assert "cert-manager.io/v1" in errors[0], done.stderr
     cluster.apply(*CERT_MANAGER, *MONITORING)
     wait_for_api(kubeconfig, "cert-manager.io/v1")
     wait_for_api(kubeconfig, "monitoring.coreos.com/v1")
-    yield
 
 
 @pytest.mark.parametrize("name", chart.combinations())
@@ -262,8 +271,13 @@ def test_self_source_rbac_is_exactly_what_the_bff_needs(
     user = service_account_user("harvester-system", fullname)
     secret = f"{fullname}-webhook-tls"
 
-    def may(verb: str, resource: str, name_: str = "", group: str = "",
-            namespace: str = "harvester-system") -> bool:
+    def may(
+        verb: str,
+        resource: str,
+        name_: str = "",
+        group: str = "",
+        namespace: str = "harvester-system",
+    ) -> bool:
         return cluster.allowed(user, SA_GROUPS, verb=verb, group=group, resource=resource,
                                namespace=namespace, name=name_)  # fmt: skip
 

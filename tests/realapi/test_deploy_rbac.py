@@ -2,7 +2,8 @@
 
 A server of its own, where the harness grants the BFF's service account
 nothing. Each test applies what the chart renders (``deploy/manifests/``, held
-equal to the chart by tests/test_manifests.py) with stock ``kubectl apply``, gets the service account's token with ``kubectl
+equal to the chart by tests/test_manifests.py) with stock ``kubectl apply``,
+gets the service account's token with ``kubectl
 create token`` (TokenRequest), and runs the BFF with only that identity:
 
 * **enough**: in each mode, with the read cache off and on, readiness, reads
