@@ -16,9 +16,9 @@ Who is who:
   tokens and users as the sandbox emulator);
 * what they may do comes from real RBAC objects applied through the API, never
   from a table: :func:`harness_rbac` for the viewer and Harvester's upgrade
-  controller, and the RBAC objects of ``deploy/`` (base and impersonate overlay)
-  for the BFF's service account, so every test that runs the BFF here runs it
-  with exactly what ``deploy/`` grants;
+  controller, and the RBAC objects the chart renders
+  (``deploy/manifests/none-impersonate.yaml``) for the BFF's service account, so every test that runs the BFF here runs it
+  with exactly what the chart grants;
 * service-account tokens work too (``--service-account-*`` flags):
   :meth:`RealApiServer.create_token` is a TokenRequest.
 
@@ -703,7 +703,7 @@ class RealApiServer:
     """etcd plus kube-apiserver, serving the Upgrade CRD with seeds and RBAC.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
-    ``bff_rbac=False`` leaves ``deploy/``'s objects out, for a test that
+    ``bff_rbac=False`` leaves the chart's objects out, for a test that
     applies them itself.
     """
 
