@@ -180,7 +180,7 @@ def layout_router(name: str) -> tuple[str, Any]:
 
 
 def base_routes() -> list[Obj]:
-    return layout_routes("base")
+    return layout_routes("harvester")
 
 
 def test_the_matcher_follows_the_ingress_spec() -> None:

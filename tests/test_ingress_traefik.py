@@ -537,7 +537,7 @@ def _without_priority(layout: Layout) -> Layout:
     return Layout(layout.id + ":unannotated", stripped, layout.host, layout.bases, layout.untouched)
 
 
-@pytest.mark.parametrize("name", ["base", "rancher"])
+@pytest.mark.parametrize("name", ["harvester", "rancher"])
 def test_without_the_priority_annotation_traefik_sends_the_create_to_the_bff(
     stack: Stack, name: str
 ) -> None:
