@@ -188,10 +188,13 @@ def build_args() -> dict[str, str]:
     }
 
 
-def build_image() -> str:
-    """Build the repository's Dockerfile on the local base; layers are cached."""
+def build_image(args: dict[str, str] | None = None) -> str:
+    """Build the repository's Dockerfile on the local base; layers are cached.
+
+    ``args`` are the label arguments (default: :func:`build_args` now)."""
     base = ensure_base_image()
-    labels = [a for key, value in build_args().items() for a in ("--build-arg", f"{key}={value}")]
+    chosen = build_args() if args is None else args
+    labels = [a for key, value in chosen.items() for a in ("--build-arg", f"{key}={value}")]
     buildah(
         "bud",
         "--isolation",

@@ -17,8 +17,9 @@ Who is who:
 * what they may do comes from real RBAC objects applied through the API, never
   from a table: :func:`harness_rbac` for the viewer and Harvester's upgrade
   controller, and the RBAC objects the chart renders
-  (``deploy/manifests/none-impersonate.yaml``) for the BFF's service account, so every test that runs the BFF here runs it
-  with exactly what the chart grants;
+  (``deploy/manifests/none-impersonate.yaml``) for the BFF's service account,
+  so every test that runs the BFF here runs it with exactly what the chart
+  grants;
 * service-account tokens work too (``--service-account-*`` flags):
   :meth:`RealApiServer.create_token` is a TokenRequest.
 
