@@ -195,6 +195,14 @@ def build_image(args: dict[str, str] | None = None) -> str:
     base = ensure_base_image()
     chosen = build_args() if args is None else args
     labels = [a for key, value in chosen.items() for a in ("--build-arg", f"{key}={value}")]
+    # buildah's layer cache (1.28) keys a LABEL step by its text before the
+    # build arguments are substituted, so a cached image would keep an old
+    # commit's labels: --label sets them on the final image whatever is cached.
+    labels += [
+        a
+        for key, value in chosen.items()
+        for a in ("--label", f"org.opencontainers.image.{key.lower()}={value}")
+    ]
     buildah(
         "bud",
         "--isolation",
