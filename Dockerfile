@@ -11,7 +11,7 @@
 # (python:3.11.13-slim-bookworm@sha256:...) once they resolve it.
 #
 # There is no HEALTHCHECK: Kubernetes ignores it. The liveness (/healthz) and
-# readiness (/readyz) probes in deploy/base/deployment.yaml do that job.
+# readiness (/readyz) probes of the Helm chart (deploy/chart) do that job.
 
 # BASE_IMAGE exists so the image can be built where no registry is reachable:
 # the test suite builds it on a Debian bookworm root made with debootstrap
@@ -33,10 +33,6 @@ RUN pip wheel --wheel-dir /wheels .
 
 FROM ${BASE_IMAGE} AS runtime
 
-LABEL org.opencontainers.image.title="harvester-upgrade-bff" \
-      org.opencontainers.image.description="Turns Harvester upgrade dismissals into one label-only merge patch" \
-      org.opencontainers.image.licenses="Apache-2.0"
-
 # The wheels are bind-mounted from the builder, so they never become a layer of
 # this image; --no-index keeps the install from reaching out to PyPI.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
@@ -50,7 +46,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BFF_HOST=0.0.0.0 \
     BFF_PORT=8080
 
-# 65532 is the conventional "nonroot" id; deploy/base/deployment.yaml runs the
+# Declared after the install, so a new revision or version rebuilds only this
+# metadata, never the installed layer. scripts/build-image passes the
+# package's version, `git rev-parse HEAD` and the origin remote's URL.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="harvester-upgrade-bff" \
+      org.opencontainers.image.description="Turns Harvester upgrade dismissals into one label-only merge patch" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"
+
+# 65532 is the conventional "nonroot" id; the chart's Deployment runs the
 # pod with the same id and runAsNonRoot, which needs a numeric USER to verify.
 USER 65532:65532
 

@@ -3,8 +3,8 @@
 The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
 (method, path, query, body, and the extension source each was read from).
 
-* Each layout's Ingresses, built from deploy/ (the loader in test_deploy, which
-  another test there holds to ``kubectl kustomize``), route each request by the
+* Each layout's Ingresses, as the chart renders them (deploy/manifests, held
+  equal to ``helm template`` by tests/test_manifests.py), route each request by the
   Ingress spec's path matching among the rules of the request's host (host-less
   rules form the catch-all server): an Exact path matches only itself; a Prefix
   path matches element by element; the longest matching path wins, and Exact
@@ -12,7 +12,7 @@ The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
   the fallback: on Harvester, Harvester's ``cattle-system/rancher-expose`` (no
   host, ``/`` to Rancher's Service); on the Rancher server, Rancher's chart's
   ``cattle-system/rancher`` (Rancher's host, ``/`` to the same Service).
-* Each request must land on the backend the design in deploy/README.md says:
+* Each request must land on the backend the design in docs/install.md says:
   the dismiss PUT on the BFF, the list and the create with Rancher (Steve).
 * Whatever an Ingress sends to the BFF, the real BFF (over the sandbox
   emulator) must answer with something other than 405, and the only upstream
@@ -41,10 +41,10 @@ from bff.settings import Command, Settings, from_sources
 from tests.conftest import Stack
 from tests.support.backends import NAMESPACE
 from tests.test_deploy import (
-    ALL_BUILDS,
     RANCHER_HOST,
     RANCHER_MODE,
     RANCHER_SERVICE_URL,
+    ROUTED,
     built,
     clusters,
     env,
@@ -57,7 +57,7 @@ Obj = dict[str, Any]
 
 BFF = ("harvester-system", "harvester-upgrade-bff")
 STEVE = ("cattle-system", "rancher")
-#: Where each recorded request must go (deploy/README.md, "Which paths reach the BFF").
+#: Where each recorded request must go (docs/install.md, "Which paths reach the BFF").
 #: A newly recorded request fails the tests until it is decided here.
 DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
 #: The Ingress each UI already has: everything else goes to Rancher, Steve included.
@@ -68,7 +68,7 @@ DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
 RANCHER_FALLBACK = {"path": "/", "pathType": "Prefix", "backend": STEVE}
 UNPREFIXED = "/v1/harvester"
 #: Layouts for the standalone Harvester UI (host-less, on the Harvester cluster).
-HARVESTER_LAYOUTS = [name for name in ALL_BUILDS if name != "rancher"]
+HARVESTER_LAYOUTS = [name for name in ROUTED if name != "rancher"]
 READ = "harvesterhci.io/read-message"
 
 
@@ -180,7 +180,7 @@ def layout_router(name: str) -> tuple[str, Any]:
 
 
 def base_routes() -> list[Obj]:
-    return layout_routes("base")
+    return layout_routes("harvester")
 
 
 def test_the_matcher_follows_the_ingress_spec() -> None:
@@ -247,7 +247,7 @@ def test_the_rancher_ingress_leaves_other_clusters_and_hosts_alone() -> None:
         assert route(layout_routes("rancher", "other.example.com"), request_.path) == STEVE
 
 
-@pytest.mark.parametrize("layout", ALL_BUILDS)
+@pytest.mark.parametrize("layout", ROUTED)
 def test_the_watch_socket_is_not_under_the_upgrade_paths(layout: str) -> None:
     (watch,) = captured.dashboard_requests()["elsewhere"]
     base, routed = layout_router(layout)
@@ -288,7 +288,7 @@ async def _reaching_the_bff(stack: Stack, base: str, routed: Any) -> list[tuple[
     ]
 
 
-@pytest.mark.parametrize("layout", ALL_BUILDS)
+@pytest.mark.parametrize("layout", ROUTED)
 async def test_every_request_the_ingress_sends_to_the_bff_is_answered(
     emulator_stack: Stack, layout: str
 ) -> None:
@@ -333,7 +333,7 @@ def _bff_paths(layout: str) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("layout", ALL_BUILDS)
+@pytest.mark.parametrize("layout", ROUTED)
 async def test_every_path_an_ingress_gives_the_bff_is_served(
     emulator_stack: Stack, layout: str
 ) -> None:

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 
-# The user deploy/workload/deployment.yaml runs the pod as.
+# The user the chart's Deployment runs the pod as.
 POD_USER = 65532
 
 
@@ -199,3 +199,44 @@ def test_build_context_is_an_allowlist() -> None:
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert {"pyproject.toml", "bff"} <= allowed
     assert not allowed & {"tests", "deploy", ".git", ".venv"}
+
+
+OCI_LABELS = {
+    "org.opencontainers.image.title": '"harvester-upgrade-bff"',
+    "org.opencontainers.image.licenses": '"Apache-2.0"',
+    "org.opencontainers.image.version": '"${VERSION}"',
+    "org.opencontainers.image.revision": '"${REVISION}"',
+    "org.opencontainers.image.source": '"${SOURCE}"',
+}
+
+
+def test_oci_labels_come_from_build_arguments_after_the_install(
+    dockerfile: list[list[Instruction]],
+) -> None:
+    runtime = dockerfile[-1]
+    labels: dict[str, str] = {}
+    for instruction in runtime:
+        if instruction.keyword == "LABEL":
+            for token in re.findall(r'(\S+?)=("[^"]*"|\S+)', instruction.argument):
+                labels[token[0]] = token[1]
+    assert OCI_LABELS.items() <= labels.items(), labels
+    keywords = [i.keyword for i in runtime]
+    args = {i.argument.partition("=")[0]: n for n, i in enumerate(runtime) if i.keyword == "ARG"}
+    assert set(args) >= {"VERSION", "REVISION", "SOURCE"}
+    # After the install: a new commit rebuilds the label layer only.
+    last_run = max(n for n, k in enumerate(keywords) if k == "RUN")
+    assert min(args[a] for a in ("VERSION", "REVISION", "SOURCE")) > last_run
+
+
+def test_build_image_passes_the_version_and_the_commit() -> None:
+    import tomllib
+
+    from tests.support.image import build_args
+
+    args = build_args()
+    with (ROOT / "pyproject.toml").open("rb") as stream:
+        assert args["VERSION"] == tomllib.load(stream)["project"]["version"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=False, timeout=30)  # fmt: skip
+    if head.returncode == 0:
+        assert args["REVISION"] == head.stdout.strip()

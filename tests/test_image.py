@@ -37,13 +37,19 @@ pytestmark = pytest.mark.image
 
 
 @pytest.fixture(scope="module")
-def built() -> str:
+def label_args() -> dict[str, str]:
+    """The label arguments the image is built with (the commit at build time)."""
+    return image.build_args()
+
+
+@pytest.fixture(scope="module")
+def built(label_args: dict[str, str]) -> str:
     reason = image.unavailable_reason()
     if reason is not None:
         if os.environ.get("BFF_REQUIRE_IMAGE") == "1":
             pytest.fail(f"BFF_REQUIRE_IMAGE=1 but the image cannot be built here: {reason}")
         pytest.skip(f"container image not built: {reason}")
-    return image.build_image()
+    return image.build_image(label_args)
 
 
 @pytest.fixture
@@ -80,6 +86,18 @@ def test_the_image_runs_as_a_numeric_non_root_user(built: str, container: str) -
     result = _run(container, "id", "-u")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == uid
+
+
+def test_the_image_is_labelled_with_its_version_and_commit(
+    built: str, label_args: dict[str, str]
+) -> None:
+    labels = image.image_config(built)["Labels"]
+    expected = label_args
+    assert labels["org.opencontainers.image.version"] == expected["VERSION"]
+    assert labels["org.opencontainers.image.revision"] == expected["REVISION"]
+    assert labels["org.opencontainers.image.source"] == expected["SOURCE"]
+    assert labels["org.opencontainers.image.title"] == "harvester-upgrade-bff"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
 
 
 def test_help_works_inside_the_image(container: str) -> None:

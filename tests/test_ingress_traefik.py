@@ -1,9 +1,9 @@
-"""The deploy/ Ingresses on real ingress controllers: a running Traefik, and ingress-nginx's rules.
+"""The chart's Ingresses on real ingress controllers: a running Traefik, and ingress-nginx's rules.
 
 **Traefik** (v3.6.12, k3s's ingress controller, built from its module:
 tests/support/traefik.py) runs its Kubernetes Ingress provider against the real
-kube-apiserver. Each layout's Ingresses are applied as built by kustomize
-(test_deploy's loader) and as rendered by the Helm chart, unchanged, next to the
+kube-apiserver. Each layout's Ingresses are applied as deploy/manifests ships
+them and as ``helm template`` renders them now, unchanged, next to the
 Ingress the dashboard already has (Harvester's ``rancher-expose``, or Rancher's
 own). Their Services are ExternalName Services to ``localhost`` (Traefik's
 ``allowExternalNameServices``), each on the port of a test HTTP server that
@@ -16,7 +16,7 @@ default as RKE2 makes it, lets the Ingresses keep their class.
 
 Every recorded dashboard request (bff/captured/dashboard/requests.json) is
 sent through Traefik's entry point and must be answered by the backend the
-design says (deploy/README.md, "Which paths reach the BFF"): the dismiss PUTs
+design says (docs/install.md, "Which paths reach the BFF"): the dismiss PUTs
 by the BFF, the list and the create by Rancher (Steve). The create POST never
 reaches the BFF. Traefik's router table, read from its API, is checked too: the
 Exact router outranks the BFF's Prefix on the same path. Without the priority
@@ -37,7 +37,6 @@ import fcntl
 import json
 import os
 import re
-import subprocess
 import threading
 import time
 import urllib.error
@@ -45,18 +44,16 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-import yaml
 
 from bff import captured
-from tests.support import gotool
+from tests.support import chart, gotool
 from tests.support.helm import ensure_helm
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 from tests.support.traefik import Traefik, TraefikUnavailable, ensure_traefik
-from tests.test_deploy import ALL_BUILDS, RANCHER_HOST, built, clusters
+from tests.test_deploy import RANCHER_HOST, ROUTED, built, clusters
 
 pytestmark = pytest.mark.real_apiserver
 
@@ -64,12 +61,11 @@ Obj = dict[str, Any]
 
 #: CI needs these to run, not skip (Traefik is built by scripts/test there).
 REQUIRED = os.environ.get("BFF_REQUIRE_REAL_APISERVER") == "1" or os.environ.get("CI") == "true"
-CHART = Path(__file__).resolve().parents[1] / "deploy" / "chart" / "harvester-upgrade-bff"
 PRIORITY = "traefik.ingress.kubernetes.io/router.priority"
 
 BFF = "bff"
 STEVE = "steve"
-#: Where each recorded request must go (deploy/README.md, "Which paths reach the BFF").
+#: Where each recorded request must go (docs/install.md, "Which paths reach the BFF").
 DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
 UNPREFIXED = "/v1/harvester"
 #: The namespace the Rancher-integrated layout installs into; Rancher's own lives there too.
@@ -197,8 +193,9 @@ def make_layout(name: str, source: str, objects: list[Obj]) -> Layout:
     )
 
 
-def kustomize_layout(name: str) -> Layout:
-    return make_layout(name, "kustomize", built(name))
+def manifest_layout(name: str) -> Layout:
+    """The combination as deploy/manifests ships it (held equal to the chart)."""
+    return make_layout(name, "manifest", built(name))
 
 
 def chart_layout(name: str) -> Layout:
@@ -208,13 +205,7 @@ def chart_layout(name: str) -> Layout:
         if os.environ.get("BFF_REQUIRE_HELM") == "1":
             pytest.fail(f"BFF_REQUIRE_HELM=1 but {exc}")
         pytest.skip(str(exc))
-    namespace = RANCHER_NAMESPACE if name == "rancher" else "harvester-system"
-    result = subprocess.run(
-        [str(helm), "template", "harvester-upgrade-bff", str(CHART), "--namespace", namespace,
-         "--values", str(CHART / "ci" / f"{name}-values.yaml")],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return make_layout(name, "chart", list(yaml.safe_load_all(result.stdout)))
+    return make_layout(name, "chart", chart.render(helm, ROUTED[name]))
 
 
 # --- the backends ------------------------------------------------------------
@@ -429,11 +420,11 @@ def stack(apiserver: RealApiServer, tmp_path_factory: pytest.TempPathFactory) ->
         yield Stack(api, traefik, bff, steve)
 
 
-LAYOUTS = [*(("kustomize", name) for name in ALL_BUILDS), *(("chart", name) for name in ALL_BUILDS)]
+LAYOUTS = [*(("manifest", name) for name in ROUTED), *(("chart", name) for name in ROUTED)]
 
 
 def _layout(source: str, name: str) -> Layout:
-    return kustomize_layout(name) if source == "kustomize" else chart_layout(name)
+    return manifest_layout(name) if source == "manifest" else chart_layout(name)
 
 
 def _shown(table: list[dict[str, Any]]) -> str:
@@ -546,12 +537,12 @@ def _without_priority(layout: Layout) -> Layout:
     return Layout(layout.id + ":unannotated", stripped, layout.host, layout.bases, layout.untouched)
 
 
-@pytest.mark.parametrize("name", ["base", "rancher"])
+@pytest.mark.parametrize("name", ["harvester", "rancher"])
 def test_without_the_priority_annotation_traefik_sends_the_create_to_the_bff(
     stack: Stack, name: str
 ) -> None:
     """The bug the annotation fixes: Traefik's default priority is the rule's length."""
-    layout = _without_priority(kustomize_layout(name))
+    layout = _without_priority(manifest_layout(name))
     assert any(
         PRIORITY in o["metadata"].get("annotations", {})
         for o in built(name)
@@ -649,9 +640,9 @@ def test_the_nginx_model_matches_ingress_nginx_e2e_exact_test() -> None:
     assert nginx_location(locations, "/exact/suffix").backend == BFF
 
 
-@pytest.mark.parametrize("name", list(ALL_BUILDS))
+@pytest.mark.parametrize("name", list(ROUTED))
 def test_ingress_nginx_routes_every_recorded_request_where_the_design_says(name: str) -> None:
-    layout = kustomize_layout(name)
+    layout = manifest_layout(name)
     locations = nginx_locations(layout.ingresses, layout.host)
     for base in layout.bases:
         for request in recorded(base):

@@ -8,8 +8,8 @@ it owns: Harvester's service account writing an IPPool is still reviewed. One
 more condition leaves out the operator's trusted writers (``--trusted-writer``),
 on every resource.
 
-``deploy/overlays/webhook/mutatingwebhookconfiguration.yaml`` and the chart's
-``templates/webhook.yaml`` are this document for the default table (tests compare
+The Helm chart's ``templates/webhook.yaml`` (and ``deploy/manifests/``, rendered
+from it) is this document for the default table (tests compare
 them); the sandbox applies it with a loopback URL.
 """
 

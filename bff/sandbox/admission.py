@@ -110,7 +110,7 @@ def guard_configuration(
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
 ) -> JSON:
-    """The cluster guard's MutatingWebhookConfiguration, as ``deploy/overlays/webhook``
+    """The cluster guard's MutatingWebhookConfiguration, as the Helm chart
     ships it for ``table``, but calling ``url`` (not the in-cluster Service) and
     trusting ``ca_pem``."""
     return guard_config.configuration(

@@ -1,6 +1,6 @@
 """The cluster guard end to end on a real kube-apiserver, driven with the stock kubectl.
 
-The overlay's MutatingWebhookConfiguration (deploy/overlays/webhook) is applied
+The chart's MutatingWebhookConfiguration (deploy/manifests/none-certmanager.yaml) is applied
 with the harness CA as ``caBundle`` and a loopback URL for the BFF's webhook
 port, ``harvester-upgrade-bff serve`` runs as a user would run it (its own
 process, a kubeconfig, ``--webhook-port`` with a certificate the harness CA
@@ -29,30 +29,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.admission.reviews import decoded, fixture
+from tests.support.chart import shipped_webhook_configuration
 from tests.support.processes import Child, command
 from tests.support.real_apiserver import RealApiServer
 
 pytestmark = pytest.mark.real_apiserver
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGURATION = ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
 NAME = "hvst-upgrade-7xn6v"
 KUBECTL = shutil.which("kubectl")
 GUARD_WARNING = "Warning: harvester-upgrade-bff: Upgrade harvester-system/hvst-upgrade-7xn6v"
 
 
 def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
-    (configuration,) = yaml.safe_load_all(CONFIGURATION.read_text())
-    configuration = copy.deepcopy(configuration)
+    configuration = copy.deepcopy(shipped_webhook_configuration())
     # cert-manager's injector is not here; the harness CA is the caBundle instead.
     configuration["metadata"].pop("annotations")
     for hook in configuration["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration  # type: ignore[no-any-return]
+    return configuration
 
 
 class Bff:

@@ -3,8 +3,8 @@
 The six CRDs of ``bff/captured/crds`` are installed beside the harness's Upgrade
 CRD; one object of each kind is created as its owning controller (the Upgrade is
 the harness's seed), with a finalizer and an owner reference added; ``serve`` runs
-with its webhook port and the overlay's MutatingWebhookConfiguration
-(``deploy/overlays/webhook``) points at it. Then, for each of the seven resources:
+with its webhook port and the chart's MutatingWebhookConfiguration
+(``deploy/manifests/none-certmanager.yaml``) points at it. Then, for each of the seven resources:
 
 - the body the dashboard extension v1.0.4 saves after an edit
   (:func:`tests.support.v104_save.v104_saved_body`), PUT by an untrusted user, keeps

@@ -6,7 +6,7 @@ called; a mutating answer's JSONPatch is applied and its warnings relayed; a
 denial refuses the write with the webhook's message; an unreachable, slow or
 nonsensical webhook fails the write under failurePolicy Fail and is skipped
 under Ignore; a dry run to a webhook with side effects is refused; and the
-configuration is the one deploy/overlays/webhook ships (checked in
+configuration is the one the chart renders (checked in
 tests/test_deploy.py).
 """
 

@@ -15,7 +15,7 @@ schedulevmbackup controllers and Steve.
   cluster for the one Rancher user the tests call as (:func:`rancher_rbac`).
 * :func:`dismiss_body`: the body the dashboard's "Dismiss it" PUTs, made by the
   extension's own ``save()`` from real Steve's item.
-* :func:`overlay_configuration`: deploy/overlays/webhook's configuration of the
+* :func:`overlay_configuration`: the chart's webhook configuration of the
   guard, calling a BFF on loopback.
 
 They skip with one line when Go or etcd is missing, and fail instead when
@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
 from bff.sandbox.rancher import (
@@ -51,6 +50,7 @@ from bff.sandbox.rancher import (
 )
 from bff.sandbox.tls import SandboxCA
 from tests.support import shell
+from tests.support.chart import shipped_webhook_configuration
 from tests.support.harvester import HarvesterStack, unavailable_reason
 from tests.support.processes import Child, command
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
@@ -68,9 +68,6 @@ RBAC = "rbac.authorization.k8s.io"
 #: Where Rancher keeps the per-user ServiceAccounts it impersonates with
 #: (rancher/rancher pkg/impersonation: ImpersonationNamespace, ImpersonationPrefix).
 IMPERSONATION_NAMESPACE = "cattle-impersonation-system"
-WEBHOOK_CONFIGURATION = (
-    ROOT / "deploy" / "overlays" / "webhook" / "mutatingwebhookconfiguration.yaml"
-)
 
 
 def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str, Any]:
@@ -84,14 +81,13 @@ def dismiss_body(harvester: HarvesterStack, version: str, name: str) -> dict[str
 
 
 def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
-    """deploy/overlays/webhook's configuration, calling the BFF on loopback."""
-    (configuration,) = yaml.safe_load_all(WEBHOOK_CONFIGURATION.read_text())
-    configuration = copy.deepcopy(configuration)
+    """The chart's webhook configuration (deploy/manifests), calling the BFF on loopback."""
+    configuration = copy.deepcopy(shipped_webhook_configuration())
     configuration["metadata"].pop("annotations")  # cert-manager's injector is not here
     for hook in configuration["webhooks"]:
         path = hook["clientConfig"]["service"]["path"]
         hook["clientConfig"] = {"url": url + path, "caBundle": ca_bundle}
-    return configuration  # type: ignore[no-any-return]
+    return configuration
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
-"""deploy/'s RBAC, proved on a real kube-apiserver: enough, and nothing more.
+"""The chart's RBAC, proved on a real kube-apiserver: enough, and nothing more.
 
 A server of its own, where the harness grants the BFF's service account
-nothing. Each test applies what ``kubectl kustomize`` renders from ``deploy/``
-with stock ``kubectl apply``, gets the service account's token with ``kubectl
+nothing. Each test applies what the chart renders (``deploy/manifests/``, held
+equal to the chart by tests/test_manifests.py) with stock ``kubectl apply``,
+gets the service account's token with ``kubectl
 create token`` (TokenRequest), and runs the BFF with only that identity:
 
 * **enough**: in each mode, with the read cache off and on, readiness, reads
@@ -41,7 +42,7 @@ from tests.support.real_apiserver import (
     RBAC_KINDS,
     RealApiServer,
     RealApiServerUnavailable,
-    kustomization_objects,
+    manifest_objects,
     service_account_user,
     unavailable_reason,
 )
@@ -54,8 +55,9 @@ KUBECTL = shutil.which("kubectl")
 if not REQUIRED and ((_why := unavailable_reason()) or (_why := None if KUBECTL else "no kubectl")):
     pytest.skip(f"real API server unavailable: {_why}", allow_module_level=True)
 
-BASE = DEPLOY / "base"
-IMPERSONATE = DEPLOY / "overlays" / "impersonate"
+# ui none (no Ingress), passthrough with the read cache's Role; and impersonate.
+BASE = DEPLOY / "manifests" / "none-noguard.yaml"
+IMPERSONATE = DEPLOY / "manifests" / "none-impersonate.yaml"
 SUCCEEDED, FAILED, IN_PROGRESS = "hvst-upgrade-7xn6v", "hvst-upgrade-fl4k2", "hvst-upgrade-zjft7"
 READ = "harvesterhci.io/read-message"
 BFF_USER = service_account_user(*BFF_SERVICE_ACCOUNT)
@@ -64,7 +66,7 @@ BFF_USER = service_account_user(*BFF_SERVICE_ACCOUNT)
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RealApiServer]:
     if KUBECTL is None:
-        pytest.fail("kubectl is required to apply deploy/ and is not installed")
+        pytest.fail("kubectl is required to apply deploy/manifests and is not installed")
     server = RealApiServer(bff_rbac=False)
     try:
         server.start()
@@ -98,8 +100,8 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def rendered(kubeconfig: Path, directory: Path) -> list[dict[str, Any]]:
-    text = kubectl(kubeconfig, "kustomize", str(directory))
-    return [d for d in yaml.safe_load_all(text) if d]
+    del kubeconfig  # rendered by the chart already, no cluster needed
+    return manifest_objects(directory)
 
 
 def granted_to_bff(objects: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
@@ -291,7 +293,7 @@ def test_the_bff_may_not_write_upgrades_with_its_own_identity(
         assert not cluster.allowed(BFF_USER, groups, verb=verb), verb
 
 
-IMPERSONATE_GRANTS = granted_to_bff(kustomization_objects(IMPERSONATE))
+IMPERSONATE_GRANTS = granted_to_bff(manifest_objects(IMPERSONATE))
 
 
 @pytest.mark.parametrize(

@@ -343,7 +343,7 @@ def _token_review(token: str) -> dict[str, Any]:
 
 
 def test_the_bff_may_create_token_reviews_and_the_viewer_may_not(server: RealApiServer) -> None:
-    # deploy/'s impersonate overlay grants the BFF's service account this.
+    # The chart's impersonate mode grants the BFF's service account this.
     r = server.request("POST", TOKENREVIEWS, _token_review("sandbox-viewer"), token="sandbox-bff")
     assert r.status == 201
     assert r.body["status"]["authenticated"] is True

@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,45 @@ def ensure_base_image() -> str:
     return BASE_IMAGE
 
 
-def build_image() -> str:
-    """Build the repository's Dockerfile on the local base; layers are cached."""
+def build_args() -> dict[str, str]:
+    """The Dockerfile's OCI label arguments: the package version, the commit, the origin."""
+    with (ROOT / "pyproject.toml").open("rb") as stream:
+        version = str(tomllib.load(stream)["project"]["version"])
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), *argv], capture_output=True, text=True, timeout=30, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "VERSION": version,
+        "REVISION": git("rev-parse", "HEAD") or "unknown",
+        "SOURCE": git("config", "--get", "remote.origin.url") or "unknown",
+    }
+
+
+def build_image(args: dict[str, str] | None = None) -> str:
+    """Build the repository's Dockerfile on the local base; layers are cached.
+
+    ``args`` are the label arguments (default: :func:`build_args` now)."""
     base = ensure_base_image()
+    chosen = build_args() if args is None else args
+    labels = [a for key, value in chosen.items() for a in ("--build-arg", f"{key}={value}")]
+    # buildah's layer cache (1.28) keys a LABEL step by its text before the
+    # build arguments are substituted, so a cached image would keep an old
+    # commit's labels: --label sets them on the final image whatever is cached.
+    labels += [
+        a
+        for key, value in chosen.items()
+        for a in ("--label", f"org.opencontainers.image.{key.lower()}={value}")
+    ]
     buildah(
         "bud",
         "--isolation",
         "chroot",
         "--layers",
+        *labels,
         "--build-arg",
         f"BASE_IMAGE={base}",
         "--tag",

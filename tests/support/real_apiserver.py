@@ -16,9 +16,10 @@ Who is who:
   tokens and users as the sandbox emulator);
 * what they may do comes from real RBAC objects applied through the API, never
   from a table: :func:`harness_rbac` for the viewer and Harvester's upgrade
-  controller, and the RBAC objects of ``deploy/`` (base and impersonate overlay)
-  for the BFF's service account, so every test that runs the BFF here runs it
-  with exactly what ``deploy/`` grants;
+  controller, and the RBAC objects the chart renders
+  (``deploy/manifests/none-impersonate.yaml``) for the BFF's service account,
+  so every test that runs the BFF here runs it with exactly what the chart
+  grants;
 * service-account tokens work too (``--service-account-*`` flags):
   :meth:`RealApiServer.create_token` is a TokenRequest.
 
@@ -83,9 +84,11 @@ SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(str(captured.files()))  # the CRD and the seed Upgrades, as packaged
 DEPLOY = REPO_ROOT / "deploy"
-# The kustomization whose RBAC the BFF's service account gets: the overlay
-# includes the base, so this is the most the BFF is ever granted.
-DEPLOY_RBAC_FROM = DEPLOY / "overlays" / "impersonate"
+# The manifest whose RBAC the BFF's service account gets: the chart rendered
+# with ui none and impersonate (the read cache's Role plus impersonation), the
+# most the BFF is granted for callers' requests (tests/test_manifests.py holds
+# it equal to the chart).
+DEPLOY_RBAC_FROM = DEPLOY / "manifests" / "none-impersonate.yaml"
 
 # Bounded waits, in seconds.
 ETCD_TIMEOUT = 30.0
@@ -216,27 +219,14 @@ def harness_rbac() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def kustomization_objects(directory: Path) -> list[dict[str, Any]]:
-    """Every object a kustomization's ``resources`` name, following nested kustomizations.
-
-    ``deploy/`` uses no kustomize transformers on these objects (its overlay
-    only patches the Deployment), so this is what ``kubectl kustomize`` renders
-    for them; tests/test_deploy.py holds the full loader.
-    """
-    spec = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
-    objects: list[dict[str, Any]] = []
-    for entry in spec.get("resources") or ():
-        path = (directory / entry).resolve()
-        if path.is_dir():
-            objects.extend(kustomization_objects(path))
-        else:
-            objects.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return objects
+def manifest_objects(path: Path) -> list[dict[str, Any]]:
+    """Every object of a rendered manifest (deploy/manifests/<combination>.yaml)."""
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
 
 
-def deploy_rbac(directory: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
-    """``deploy/``'s ServiceAccount and RBAC objects, in an order the API accepts."""
-    objects = kustomization_objects(directory)
+def deploy_rbac(path: Path = DEPLOY_RBAC_FROM) -> list[dict[str, Any]]:
+    """The chart's ServiceAccount and RBAC objects, in an order the API accepts."""
+    objects = manifest_objects(path)
     order = ("ServiceAccount", *RBAC_KINDS)
     return sorted(
         (o for o in objects if o.get("kind") in order), key=lambda o: order.index(o["kind"])
@@ -634,7 +624,7 @@ class RealApiServer:
     """etcd plus kube-apiserver, serving the Upgrade CRD with seeds and RBAC.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
-    ``bff_rbac=False`` leaves ``deploy/``'s objects out, for a test that
+    ``bff_rbac=False`` leaves the chart's objects out, for a test that
     applies them itself.
     """
 
