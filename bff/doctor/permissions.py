@@ -67,7 +67,7 @@ async def check(client: DoctorClient, release: Release) -> report.Check:
             f"the BFF's ServiceAccount {release.namespace}/{release.service_account} may not: "
             + "; ".join(denied),
             "Install the chart's RBAC for this mode (role.yaml with readCache, impersonate.yaml "
-            "with authMode impersonate), or deploy/base and deploy/overlays/impersonate.",
+            "with authMode impersonate), or the matching deploy/manifests file.",
             details,
         )
     return report.ok(

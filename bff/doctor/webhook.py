@@ -31,7 +31,7 @@ REGISTERED, CA_BUNDLE, CALLED = "webhook.registered", "webhook.ca-bundle", "webh
 WARNING_MARK = "harvester-upgrade-bff:"
 ENABLE = (
     "Install the guard: helm upgrade --reuse-values --set webhook.enabled=true (cert-manager "
-    "issues its certificate), or apply deploy/overlays/webhook."
+    "issues its certificate; see docs/install.md for the other certificate sources)."
 )
 
 

@@ -39,10 +39,10 @@ from tests.support.certs import make_server_certificate
 from tests.support.processes import one_line_exit_2, run
 from tests.support.real_apiserver import (
     BFF_SERVICE_ACCOUNT,
-    DEPLOY,
+    DEPLOY_RBAC_FROM,
     RealApiServer,
     free_port,
-    kustomization_objects,
+    manifest_objects,
 )
 
 pytestmark = pytest.mark.real_apiserver
@@ -299,7 +299,7 @@ def test_a_damaged_upgrade(cluster: Cluster, capsys: pytest.CaptureFixture[str])
 
 def test_missing_rbac(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     real = cluster.real
-    (binding,) = [o for o in kustomization_objects(DEPLOY / "base") if o["kind"] == "RoleBinding"]
+    (binding,) = [o for o in manifest_objects(DEPLOY_RBAC_FROM) if o["kind"] == "RoleBinding"]
     real.delete(binding)
     try:
         status, document = cluster.doctor(capsys)
