@@ -465,3 +465,12 @@ def test_outside_rancher_mode_no_request_goes_to_a_cluster_proxy() -> None:
     rancher = Clusters(frozenset({"local", OTHER}), "local")
     assert rancher.upstream({"cluster": OTHER}) == OTHER
     assert rancher.upstream({}) == "local"
+
+
+async def test_rancher_mode_answers_access_as_not_asked(rancher: Rancher, bff: BFFClient) -> None:
+    """No access reviews in Rancher mode: ``patch`` is null, and nothing reaches a cluster."""
+    response = await bff.get("/api/v1.0.5/upgrades/access", headers=_bearer(VIEWER))
+    assert response.status == 200
+    assert await response.json() == {"type": "access", "namespace": NS, "patch": None}
+    assert rancher.record.forwarded == []
+    assert rancher.journal().writes() == []
