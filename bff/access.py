@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bff import errors
-from bff.identities import Caller, ImpersonatedCaller, TokenCaller
+from bff.identities import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.upgrade_resource import GROUP, PLURAL
 
 
@@ -43,7 +43,10 @@ class Reviews(Protocol):
 def credential_key(caller: Caller) -> bytes:
     """A digest that stands for the caller's credential (the token is never kept)."""
     digest = hashlib.sha256()
-    if isinstance(caller, TokenCaller):
+    if isinstance(caller, RancherCaller):
+        # One Rancher token acts as a different user's permissions in each cluster.
+        digest.update(b"rancher\0" + caller.cluster.encode() + b"\0" + caller.token.encode())
+    elif isinstance(caller, TokenCaller):
         digest.update(b"token\0" + caller.token.encode())
     else:
         digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())

@@ -78,16 +78,15 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     async with kube.connect(
         upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
     ) as upstream:
-        cache = access = None
-        if upstream.access is not None:  # not in Rancher mode
-            # Asked for cached reads, and for what a caller may do (the page's buttons).
-            access = AccessChecker(
-                upstream.access,
-                ttl=min(settings.token_review_ttl, 10.0),
-                on_review=lambda result: metrics.count(metrics.access_reviews, result),
-            )
-            app[ACCESS] = access
-        if settings.read_cache and access is not None:  # never in Rancher mode
+        cache = None
+        # Asked for cached reads, and for what a caller may do (the page's buttons).
+        access = AccessChecker(
+            upstream.access,
+            ttl=min(settings.token_review_ttl, 10.0),
+            on_review=lambda result: metrics.count(metrics.access_reviews, result),
+        )
+        app[ACCESS] = access
+        if settings.read_cache and settings.rancher_url is None:  # never in Rancher mode
             cache = UpgradeCache(upstream.watcher, settings.namespace)
             app[CACHE] = cache
         app[SERVICE] = UpgradeService(

@@ -22,7 +22,7 @@ SERVICE = web.AppKey("service", UpgradeService)
 AUTH = web.AppKey("auth", Authenticator)
 READINESS = web.AppKey("readiness", Readiness)
 CACHE = web.AppKey("cache", UpgradeCache)
-#: Per-caller access reviews; absent in Rancher mode (``GET .../upgrades/access`` answers null).
+#: Per-caller access reviews: the read cache's reads, and ``GET .../upgrades/access``.
 ACCESS = web.AppKey("access", AccessChecker)
 STREAMS = web.AppKey("streams", StreamBudget)
 #: How the webhook port listens: set by :func:`bff.server.start`, bounded like the API port.

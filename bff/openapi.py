@@ -369,11 +369,10 @@ def _schemas() -> JSON:
             "type": {"const": "access"},
             "namespace": {"type": "string", "pattern": DNS1123_LABEL, "maxLength": 63},
             "patch": {
-                "type": ["boolean", "null"],
+                "type": "boolean",
                 "description": "Whether the caller may patch Upgrades there: every write the "
                 "BFF makes (dismiss, cancel, a reduced PUT) is a label merge patch with the "
-                "caller's credentials, so `false` means each would be refused with 403. "
-                "`null` in Rancher mode, where the BFF asks no access reviews.",
+                "caller's credentials, so `false` means each would be refused with 403.",
             },
         },
     }
@@ -676,7 +675,8 @@ def _versioned_paths() -> JSON:
                 },
                 description="Authorised like a list (a `list` access review, 403 for a "
                 "caller who may not read), then one `patch` review: a SelfSubjectAccessReview "
-                "with the caller's token, or a SubjectAccessReview for the impersonated user. "
+                "with the caller's token (in Rancher mode through the proxy of the caller's "
+                "cluster), or a SubjectAccessReview for the impersonated user. "
                 "Allows are reused for at most 10 s; nothing is written. The page enables "
                 "Dismiss only when `patch` is not false.",
                 security=_READ_SECURITY,

@@ -102,16 +102,14 @@ async def upgrade_access(request: web.Request) -> web.Response:
     caller, impersonated), so ``patch`` says whether Dismiss, Cancel or a PUT could
     change anything for this caller. Authorised like a list (403 for a caller who
     may not even read); then the ``patch`` review's denial is the answer, not an
-    error. In Rancher mode the BFF has no reviewer: ``patch`` is null (not asked),
-    and the write itself decides.
+    error. In Rancher mode both reviews go through Rancher's proxy of the caller's
+    cluster with the caller's Rancher token, as the caller's writes would.
     """
     _, caller = await _begin(request, Action.ACCESS)  # an unknown version is a 404
     namespace = request.app[SETTINGS].namespace
-    access = request.app.get(ACCESS)
-    patch: bool | None = None
-    if access is not None:
-        await access.check(caller, "list", namespace)
-        patch = await access.allows(caller, "patch", namespace)
+    access = request.app[ACCESS]
+    await access.check(caller, "list", namespace)
+    patch = await access.allows(caller, "patch", namespace)
     body = {"type": "access", "namespace": namespace, "patch": patch}
     return web.json_response(body)
 
