@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bff import errors
-from bff.identities import Caller, ImpersonatedCaller, TokenCaller
+from bff.identities import Caller, ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.upgrade_resource import GROUP, PLURAL
 
 
@@ -43,7 +43,10 @@ class Reviews(Protocol):
 def credential_key(caller: Caller) -> bytes:
     """A digest that stands for the caller's credential (the token is never kept)."""
     digest = hashlib.sha256()
-    if isinstance(caller, TokenCaller):
+    if isinstance(caller, RancherCaller):
+        # One Rancher token acts as a different user's permissions in each cluster.
+        digest.update(b"rancher\0" + caller.cluster.encode() + b"\0" + caller.token.encode())
+    elif isinstance(caller, TokenCaller):
         digest.update(b"token\0" + caller.token.encode())
     else:
         digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())
@@ -76,6 +79,18 @@ class AccessChecker:
         self._in_flight: dict[tuple[bytes, str, str], asyncio.Future[bool]] = {}
         self._on_review = on_review
 
+    async def allows(self, caller: Caller, verb: str, namespace: str) -> bool:
+        """Whether ``caller`` may ``verb`` Upgrades in ``namespace``; a denial is False.
+
+        For a question about permissions (``GET /api/{version}/upgrades/access``), where
+        a denial is the answer, not a refusal. A review that fails (401 for an unknown
+        token, the API server unreachable) still raises.
+        """
+        allowed = await self._decide(caller, verb, namespace, None)
+        if not allowed:
+            self._on_review("denied")
+        return allowed
+
     async def check(
         self, caller: Caller, verb: str, namespace: str, *, max_age: float | None = None
     ) -> None:
@@ -86,21 +101,7 @@ class AccessChecker:
         ``max_age``: reuse an allow only if it is at most so many seconds old (an
         open stream's re-check, which bounds how long a revoked caller keeps it).
         """
-        key = (credential_key(caller), verb, namespace)
-        expires = self._allowed.get(key)
-        if expires is not None:
-            now = self._clock()
-            fresh_enough = max_age is None or now - (expires - self._ttl) <= max_age
-            if now < expires and fresh_enough:
-                self._on_review("hit")
-                return
-            del self._allowed[key]
-        shared = self._in_flight.get(key)
-        if shared is not None:
-            allowed = await asyncio.shield(shared)
-        else:
-            allowed = await self._review(key, caller, verb, namespace)
-        if not allowed:
+        if not await self._decide(caller, verb, namespace, max_age):
             self._on_review("denied")
             who = (
                 f'User "{caller.username}"'
@@ -112,6 +113,24 @@ class AccessChecker:
                 f'in API group "{GROUP}" in the namespace "{namespace}"',
                 upstream_status=403,
             )
+
+    async def _decide(
+        self, caller: Caller, verb: str, namespace: str, max_age: float | None
+    ) -> bool:
+        """An allow still fresh enough, a review shared with one in flight, or a new one."""
+        key = (credential_key(caller), verb, namespace)
+        expires = self._allowed.get(key)
+        if expires is not None:
+            now = self._clock()
+            fresh_enough = max_age is None or now - (expires - self._ttl) <= max_age
+            if now < expires and fresh_enough:
+                self._on_review("hit")
+                return True
+            del self._allowed[key]
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        return await self._review(key, caller, verb, namespace)
 
     async def _review(
         self, key: tuple[bytes, str, str], caller: Caller, verb: str, namespace: str

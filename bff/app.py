@@ -28,7 +28,17 @@ from bff.api.routes import add_routes
 from bff.auth import Authenticator, ReviewCache
 from bff.cache import StreamBudget, UpgradeCache
 from bff.identities import AuthMode
-from bff.keys import AUTH, CACHE, METRICS, READINESS, SERVICE, SETTINGS, STREAMS, WEBHOOK_LISTENER
+from bff.keys import (
+    ACCESS,
+    AUTH,
+    CACHE,
+    METRICS,
+    READINESS,
+    SERVICE,
+    SETTINGS,
+    STREAMS,
+    WEBHOOK_LISTENER,
+)
 from bff.metrics import Metrics
 from bff.middleware import middlewares
 from bff.rancher import Clusters
@@ -68,18 +78,22 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     async with kube.connect(
         upstream_options(settings), impersonate=impersonate, observer=metrics.observe_upstream
     ) as upstream:
-        cache = access = None
+        cache = None
+        # Asked for cached reads, and for what a caller may do (the page's buttons).
+        access = AccessChecker(
+            upstream.access,
+            ttl=min(settings.token_review_ttl, 10.0),
+            on_review=lambda result: metrics.count(metrics.access_reviews, result),
+        )
+        app[ACCESS] = access
         if settings.read_cache and settings.rancher_url is None:  # never in Rancher mode
-            assert upstream.access is not None
             cache = UpgradeCache(upstream.watcher, settings.namespace)
-            access = AccessChecker(
-                upstream.access,
-                ttl=min(settings.token_review_ttl, 10.0),
-                on_review=lambda result: metrics.count(metrics.access_reviews, result),
-            )
             app[CACHE] = cache
         app[SERVICE] = UpgradeService(
-            upstream.gateway, max_attempts=settings.conflict_retries, cache=cache, access=access
+            upstream.gateway,
+            max_attempts=settings.conflict_retries,
+            cache=cache,
+            access=access if cache is not None else None,
         )
         app[AUTH] = Authenticator(
             settings.auth_mode,

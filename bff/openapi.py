@@ -20,6 +20,7 @@ from bff.api.paths import (
     STATIC_FILES,
     STEVE_COLLECTION,
     UPGRADE,
+    UPGRADE_ACCESS,
     UPGRADE_EVENTS,
     UPGRADES,
 )
@@ -359,6 +360,22 @@ def _schemas() -> JSON:
             "message": {"type": "string"},
         },
     }
+    access: JSON = {
+        "type": "object",
+        "description": "What the caller may do to the Upgrades in the BFF's namespace.",
+        "required": ["type", "namespace", "patch"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "access"},
+            "namespace": {"type": "string", "pattern": DNS1123_LABEL, "maxLength": 63},
+            "patch": {
+                "type": "boolean",
+                "description": "Whether the caller may patch Upgrades there: every write the "
+                "BFF makes (dismiss, cancel, a reduced PUT) is a label merge patch with the "
+                "caller's credentials, so `false` means each would be refused with 403.",
+            },
+        },
+    }
     return {
         "ObjectMeta": object_meta,
         "Upgrade": upgrade,
@@ -366,6 +383,7 @@ def _schemas() -> JSON:
         "SteveActions": actions,
         "UpgradeResource": resource,
         "UpgradeCollection": collection,
+        "Access": access,
         "PutBody": put_body,
         "Error": error,
         "Health": {
@@ -620,6 +638,47 @@ def _versioned_paths() -> JSON:
                 "then the end, once access is lost). At most `--max-streams-per-caller` "
                 "streams per credential and `--max-streams` in all (429 beyond); a client "
                 "that stops reading is dropped after `--stream-write-timeout`.",
+                security=_READ_SECURITY,
+            ),
+        },
+        UPGRADE_ACCESS: {
+            "parameters": _path_params("version"),
+            "get": _operation(
+                "upgradeAccess",
+                "What the caller may do to the Upgrades in the BFF's namespace",
+                API_TAG,
+                {
+                    "200": {
+                        "description": "The caller's permission to write (`patch`).",
+                        "headers": {"X-Request-ID": _ref("headers", "X-Request-ID")},
+                        "content": _json(
+                            _schema("Access"),
+                            {
+                                "admin": {
+                                    "value": {
+                                        "type": "access",
+                                        "namespace": "harvester-system",
+                                        "patch": True,
+                                    }
+                                },
+                                "read-only": {
+                                    "value": {
+                                        "type": "access",
+                                        "namespace": "harvester-system",
+                                        "patch": False,
+                                    }
+                                },
+                            },
+                        ),
+                    },
+                    **_errors(_READ_ERRORS),
+                },
+                description="Authorised like a list (a `list` access review, 403 for a "
+                "caller who may not read), then one `patch` review: a SelfSubjectAccessReview "
+                "with the caller's token (in Rancher mode through the proxy of the caller's "
+                "cluster), or a SubjectAccessReview for the impersonated user. "
+                "Allows are reused for at most 10 s; nothing is written. The page enables "
+                "Dismiss only when `patch` is not false.",
                 security=_READ_SECURITY,
             ),
         },

@@ -17,6 +17,8 @@ class Action(enum.StrEnum):
     LIST = "list"
     GET = "get"
     WATCH = "watch"
+    #: What the caller may do (``GET /api/{version}/upgrades/access``).
+    ACCESS = "access"
     PUT = "put"
     #: A v1.0.5 action request whose action is not known (yet, or at all).
     ACTION = "action"

@@ -16,6 +16,9 @@
   const READ = "harvesterhci.io/read-message";
   const FINISHED = ["Succeeded", "Failed"];
   const EVENTS = "api/v1.0.5/upgrades/events";
+  // Whether this caller may patch Upgrades (the BFF asks the API server): every action
+  // of the page's is such a patch, so a caller who may not gets them disabled.
+  const ACCESS = "api/v1.0.5/upgrades/access";
   const POLL_MS = 2000;
   // After a stream that was open ends (the BFF restarted, the connection broke), poll
   // meanwhile and open it again this much later.
@@ -186,11 +189,31 @@
       from ? `${from} → ${to || "?"}` : `→ ${to}`);
   }
 
-  // Why an action that sets read-message cannot succeed now, or null when it can.
-  function dismissBlocked(obj) {
-    if (isFinished(obj)) return null;
-    const state = labelsOf(obj)[STATE] || "no state yet";
-    return `Dismiss once the upgrade has Succeeded or Failed; it is ${state}.`;
+  // Why Dismiss, Cancel and the legacy PUT would change nothing now, or null when they
+  // would mark the message read. Each is one label patch with the caller's credential,
+  // which the BFF writes only on a finished, unread upgrade (CONTRACT: semantics of a
+  // write): the caller's permission first, then the message, then the upgrade's state.
+  function blocked(obj) {
+    const labels = labelsOf(obj);
+    if (access && access.patch === false) {
+      return {
+        kind: "permission",
+        text: `You may only read Upgrades in ${access.namespace || obj.metadata.namespace}: ` +
+          "your credential may not patch them, so Dismiss and Cancel would be refused (403).",
+      };
+    }
+    if (labels[READ] === "true") {
+      return { kind: "read", text: "Already read: Dismiss and Cancel would change nothing." };
+    }
+    if (!isFinished(obj)) {
+      const state = labels[STATE] || "no state yet";
+      return {
+        kind: "in-progress",
+        text: `Dismiss once the upgrade has Succeeded or Failed; it is ${state}. ` +
+          "Cancel would change nothing: Harvester cannot cancel an upgrade in progress.",
+      };
+    }
+    return null;
   }
 
   function row(obj) {
@@ -198,9 +221,9 @@
     const read = labels[READ] === "true";
     const id = keyOf(obj);
     const whyId = `why-${obj.metadata.namespace}-${obj.metadata.name}`;
-    const blocked = dismissBlocked(obj);
+    const why = blocked(obj);
     const button = (label, kind, title, disabled) => el("button", {
-      type: "button", class: { legacy: "quiet", direct: "danger" }[kind] || "", title,
+      type: "button", class: { cancel: "quiet", legacy: "quiet", direct: "danger" }[kind] || "", title,
       disabled: disabled || busy, "aria-describedby": disabled ? whyId : null,
       dataset: { action: kind, target: id },
     }, label);
@@ -215,22 +238,26 @@
         read ? "read" : "not read"),
       el("td", { class: "actions", "data-label": "Actions" },
         el("div", { class: "buttons" },
-          button("Dismiss", "dismiss", "POST ?action=dismiss (v1.0.5)", Boolean(blocked)),
-          button("Cancel", "cancel", "POST ?action=cancel (v1.0.5)", false),
-          button("Legacy v1.0.4 PUT", "legacy", "PUT the object without status through the BFF, as extension v1.0.4 does", Boolean(blocked)),
+          button("Dismiss", "dismiss", "POST ?action=dismiss (v1.0.5)", Boolean(why)),
+          button("Cancel", "cancel", "POST ?action=cancel (v1.0.5): on a finished upgrade, marks the message read", Boolean(why)),
+          button("Legacy v1.0.4 PUT", "legacy", "PUT the object without status through the BFF, as extension v1.0.4 does", Boolean(why)),
           sandbox ? button("Direct PUT to the cluster (the bug)", "direct",
             "PUT the same v1.0.4 body straight to the API emulator, bypassing the BFF", false) : null),
-        blocked ? el("p", { class: "why", id: whyId, "data-field": "why" }, blocked) : null));
+        why ? el("p", { class: "why", id: whyId, "data-field": "why", "data-reason": why.kind }, why.text) : null));
   }
 
   let known = new Map();
   let items = [];
   let shown = "";
   let busy = false;
+  // What the BFF said this caller may do ({namespace, patch}), and for which credential.
+  let access = null;
+  let accessFor = null;
 
   // Re-render only when something changed, keeping focus on the same button.
   function render(force) {
-    const fingerprint = items.map((obj) => `${keyOf(obj)}@${obj.metadata.resourceVersion}`).join(" ") + (busy ? " busy" : "");
+    const fingerprint = items.map((obj) => `${keyOf(obj)}@${obj.metadata.resourceVersion}`).join(" ") +
+      (busy ? " busy" : "") + ` patch=${access ? access.patch : "?"}`;
     if (!force && fingerprint === shown) return;
     shown = fingerprint;
     const focused = document.activeElement && document.activeElement.closest
@@ -245,20 +272,39 @@
     }
   }
 
-  function signedOut(text) {
+  // Signed out (the first load, or after "Forget token"): no table, but what to do.
+  function signedOut() {
     items = [];
     known = new Map();
+    access = null;
+    accessFor = null;
     render(true);
     $("#empty").hidden = true;
-    notice(text, "info");
+    $("#upgrades").hidden = true;
+    $("#signin").hidden = false;
+    notice("");
   }
+
+  const credential = () => (token() ? "token " + token() : "session");
 
   async function load() {
     if (!signedIn()) {
-      signedOut("Enter a bearer token to see the upgrades.");
+      signedOut();
       return false;
     }
+    $("#signin").hidden = true;
+    $("#upgrades").hidden = false;
     const result = await call("GET", CURRENT);
+    // The caller's permission: asked once per credential (and on Refresh), not per poll,
+    // and only of a caller the list admitted (a refused token is refused once), before
+    // the rows are drawn, so no button is ever offered that the caller may not use.
+    const asking = accessFor === credential() ? null : credential();
+    if (result.ok && asking) {
+      const allowed = await call("GET", ACCESS);
+      // Not known (a failed review, a BFF without the endpoint): the write decides.
+      access = allowed.ok && allowed.data ? allowed.data : null;
+      accessFor = allowed.ok || allowed.status === 404 ? asking : null;
+    }
     if (!result.ok) {
       items = [];
       known = new Map();
@@ -492,14 +538,27 @@
     field("controller").replaceChildren(...(lines || []).map((l) => el("div", { class: l.kind || "" }, l.text)));
   }
 
-  function report(request, before, result) {
+  // Why an answer that wrote nothing wrote nothing (the BFF answers 200 either way).
+  function unchangedWhy(kind, before) {
+    if (!before) return null;
+    if (labelsOf(before)[READ] === "true") return "the message was already read";
+    if (kind === "cancel" && !isFinished(before)) {
+      const state = labelsOf(before)[STATE] || "no state yet";
+      return `Harvester cannot cancel an upgrade in progress (it is ${state}); ` +
+        "Cancel marks the message read only once the upgrade has Succeeded or Failed";
+    }
+    return null;
+  }
+
+  function report(request, before, result, kind) {
     const { node, field } = panel();
     node.hidden = false;
     node.classList.toggle("failed", !result.ok);
     field("request").textContent = request;
     field("response").textContent = `${result.status} ${result.statusText}`.trim();
     const changed = result.headers.get("X-Upgrade-Bff-Changed");
-    field("changed").textContent = changed === null ? "—" : changed;
+    const why = changed === "false" && result.ok ? unchangedWhy(kind, before) : null;
+    field("changed").textContent = changed === null ? "—" : why ? `false: nothing was written; ${why}.` : changed;
     const warned = warnings(result.headers);
     field("warnings").replaceChildren(warned.length
       ? el("ul", { class: "warnings" }, warned.map((w) => el("li", {}, w)))
@@ -593,9 +652,9 @@
     if (kind === "direct") {
       reportDirect(await call("POST", `${sandbox.directPut}/${path(known_)}`, legacyBody(before)));
     } else if (kind === "legacy") {
-      report(`PUT ${url}`, before, await call("PUT", url, legacyBody(before)));
+      report(`PUT ${url}`, before, await call("PUT", url, legacyBody(before)), kind);
     } else {
-      report(`POST ${url}?action=${kind}`, before, await call("POST", `${url}?action=${kind}`));
+      report(`POST ${url}?action=${kind}`, before, await call("POST", `${url}?action=${kind}`), kind);
     }
   }
 
@@ -618,6 +677,10 @@
       }, choice.token));
     }
     choices.hidden = false;
+    const offered = (sandbox.tokens || []).map((c) => `${c.token} (${c.can})`);
+    $("#signin-how").textContent = offered.length
+      ? `Choose a sandbox token above: ${offered.join(" or ")}. Or paste a bearer token.`
+      : $("#signin-how").textContent;
     $("#sandbox-foot").hidden = false;
     $("#ippool-edit").addEventListener("click", async () => {
       reportIppool(await call("POST", "sandbox/ippool-edit"));
@@ -655,7 +718,10 @@
       await load();
     });
 
-    $("#refresh").addEventListener("click", () => load());
+    $("#refresh").addEventListener("click", () => {
+      accessFor = null;  // ask the caller's permission again too
+      load();
+    });
 
     $("#upgrades").addEventListener("click", async (event) => {
       const button = event.target.closest("button[data-action]");

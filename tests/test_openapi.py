@@ -461,6 +461,8 @@ LIVE_REQUESTS: list[tuple[str, str, str, dict[str, str], Any]] = [
     ("GET", "/readyz", "/readyz", {}, None),
     ("GET", "/openapi.json", "/openapi.json", {}, None),
     ("GET", "/api/v1.0.5/upgrades", "/api/{version}/upgrades", ADMIN, None),
+    ("GET", "/api/v1.0.5/upgrades/access", "/api/{version}/upgrades/access", ADMIN, None),
+    ("GET", "/api/v1.0.5/upgrades/access", "/api/{version}/upgrades/access", {}, None),
     ("GET", f"/api/v1.0.4/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, None),
     ("GET", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}", API_ONE, ADMIN, None),
     ("POST", f"/api/v1.0.5/upgrades/{NS}/{SUCCEEDED}?action=dismiss", API_ONE, ADMIN, None),

@@ -3,17 +3,20 @@
 The BFF runs in front of the Kubernetes API emulator with the simulated Harvester
 controller watching; Playwright drives Debian's Chromium through the page as a
 person would: enter the sandbox-admin token, see the three seed upgrades, dismiss
-the succeeded one, find Dismiss disabled (with the reason) on the in-progress one,
-send the legacy v1.0.4 PUT for the failed one. After each step the emulator's store
-is read directly: status is never touched, and the controller never re-initialises
-anything.
+the succeeded one, then find its actions disabled (already read) and those of the
+in-progress one too, each with the reason shown (Harvester cannot cancel an upgrade
+in progress; a stale page's Cancel says it wrote nothing, and why), send the legacy
+v1.0.4 PUT for the failed one. After each step the emulator's store is read
+directly: status is never touched, and the controller never re-initialises anything.
 
-Also: the list follows changes made outside the page by itself; the page works at
+Also: a read-only token finds every action disabled, with the reason (the BFF's
+access review); the first load says how to sign in, or which sandbox token to
+choose; the list follows changes made outside the page by itself; the page works at
 360 px wide, under a base path (relative URLs only), keeps the token for the session,
-shows the error for a read-only token, and the API description page renders every
-operation. In the sandbox (``harvester-upgrade-bff sandbox``'s own stack) the page
-offers the sandbox tokens and the "Direct PUT to the cluster (the bug)" button; in
-``serve`` it offers neither and never asks for them.
+and the API description page renders every operation. In the sandbox
+(``harvester-upgrade-bff sandbox``'s own stack) the page offers the sandbox tokens
+and the "Direct PUT to the cluster (the bug)" button; in ``serve`` it offers neither
+and never asks for them.
 
 Every console error fails a test, failed resource loads included: a test that makes
 a request fail on purpose says which (status and URL) with ``expect_failed_load``,
@@ -206,37 +209,64 @@ async def test_dismiss_cancel_and_legacy_put_through_the_page(
     assert live["metadata"]["labels"][STATE] == "Succeeded"
     assert live["status"] == seed(SUCCEEDED)["status"]
 
-    # Dismiss again: idempotent, nothing written.
-    await row(page, SUCCEEDED).get_by_role("button", name="Dismiss").click()
-    await expect(result.locator('[data-field="changed"]')).to_have_text("false")
-    await expect(result.locator('[data-field="labels"]')).to_have_text("unchanged")
+    # Already read: a second Dismiss (or Cancel) would change nothing, so both are
+    # disabled and say so; forced, they send nothing.
+    done = row(page, SUCCEEDED)
+    await expect(done.locator('[data-field="why"]')).to_have_text(
+        "Already read: Dismiss and Cancel would change nothing."
+    )
+    for name in ("Dismiss", "Cancel", "Legacy v1.0.4 PUT"):
+        await expect(done.get_by_role("button", name=name)).to_be_disabled()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.method + " " + request.url))
+    await done.get_by_role("button", name="Dismiss").click(force=True)
+    await done.get_by_role("button", name="Cancel").click(force=True)
 
-    # Mid-upgrade, Dismiss and the legacy PUT (which dismisses) cannot succeed: both are
-    # disabled, and the reason is shown and tied to them.
+    # Mid-upgrade, Dismiss and the legacy PUT (which dismisses) cannot succeed, and
+    # Cancel would change nothing: all are disabled, and the reason is shown and tied
+    # to them.
     in_progress = row(page, IN_PROGRESS)
     dismiss = in_progress.get_by_role("button", name="Dismiss")
+    cancel = in_progress.get_by_role("button", name="Cancel")
     await expect(dismiss).to_be_disabled()
     await expect(in_progress.get_by_role("button", name="Legacy v1.0.4 PUT")).to_be_disabled()
-    await expect(in_progress.get_by_role("button", name="Cancel")).to_be_enabled()
+    await expect(cancel).to_be_disabled()
     why = in_progress.locator('[data-field="why"]')
     await expect(why).to_have_text(
-        "Dismiss once the upgrade has Succeeded or Failed; it is UpgradingNodes."
+        "Dismiss once the upgrade has Succeeded or Failed; it is UpgradingNodes. "
+        "Cancel would change nothing: Harvester cannot cancel an upgrade in progress."
     )
-    await expect(dismiss).to_have_attribute("aria-describedby", await why.get_attribute("id"))
-    for name in (SUCCEEDED, FAILED):
-        await expect(row(page, name).get_by_role("button", name="Dismiss")).to_be_enabled()
-        await expect(row(page, name).locator('[data-field="why"]')).to_have_count(0)
+    why_id = await why.get_attribute("id")
+    await expect(dismiss).to_have_attribute("aria-describedby", why_id)
+    await expect(cancel).to_have_attribute("aria-describedby", why_id)
+    # The unread finished one: every action is possible.
+    for name in ("Dismiss", "Cancel", "Legacy v1.0.4 PUT"):
+        await expect(row(page, FAILED).get_by_role("button", name=name)).to_be_enabled()
+    await expect(row(page, FAILED).locator('[data-field="why"]')).to_have_count(0)
     await dismiss.click(force=True)  # a disabled button does nothing, even when forced
+    await cancel.click(force=True)
     await expect(result.locator('[data-field="request"]')).to_contain_text(SUCCEEDED)
+    assert [r for r in requests if "/api/" in r] == [], "a disabled button sent a request"
     live = upstream(backend, IN_PROGRESS)
     assert READ not in live["metadata"]["labels"]
     assert live["status"] == seed(IN_PROGRESS)["status"]
 
-    # Cancel on the in-progress upgrade: never fails, writes nothing.
-    await in_progress.get_by_role("button", name="Cancel").click()
-    await expect(result.locator('[data-field="request"]')).to_contain_text("action=cancel")
-    await expect(result.locator('[data-field="changed"]')).to_have_text("false")
+    # A page that last saw the upgrade finished can still send Cancel mid-upgrade (a
+    # stale page): the BFF writes nothing, and the page says so and why.
+    await cancel.evaluate("button => { button.disabled = false; }")
+    await cancel.click()
+    await expect(result.locator('[data-field="request"]')).to_contain_text(
+        f"{IN_PROGRESS}?action=cancel"
+    )
+    await expect(result.locator('[data-field="changed"]')).to_have_text(
+        "false: nothing was written; Harvester cannot cancel an upgrade in progress (it is "
+        "UpgradingNodes); Cancel marks the message read only once the upgrade has Succeeded "
+        "or Failed."
+    )
     await expect(result.locator('[data-field="error"]')).to_be_hidden()
+    await expect(result.locator('[data-field="labels"]')).to_have_text("unchanged")
+    assert len(stack.upstream_writes()) == 1, "Cancel mid-upgrade wrote upstream"
+    assert upstream(backend, IN_PROGRESS) == live
 
     # The legacy v1.0.4 PUT (no status in the body) on the failed upgrade.
     await row(page, FAILED).get_by_role("button", name="Legacy v1.0.4 PUT").click()
@@ -289,21 +319,64 @@ async def test_page_works_under_a_base_path_and_keeps_the_token(
     await expect(page.locator('#result [data-field="changed"]')).to_have_text("true")
     assert upstream(emulator_backend, SUCCEEDED)["metadata"]["labels"][READ] == "true"
 
-    # Forgetting the token leaves nothing to list with.
+    # Forgetting the token leaves nothing to list with, and says what to do.
     await page.get_by_role("button", name="Forget token").click()
     await expect(page.locator("#upgrades tbody tr")).to_have_count(0)
-    await expect(page.locator("#notice")).to_contain_text("Enter a bearer token")
+    await expect(page.locator("#upgrades")).to_be_hidden()
+    await expect(page.locator("#signin")).to_be_visible()
+    await expect(page.locator("#signin-how")).to_contain_text("Paste a bearer token above")
     assert await page.evaluate("sessionStorage.length") == 0
 
 
-async def test_read_only_token_sees_the_refusal(emulator_stack: Any, page: Page) -> None:
-    expect_failed_load(page, 403, f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}?action=dismiss")
-    await sign_in(page, str(emulator_stack.client.make_url("/")), token="sandbox-viewer")
+async def test_a_read_only_token_finds_every_action_disabled_and_why(
+    emulator_stack: Any, page: Page
+) -> None:
+    """The BFF asks the API server (an access review) whether the viewer may patch: no."""
+    stack = emulator_stack
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.method + " " + request.url))
+    await sign_in(page, str(stack.client.make_url("/")), token="sandbox-viewer")
     await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
-    await row(page, SUCCEEDED).get_by_role("button", name="Dismiss").click()
-    error = page.locator('#result [data-field="error"]')
-    await expect(error).to_contain_text("403 Forbidden")
-    assert READ not in upstream(emulator_stack.backend, SUCCEEDED)["metadata"]["labels"]
+    reason = (
+        f"You may only read Upgrades in {NAMESPACE}: your credential may not patch them, "
+        "so Dismiss and Cancel would be refused (403)."
+    )
+    for name in (SUCCEEDED, IN_PROGRESS, FAILED):
+        why = row(page, name).locator('[data-field="why"]')
+        await expect(why).to_have_text(reason)
+        await expect(why).to_have_attribute("data-reason", "permission")
+        for label in ("Dismiss", "Cancel", "Legacy v1.0.4 PUT"):
+            button = row(page, name).get_by_role("button", name=label)
+            await expect(button).to_be_disabled()
+            why_id = await why.get_attribute("id")
+            await expect(button).to_have_attribute("aria-describedby", why_id)
+    await row(page, SUCCEEDED).get_by_role("button", name="Dismiss").click(force=True)
+    # The viewer still reads the list: the state and the read column are as stored.
+    await expect(row(page, SUCCEEDED).locator('[data-field="read"]')).to_have_text("not read")
+    assert [r for r in requests if "?action=" in r or r.startswith("PUT ")] == []
+    assert READ not in upstream(stack.backend, SUCCEEDED)["metadata"]["labels"]
+    assert stack.upstream_writes() == []
+    # The decision came from the API server, asked with the viewer's own token.
+    reviews = [r for r in stack.caller_requests() if "selfsubjectaccessreviews" in r.path]
+    patch = [r for r in reviews if r.body["spec"]["resourceAttributes"]["verb"] == "patch"]
+    assert patch
+    assert all(r.headers["Authorization"] == "Bearer sandbox-viewer" for r in patch)
+
+
+async def test_an_admin_token_gets_the_actions_of_a_finished_unread_upgrade(
+    emulator_stack: Any, page: Page
+) -> None:
+    await sign_in(page, str(emulator_stack.client.make_url("/")))
+    failed = row(page, FAILED)
+    for label in ("Dismiss", "Cancel", "Legacy v1.0.4 PUT"):
+        await expect(failed.get_by_role("button", name=label)).to_be_enabled()
+    await expect(failed.locator('[data-field="why"]')).to_have_count(0)
+    await failed.get_by_role("button", name="Cancel").click()
+    await expect(page.locator('#result [data-field="changed"]')).to_have_text("true")
+    await expect(failed.locator('[data-field="read"]')).to_have_text("read")
+    await expect(failed.locator('[data-field="why"]')).to_have_attribute("data-reason", "read")
+    assert upstream(emulator_stack.backend, FAILED)["metadata"]["labels"][READ] == "true"
+    assert len(emulator_stack.upstream_writes()) == 1
 
 
 async def test_unknown_token_is_reported(emulator_stack: Any, page: Page) -> None:
@@ -376,12 +449,13 @@ async def test_the_list_follows_changes_made_outside_the_page(
     live = page.locator("#live")
     await expect(live).to_have_text("Updates by itself")
     await expect(live).to_have_attribute("data-source", "events")
-    assert _api_requests(requests) == ["upgrades", "upgrades/events"]
+    opened = ["upgrades", "upgrades/access", "upgrades/events"]
+    assert sorted(_api_requests(requests)) == opened
 
     await _change_two_upgrades_upstream(backend, page)
     # Nobody pressed Refresh, no reload, no polling: the one stream brought both changes.
     await page.wait_for_timeout(2500)  # longer than the polling interval
-    assert _api_requests(requests) == ["upgrades", "upgrades/events"]
+    assert sorted(_api_requests(requests)) == opened
     assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
@@ -399,7 +473,8 @@ async def test_without_a_stream_the_page_polls(
     api = _api_requests(requests)
     assert api.count("upgrades/events") == 1, "a 404 stream is not asked for again"
     assert api.count("upgrades") >= 2, "the page did not ask for the list again"
-    assert set(api) == {"upgrades", "upgrades/events"}
+    assert api.count("upgrades/access") == 1, "the caller's permission is asked once, not per poll"
+    assert set(api) == {"upgrades", "upgrades/access", "upgrades/events"}
 
 
 async def test_rows_show_versions_times_and_a_real_placeholder(
@@ -412,11 +487,21 @@ async def test_rows_show_versions_times_and_a_real_placeholder(
     token = page.get_by_label("Bearer token")
     await expect(token).to_have_attribute("placeholder", "Paste a bearer token")
     await expect(token).to_have_value("")
-    # Signed out, the page asks the API for nothing (so nothing fails with 401).
-    await expect(page.locator("#notice")).to_contain_text("Enter a bearer token")
+    # Signed out, the first load says what to do instead of an empty table, and asks
+    # the API for nothing (so nothing fails with 401).
+    signin = page.locator("#signin")
+    await expect(signin).to_be_visible()
+    await expect(signin.get_by_role("heading")).to_have_text("Sign in to see the upgrades")
+    await expect(page.locator("#signin-how")).to_contain_text(
+        "Paste a bearer token above and press “Use token”: a Kubernetes token, or a "
+        "Rancher API key."
+    )
+    await expect(page.locator("#signin-how")).to_contain_text("sign in to Rancher")
+    await expect(page.locator("#upgrades")).to_be_hidden()
     assert not [r for r in requests if "/api/" in r]
 
     await sign_in(page, url)
+    await expect(signin).to_be_hidden()
     succeeded = row(page, SUCCEEDED)
     await expect(succeeded.locator('[data-field="versions"]')).to_have_text("v1.4.2 → v1.5.0")
     stamp = succeeded.locator("time")
@@ -448,8 +533,11 @@ async def test_the_page_fits_a_phone(emulator_stack: Any, page: Page, width: int
     await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
     await row(page, FAILED).get_by_role("button", name="Legacy v1.0.4 PUT").click()
     await expect(page.locator('#result [data-field="changed"]')).to_have_text("true")
-    # Once the action is over (the buttons are back), measure everything in one go.
-    await expect(row(page, FAILED).get_by_role("button", name="Cancel")).to_be_enabled()
+    # Once the action is over (the row is shown read), measure everything in one go.
+    await expect(row(page, FAILED).locator('[data-field="why"]')).to_have_attribute(
+        "data-reason", "read"
+    )
+    await expect(row(page, SUCCEEDED).get_by_role("button", name="Cancel")).to_be_enabled()
     scroll = await page.evaluate("document.documentElement.scrollWidth")
     assert scroll <= width, f"the page is {scroll} px wide in a {width} px window"
     boxes = await page.evaluate(
@@ -503,8 +591,16 @@ async def test_sandbox_offers_its_tokens_and_shows_the_bug(sandbox: Sandbox, pag
     choices = page.locator("#sandbox-tokens")
     await expect(choices).to_be_visible()
     await expect(choices.get_by_role("button")).to_have_text(["sandbox-admin", "sandbox-viewer"])
+    # The first load says which token to choose, and what each may do.
+    await expect(page.locator("#signin")).to_be_visible()
+    await expect(page.locator("#signin-how")).to_have_text(
+        "Choose a sandbox token above: sandbox-admin (every verb) or sandbox-viewer "
+        "(get, list and watch only). Or paste a bearer token."
+    )
+    await expect(page.locator("#upgrades")).to_be_hidden()
     await page.get_by_role("button", name="Use sandbox-admin").click()
     await expect(page.locator("#upgrades tbody tr")).to_have_count(3)
+    await expect(page.locator("#signin")).to_be_hidden()
     await expect(page.get_by_role("button", name="Forget token")).to_be_visible()
 
     result = page.locator("#result")

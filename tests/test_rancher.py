@@ -465,3 +465,21 @@ def test_outside_rancher_mode_no_request_goes_to_a_cluster_proxy() -> None:
     rancher = Clusters(frozenset({"local", OTHER}), "local")
     assert rancher.upstream({"cluster": OTHER}) == OTHER
     assert rancher.upstream({}) == "local"
+
+
+@pytest.mark.parametrize(("token", "user", "patch"), [(ADMIN, RANCHER_ADMIN, True),
+                                                      (VIEWER, RANCHER_VIEWER, False)])  # fmt: skip
+async def test_access_is_asked_of_the_callers_cluster_as_the_rancher_user(
+    rancher: Rancher, bff: BFFClient, token: str, user: str, patch: bool
+) -> None:
+    """The access reviews go through Rancher's proxy with the caller's token, as writes do."""
+    response = await bff.get("/api/v1.0.5/upgrades/access", headers=_bearer(token))
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"type": "access", "namespace": NS, "patch": patch}
+    forwarded = rancher.record.forwarded
+    assert [f.path for f in forwarded] == [
+        "/k8s/clusters/local/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    ] * 2
+    assert {(f.method, f.user) for f in forwarded} == {("POST", user)}
+    assert [w for w in rancher.journal().writes() if "/upgrades" in w.path] == []
+    assert {w.user for w in rancher.journal().writes()} == {user}

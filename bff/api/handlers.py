@@ -16,7 +16,7 @@ from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
 from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
 from bff.identities import Caller
-from bff.keys import AUTH, METRICS, SERVICE, SETTINGS
+from bff.keys import ACCESS, AUTH, METRICS, SERVICE, SETTINGS
 from bff.label_selectors import SelectorError, parse_selector
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
@@ -93,6 +93,25 @@ async def get_upgrade(request: web.Request) -> web.Response:
     namespace, name = _target(request)
     body = await request.app[SERVICE].get_rendered(caller, namespace, name, version)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+async def upgrade_access(request: web.Request) -> web.Response:
+    """What the caller may do to the Upgrades in the BFF's namespace: ``patch`` or not.
+
+    Every write the BFF makes is a PATCH with the caller's credentials (or as the
+    caller, impersonated), so ``patch`` says whether Dismiss, Cancel or a PUT could
+    change anything for this caller. Authorised like a list (403 for a caller who
+    may not even read); then the ``patch`` review's denial is the answer, not an
+    error. In Rancher mode both reviews go through Rancher's proxy of the caller's
+    cluster with the caller's Rancher token, as the caller's writes would.
+    """
+    _, caller = await _begin(request, Action.ACCESS)  # an unknown version is a 404
+    namespace = request.app[SETTINGS].namespace
+    access = request.app[ACCESS]
+    await access.check(caller, "list", namespace)
+    patch = await access.allows(caller, "patch", namespace)
+    body = {"type": "access", "namespace": namespace, "patch": patch}
+    return web.json_response(body)
 
 
 async def put_upgrade(request: web.Request) -> web.Response:

@@ -6,6 +6,8 @@ UPGRADES = "/api/{version}/upgrades"
 UPGRADE = UPGRADES + "/{namespace}/{name}"
 #: Server-sent events from the read cache (bff.api.events).
 UPGRADE_EVENTS = UPGRADES + "/events"
+#: What the caller may do to the Upgrades in the BFF's namespace (access reviews).
+UPGRADE_ACCESS = UPGRADES + "/access"
 RANCHER_PREFIX = "/k8s/clusters/{cluster}"
 STEVE_COLLECTION = "/v1/harvester/harvesterhci.io.upgrades"
 

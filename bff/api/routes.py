@@ -19,6 +19,7 @@ from bff.api.paths import (
     STEVE_COLLECTION,
     STEVE_ROUTE,
     UPGRADE,
+    UPGRADE_ACCESS,
     UPGRADE_EVENTS,
     UPGRADES,
     UPGRADES_ROUTE,
@@ -36,6 +37,7 @@ def add_routes(app: web.Application) -> None:
 
     r.add_get(UPGRADES, handlers.list_upgrades, allow_head=False, name=UPGRADES_ROUTE)
     r.add_get(UPGRADE_EVENTS, events.upgrade_events, allow_head=False)
+    r.add_get(UPGRADE_ACCESS, handlers.upgrade_access, allow_head=False)
     r.add_get(UPGRADE, handlers.get_upgrade, allow_head=False)
     r.add_put(UPGRADE, handlers.put_upgrade)
     r.add_post(UPGRADE, handlers.post_action)

@@ -5,12 +5,13 @@ Reviews are questions, not changes: the API server stores nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
 from bff import errors
-from bff.identities import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, RancherCaller, TokenCaller
 from bff.kube.calls import Calls, Observer, credentials
 from bff.kube.config import UpstreamOptions
 from bff.upgrade_resource import GROUP, PLURAL, VERSION
@@ -104,3 +105,26 @@ class AccessReviewer(Calls):
         )
         result = await self._call("review", self._own.create_subject_access_review, body)
         return bool(result.status and result.status.allowed)
+
+
+class ClusterAccessReviewers:
+    """Rancher mode: a SelfSubjectAccessReview through the proxy of the caller's cluster.
+
+    Sent with the caller's Rancher token, so Rancher asks the cluster as that Rancher
+    user: the answer is the permission the caller's own writes would meet there.
+    """
+
+    def __init__(self, reviewers: Mapping[str, AccessReviewer]) -> None:
+        self._reviewers = dict(reviewers)
+
+    async def self_review(self, caller: TokenCaller, verb: str, namespace: str) -> bool:
+        reviewer = (
+            self._reviewers.get(caller.cluster) if isinstance(caller, RancherCaller) else None
+        )
+        if reviewer is None:
+            raise errors.UpstreamRequestRefused("a request for no served cluster")
+        return await reviewer.self_review(caller, verb, namespace)
+
+    async def subject_review(self, caller: ImpersonatedCaller, verb: str, namespace: str) -> bool:
+        # Rancher mode never impersonates: Rancher's proxy acts as the caller.
+        raise errors.UpstreamRequestRefused("no SubjectAccessReview in Rancher mode")

@@ -25,7 +25,7 @@ from bff.kube.config import (
 )
 from bff.kube.gateways import ClusterGateways, UpgradeGateway
 from bff.kube.probes import ClusterProbe, RancherProbe
-from bff.kube.reviewers import AccessReviewer, TokenReviewer
+from bff.kube.reviewers import AccessReviewer, ClusterAccessReviewers, TokenReviewer
 from bff.kube.transport import api_client
 from bff.kube.watcher import UpgradeWatcher
 
@@ -38,8 +38,9 @@ class Upstream:
     probe: ClusterProbe | RancherProbe
     reviewer: TokenReviewer
     watcher: UpgradeWatcher
-    #: None in Rancher mode: access reviews serve the read cache, which it has not.
-    access: AccessReviewer | None
+    #: Access reviews: for the read cache's reads, and for what a caller may do (in
+    #: Rancher mode only the latter, through each served cluster's proxy).
+    access: AccessReviewer | ClusterAccessReviewers
 
 
 @asynccontextmanager
@@ -89,10 +90,12 @@ async def _rancher(
     clients: list[Any] = []
     try:
         gateways = {}
+        reviewers = {}
         for cluster in rancher.clusters:
             config = rancher_configuration(rancher, f"/k8s/clusters/{cluster}", options.pool_size)
             clients.append(await api_client(config))
             gateways[cluster] = UpgradeGateway(clients[-1], options, observer)
+            reviewers[cluster] = AccessReviewer(clients[-1], own, options, observer)
         log.info("Rancher mode: callers' requests go to %s/k8s/clusters/<id> for %s",
                  rancher.url, ", ".join(rancher.clusters))  # fmt: skip
         ping = rancher_configuration(rancher, "", 2)
@@ -104,7 +107,7 @@ async def _rancher(
             probe=RancherProbe(own, clients[-1], rancher.url, options, observer),
             reviewer=TokenReviewer(own, options, observer),
             watcher=UpgradeWatcher(own, options, observer),
-            access=None,
+            access=ClusterAccessReviewers(reviewers),
         )
     finally:
         for client in clients:

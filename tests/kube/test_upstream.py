@@ -11,6 +11,7 @@ import pytest
 
 from bff import errors, kube
 from bff.identities import RancherCaller, TokenCaller
+from bff.kube.reviewers import ClusterAccessReviewers
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.kube.conftest import Arrivals
 from tests.support.backends import NAMESPACE, SUCCEEDED
@@ -36,7 +37,11 @@ async def test_rancher_mode_has_a_client_per_served_cluster(
     rancher = kube.RancherUpstream(arrivals.url, None, ("local", "c-m-1"))
     options = kube.UpstreamOptions(kubeconfig=str(config), rancher=rancher)
     async with kube.connect(options, impersonate=False) as up:
-        assert up.access is None
+        # Access reviews go through the caller's cluster too; no other is asked.
+        assert isinstance(up.access, ClusterAccessReviewers)
+        for stranger in (RancherCaller("r-token", cluster="c-m-2"), TokenCaller("k8s-token")):
+            with pytest.raises(errors.UpstreamRequestRefused):
+                await up.access.self_review(stranger, "patch", NAMESPACE)
         await up.gateway.get(RancherCaller("r-token", cluster="c-m-1"), NAMESPACE, SUCCEEDED)
         with pytest.raises(errors.UpstreamRequestRefused):
             await up.gateway.get(RancherCaller("r-token", cluster="c-m-2"), NAMESPACE, SUCCEEDED)
