@@ -75,6 +75,12 @@ BAD = {
     "clusters": "Not_A_Cluster",
     "default_cluster": "-local",
     "rancher_port": "70000",
+    "metrics_port": "-1",
+    "webhook_cert_source": "cert-manager",
+    "webhook_cert_secret": "no-slash",
+    "webhook_service": "Ns/Name",
+    "webhook_configuration": "Not A Name",
+    "webhook_cert_check_interval": "0",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
 KIND_LIST = [Settings, SandboxSettings, BenchSettings]

@@ -135,3 +135,21 @@ def test_a_bad_choice_lists_the_choices(flag: str, choices: str) -> None:
 
 def test_bench_errors_go_to_stderr() -> None:
     one_line_exit_2(run("bench", "--rounds", "1"))
+
+
+def test_webhook_port_in_use(busy_port: int, kubeconfig: Path, tmp_path: Path) -> None:
+    cert, key = _pem_pair(tmp_path, "hook")
+    result = run("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                 "--webhook-port", str(busy_port), "--webhook-tls-cert", str(cert),
+                 "--webhook-tls-key", str(key))  # fmt: skip
+    line = one_line_exit_2(result)
+    assert f"127.0.0.1:{busy_port} (--host, --webhook-port)" in line
+    assert "address already in use" in line.lower()
+
+
+def test_metrics_port_in_use(busy_port: int, kubeconfig: Path) -> None:
+    result = run("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                 "--metrics-port", str(busy_port))  # fmt: skip
+    line = one_line_exit_2(result)
+    assert f"127.0.0.1:{busy_port} (--host, --metrics-port)" in line
+    assert "address already in use" in line.lower()
