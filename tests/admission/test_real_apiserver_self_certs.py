@@ -373,3 +373,16 @@ def test_a_service_account_without_the_configurations_rbac_fails_readably(
     assert all("webhook certificate:" in entry for entry in logged), logged
     assert line.startswith("harvester-upgrade-bff: error: ")
     assert f"cannot get MutatingWebhookConfiguration {HOOKS}: 403 Forbidden: " in line
+
+
+def test_a_patch_whose_resource_version_test_fails_is_refused_as_the_keeper_expects(
+    cluster: Cluster,
+) -> None:
+    """The keeper retries a caBundle patch answered 409 or 422: the real server's answer."""
+    stale = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+        {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": cluster.real.ca_bundle},
+    ]
+    r = cluster.real.request("PATCH", HOOKS_PATH, stale, content_type="application/json-patch+json")
+    assert r.status in (409, 422), (r.status, r.body)
+    assert cluster.ca_bundles() == ["", ""]
