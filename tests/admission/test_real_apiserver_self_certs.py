@@ -1,7 +1,7 @@
 """``serve --webhook-cert-source self`` on a real kube-apiserver, as its own process.
 
 The BFF runs as a ServiceAccount granted exactly the RBAC docs/metrics.md documents
-(:func:`certificate_rbac`: get/update/patch of the one Secret by name and create on
+(:func:`certificate_rbac`: get/update of the one Secret by name and create on
 Secrets in its namespace; get/patch of the one MutatingWebhookConfiguration by name),
 with ``--webhook-service harvester-system/localhost`` so the serving certificate
 names ``localhost`` and the API server itself can call the webhook at
@@ -67,7 +67,7 @@ def certificate_rbac(account: str, *, configuration: bool = True) -> list[dict[s
          "metadata": {"name": f"{account}-webhook-cert", "namespace": NS},
          "rules": [
              {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET],
-              "verbs": ["get", "update", "patch"]},
+              "verbs": ["get", "update"]},
              # create cannot be limited by name: the object does not exist yet.
              {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
          ]},
