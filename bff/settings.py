@@ -712,8 +712,9 @@ class Settings:
     webhook_cert_secret: str | None = setting(
         "--webhook-cert-secret",
         "BFF_WEBHOOK_CERT_SECRET",
-        "Self mode: the kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) holding the "
-        "webhook's CA and serving certificate; created when missing, shared by replicas.",
+        "Self mode: the kubernetes.io/tls Secret holding the webhook's serving pair "
+        "(tls.crt, tls.key) and its CA (ca.crt, and ca.key to renew the pair); created "
+        "when missing, shared by replicas.",
         default=None,
         parse=_object_ref,
         commands=_CLUSTER,
