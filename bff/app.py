@@ -15,6 +15,7 @@ stops listening).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from bff import kube
 from bff.access import AccessChecker
 from bff.admission.guard import TrustedWriters
 from bff.admission.resources import table_from
+from bff.admission.tls import DEFAULT_CHECK_INTERVAL
 from bff.admission.webhook import Guard, plain_listener, serving
 from bff.api import page
 from bff.api.routes import add_routes
@@ -43,7 +45,7 @@ from bff.metrics import Metrics
 from bff.middleware import middlewares
 from bff.rancher import Clusters
 from bff.readiness import Readiness
-from bff.settings import Settings, served_clusters
+from bff.settings import CertSource, Settings, served_clusters, split_ref
 from bff.upgrades import UpgradeService
 
 
@@ -124,11 +126,49 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 async def _webhook(app: web.Application) -> AsyncIterator[None]:
     """The admission webhook on its own HTTPS port, for as long as the app serves."""
     settings = app[SETTINGS]
-    metrics = app[METRICS]
-    cert, key = settings.webhook_tls_cert, settings.webhook_tls_key
-    if settings.webhook_port is None or not cert or not key:
+    if settings.webhook_port is None:
         yield
         return
+    if settings.webhook_cert_source is CertSource.SELF:
+        async with kube.keeping_webhook_certificate(
+            upstream_options(settings), certificate_options(settings)
+        ) as keeper:
+            # The pair is reloaded when the keeper swaps it: look as often as it does.
+            interval = min(DEFAULT_CHECK_INTERVAL, settings.webhook_cert_check_interval)
+            async with _guarding(app, keeper.cert_file, keeper.key_file, interval):
+                yield
+        return
+    cert, key = settings.webhook_tls_cert, settings.webhook_tls_key
+    if not cert or not key:
+        yield
+        return
+    async with _guarding(app, cert, key, DEFAULT_CHECK_INTERVAL):
+        yield
+
+
+def certificate_options(settings: Settings) -> kube.CertificateOptions:
+    assert settings.webhook_cert_secret
+    assert settings.webhook_service
+    assert settings.webhook_configuration
+    secret_namespace, secret_name = split_ref(settings.webhook_cert_secret)
+    service_namespace, service_name = split_ref(settings.webhook_service)
+    return kube.CertificateOptions(
+        secret_namespace=secret_namespace,
+        secret_name=secret_name,
+        service_namespace=service_namespace,
+        service_name=service_name,
+        configuration=settings.webhook_configuration,
+        check_interval=settings.webhook_cert_check_interval,
+    )
+
+
+@asynccontextmanager
+async def _guarding(
+    app: web.Application, cert: str, key: str, check_interval: float
+) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    assert settings.webhook_port is not None
     guard = Guard(
         TrustedWriters.parse(settings.trusted_writers),
         table_from(settings.guard_resources),
@@ -142,6 +182,7 @@ async def _webhook(app: web.Application) -> AsyncIterator[None]:
         port=settings.webhook_port,
         cert=cert,
         key=key,
+        check_interval=check_interval,
         listen=app.get(WEBHOOK_LISTENER, plain_listener),  # serve's is bounded
     ):
         yield

@@ -18,7 +18,14 @@ from bff import __version__, logs
 from bff.bench.settings import BenchSettings
 from bff.doctor.settings import DoctorSettings
 from bff.sandbox.settings import SandboxSettings
-from bff.settings import Command, Settings, SettingsError, add_arguments, from_sources
+from bff.settings import (
+    CertSource,
+    Command,
+    Settings,
+    SettingsError,
+    add_arguments,
+    from_sources,
+)
 
 log = logging.getLogger("bff")
 
@@ -83,7 +90,7 @@ KINDS: dict[Command, type[Settings]] = {
 
 #: Modules that only the sandbox imports (the demo and the bench run it), with the
 #: distributions the ``sandbox`` extra installs them from.
-SANDBOX_ONLY = {"cryptography": "cryptography", "celpy": "cel-python"}
+SANDBOX_ONLY = {"celpy": "cel-python"}
 SANDBOX_EXTRA = "pip install 'harvester-upgrade-bff[sandbox]'"
 
 
@@ -180,20 +187,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(settings: Settings) -> int:
     from bff.app import create_app
-    from bff.kube import ClusterConfigNotFound
+    from bff.kube import ClusterConfigNotFound, WebhookCertificateError
     from bff.server import StartupError, serve_until_stopped
 
-    if settings.webhook_port is not None and not settings.webhook_tls_cert:
+    if (
+        settings.webhook_port is not None
+        and not settings.webhook_tls_cert
+        and settings.webhook_cert_source is CertSource.FILES
+    ):
         print(
             "harvester-upgrade-bff: error: --webhook-port needs --webhook-tls-cert and "
-            "--webhook-tls-key (BFF_WEBHOOK_TLS_CERT, BFF_WEBHOOK_TLS_KEY): the API server "
-            "calls webhooks over HTTPS only",
+            "--webhook-tls-key (BFF_WEBHOOK_TLS_CERT, BFF_WEBHOOK_TLS_KEY), or "
+            "--webhook-cert-source self: the API server calls webhooks over HTTPS only",
             file=sys.stderr,
         )
         return 2
     try:
         asyncio.run(serve_until_stopped(create_app(settings), settings))
-    except StartupError as exc:
+    except (StartupError, WebhookCertificateError) as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
     except ClusterConfigNotFound as exc:

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -177,11 +178,13 @@ def preflight(allowed_origins: Collection[str]) -> Middleware:
 
 
 def metrics(m: Metrics) -> Middleware:
-    """Requests in flight, and each request counted by version, route, action and status."""
+    """Requests in flight, and each request counted by version, route, action and status,
+    and timed by route, method and status class."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         m.in_flight.inc()
+        began = perf_counter()
         status = 500
         try:
             response = await handler(request)
@@ -192,10 +195,12 @@ def metrics(m: Metrics) -> Middleware:
             raise
         finally:
             m.in_flight.dec()
+            route = route_template(request)
+            m.observe_request(route, request.method, status, perf_counter() - began)
             m.count(
                 m.requests,
                 request.get(CLIENT_VERSION, "none"),
-                route_template(request),
+                route,
                 str(request.get(ACTION, "none")),
                 str(status),
             )

@@ -36,16 +36,17 @@ import resource
 import signal
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
 from bff.cache import StreamBudget
-from bff.keys import READINESS, STREAMS, WEBHOOK_LISTENER
+from bff.keys import METRICS, READINESS, STREAMS, WEBHOOK_LISTENER
 from bff.logs import MALFORMED, AccessLogger
 from bff.middleware import SECURITY_HEADERS
 from bff.settings import Settings
@@ -509,6 +510,58 @@ class WebhookListener:
         return runner
 
 
+#: Connections the metrics port keeps open at once: a few scrapers, each on one keep-alive
+#: connection. Taken from the descriptor reserve (FD_RESERVE), not the ports' budget.
+METRICS_CONNECTIONS = 8
+
+
+def metrics_limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        keepalive_timeout=settings.keepalive_timeout,
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
+        max_connections=METRICS_CONNECTIONS,
+        backlog=METRICS_CONNECTIONS,
+        flag="--metrics-port",
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS].registry
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@dataclass(frozen=True)
+class MetricsListener:
+    """``--metrics-port``: /metrics alone, plain HTTP, bounded like the other ports.
+
+    A cleanup context of the served app, so it listens while the app serves."""
+
+    limits: ConnectionLimits
+    host: str
+    port: int
+
+    async def __call__(self, app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app[METRICS] = app[METRICS]
+        metrics_app.router.add_get("/metrics", _metrics, allow_head=False)
+        runner = BoundedAppRunner(
+            metrics_app, limits=self.limits, handler_kwargs={"access_log": None},
+            shutdown_timeout=1.0,
+        )  # fmt: skip
+        await runner.setup()
+        try:
+            site = BoundedSite(runner, self.host, self.port, backlog=self.limits.backlog)
+            await listen(site, f"{self.host}:{self.port} (--host, --metrics-port)")
+            bound = runner.addresses[0]
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            log.info("metrics serving on http://%s:%s/metrics", shown, bound[1])
+            yield
+        finally:
+            await runner.cleanup()
+
+
 class StartupError(Exception):
     """The server cannot start; the message is one line for the operator."""
 
@@ -585,6 +638,10 @@ async def start(
         app[WEBHOOK_LISTENER] = WebhookListener(
             webhook_limits(settings, keepalive_timeout=KEEPALIVE_TIMEOUT)
         )
+    if settings.metrics_port is not None:
+        app.cleanup_ctx.append(
+            MetricsListener(metrics_limits(settings), host or settings.host, settings.metrics_port)
+        )
     runner = BoundedAppRunner(
         app,
         limits=limits,
@@ -594,7 +651,13 @@ async def start(
         },
         shutdown_timeout=settings.shutdown_timeout,
     )
-    await runner.setup()
+    try:
+        # The app's startup binds the webhook and metrics ports: a failure there leaves
+        # the contexts already entered (the upstream clients) to be closed here.
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()
+        raise
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
     site = BoundedSite(

@@ -28,7 +28,7 @@ from bff.admission.guard import TrustedWriters
 from bff.admission.resources import GuardTable, apply_changes, parse_changes
 from bff.identities import AuthMode
 from bff.logs import LogFormat
-from bff.names import is_dns1123_label
+from bff.names import is_dns1123_label, is_dns1123_subdomain
 
 
 class Command(enum.StrEnum):
@@ -229,6 +229,61 @@ _CLUSTER = frozenset({Command.SERVE})
 #: Where the cluster is: serve's, and doctor's (which checks the cluster serve runs on).
 _KUBECONFIG = frozenset({Command.SERVE, Command.DOCTOR})
 _LOGGING = frozenset({Command.SERVE, Command.SANDBOX, Command.DEMO})
+
+
+class CertSource(enum.StrEnum):
+    FILES = "files"
+    SELF = "self"
+
+
+def _object_ref(text: str) -> str:
+    namespace, _, name = text.partition("/")
+    if not is_dns1123_label(namespace) or not is_dns1123_label(name) or len(name) > 63:
+        raise ValueError("must be NAMESPACE/NAME, each a DNS-1123 label")
+    return text
+
+
+def _subdomain(text: str) -> str:
+    if not is_dns1123_subdomain(text):
+        raise ValueError("must be a DNS-1123 subdomain")
+    return text
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``NAMESPACE/NAME`` as its two parts (the value was checked when read)."""
+    namespace, _, name = ref.partition("/")
+    return namespace, name
+
+
+#: The flags only self mode reads, and their variables.
+SELF_ONLY = (
+    ("webhook_cert_secret", "--webhook-cert-secret / BFF_WEBHOOK_CERT_SECRET"),
+    ("webhook_service", "--webhook-service / BFF_WEBHOOK_SERVICE"),
+    ("webhook_configuration", "--webhook-configuration / BFF_WEBHOOK_CONFIGURATION"),
+)
+
+
+def _check_cert_source(settings: Settings, given_interval: bool) -> None:
+    """The webhook certificate's two modes, each with its own flags (one line each)."""
+    if settings.webhook_cert_source is CertSource.FILES:
+        extra = [flag for name, flag in SELF_ONLY if getattr(settings, name) is not None]
+        if given_interval:
+            extra.append("--webhook-cert-check-interval / BFF_WEBHOOK_CERT_CHECK_INTERVAL")
+        if extra:
+            raise SettingsError(
+                f"{extra[0]} needs --webhook-cert-source self (BFF_WEBHOOK_CERT_SOURCE=self)"
+            )
+        return
+    missing = [flag for name, flag in SELF_ONLY if getattr(settings, name) is None]
+    if settings.webhook_port is None:
+        missing.insert(0, "--webhook-port / BFF_WEBHOOK_PORT")
+    if missing:
+        raise SettingsError(f"--webhook-cert-source self needs {', '.join(missing)}")
+    if settings.webhook_tls_cert or settings.webhook_tls_key:
+        raise SettingsError(
+            "--webhook-tls-cert / --webhook-tls-key do not go with --webhook-cert-source self: "
+            "the certificate comes from --webhook-cert-secret"
+        )
 
 
 def _on_off(text: str) -> bool:
@@ -502,6 +557,18 @@ class Settings:
         commands=_CLUSTER,
         metavar="FILE",
     )
+    metrics_port: int | None = setting(
+        "--metrics-port",
+        "BFF_METRICS_PORT",
+        "Serve /metrics over plain HTTP on this port (on --host) instead of the API port, "
+        "which then answers 404 for it: Prometheus scrapes it without passing the API "
+        "port's network policy or TLS.",
+        default=None,
+        parse=parse_port,
+        commands=_CLUSTER,
+        metavar="PORT",
+        shown="none (/metrics on the API port)",
+    )
 
     # --- Rancher's cluster proxy as the upstream ---
     rancher_url: str | None = setting(
@@ -632,6 +699,61 @@ class Settings:
         repeatable=True,
         shown="the default table",
     )
+    webhook_cert_source: CertSource = setting(
+        "--webhook-cert-source",
+        "BFF_WEBHOOK_CERT_SOURCE",
+        "Where the webhook's certificate comes from. files: --webhook-tls-cert and "
+        "--webhook-tls-key (cert-manager or another issuer writes them). self: the BFF "
+        "makes a CA and a serving certificate, keeps them in --webhook-cert-secret, "
+        "renews the certificate before it expires and keeps the caBundle of "
+        "--webhook-configuration equal to the CA.",
+        default=CertSource.FILES,
+        parse=_choice(CertSource),
+        commands=_CLUSTER,
+        metavar="{files,self}",
+    )
+    webhook_cert_secret: str | None = setting(
+        "--webhook-cert-secret",
+        "BFF_WEBHOOK_CERT_SECRET",
+        "Self mode: the kubernetes.io/tls Secret holding the webhook's serving pair "
+        "(tls.crt, tls.key) and its CA (ca.crt, and ca.key to renew the pair); created "
+        "when missing, shared by replicas.",
+        default=None,
+        parse=_object_ref,
+        commands=_CLUSTER,
+        metavar="NAMESPACE/NAME",
+    )
+    webhook_service: str | None = setting(
+        "--webhook-service",
+        "BFF_WEBHOOK_SERVICE",
+        "Self mode: the Service the API server calls the webhook through; the serving "
+        "certificate names NAME, NAME.NAMESPACE, NAME.NAMESPACE.svc and "
+        "NAME.NAMESPACE.svc.cluster.local.",
+        default=None,
+        parse=_object_ref,
+        commands=_CLUSTER,
+        metavar="NAMESPACE/NAME",
+    )
+    webhook_configuration: str | None = setting(
+        "--webhook-configuration",
+        "BFF_WEBHOOK_CONFIGURATION",
+        "Self mode: the MutatingWebhookConfiguration whose every webhook's "
+        "clientConfig.caBundle the BFF keeps equal to the Secret's ca.crt.",
+        default=None,
+        parse=_subdomain,
+        commands=_CLUSTER,
+        metavar="NAME",
+    )
+    webhook_cert_check_interval: float = setting(
+        "--webhook-cert-check-interval",
+        "BFF_WEBHOOK_CERT_CHECK_INTERVAL",
+        "Self mode: seconds between two looks at the Secret (renewal, replacement by "
+        "another replica) and at the configuration's caBundle (repaired when it drifted).",
+        default=60.0,
+        parse=_positive_float,
+        commands=_CLUSTER,
+        metavar="SECONDS",
+    )
 
 
 #: A settings class: :class:`Settings` or one that extends it.
@@ -750,6 +872,15 @@ def from_sources(
     _check_rancher(
         settings, given_default="default_cluster" in values, given_cache="read_cache" in values
     )
+    _check_cert_source(settings, "webhook_cert_check_interval" in values)
+    if (
+        settings.metrics_port is not None
+        and settings.metrics_port in (settings.port, settings.webhook_port)
+        and settings.metrics_port != 0
+    ):
+        raise SettingsError(
+            "--metrics-port / BFF_METRICS_PORT must differ from --port and --webhook-port"
+        )
     if settings.rancher_url is not None and "read_cache" not in values:
         settings = replace(settings, read_cache=False)  # on by default, but not here
     return settings

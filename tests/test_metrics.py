@@ -1,11 +1,27 @@
 """bff.metrics: one registry per app, counts by bounded labels, and the upstream's
-latency and failures, read back through prometheus_client's own exposition."""
+latency and failures, read back through prometheus_client's own exposition; the
+process, platform and GC collectors, the build info, no ``_created`` series; the
+request-duration histogram through a real BFF (route templates, never raw paths);
+``serve --metrics-port``: /metrics on its own port and not on the API port."""
 
 from __future__ import annotations
 
-from prometheus_client import generate_latest
+import platform
+import re
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bff import __version__
 from bff.metrics import Metrics
+from bff.sandbox.kubeconfig import write_kubeconfig
+from tests.conftest import Stack
+from tests.support.processes import Child, command
 
 
 def _exposed(metrics: Metrics) -> str:
@@ -45,3 +61,115 @@ def test_upstream_latency_by_verb_and_only_failures_counted() -> None:
     assert 'bff_upstream_errors_total{status="409"} 1.0' in text
     assert 'bff_upstream_errors_total{status="0"} 1.0' in text
     assert 'bff_upstream_errors_total{status="200"}' not in text
+
+
+def test_the_registry_has_the_process_platform_and_gc_collectors() -> None:
+    names = {family.name for family in text_string_to_metric_families(_exposed(Metrics()))}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "process_open_fds"} <= names
+    assert "python_info" in names
+    assert "python_gc_objects_collected" in names
+
+
+def test_build_info_is_one_with_version_revision_and_python() -> None:
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(_exposed(Metrics()))
+        if f.name == "harvester_upgrade_bff_build_info"
+    ]
+    (sample,) = family.samples
+    assert sample.value == 1
+    assert sample.labels["version"] == __version__
+    assert sample.labels["python"] == platform.python_version()
+    assert sample.labels["revision"]  # "unknown" outside an install from a VCS URL
+
+
+def test_the_exposition_has_no_created_series() -> None:
+    metrics = Metrics()
+    metrics.count(metrics.writes, "performed")
+    metrics.observe_upstream("GET", 0.02, 500)
+    metrics.observe_request("/healthz", "GET", 200, 0.001)
+    metrics.status_wipes_prevented.inc()
+    text = _exposed(metrics)
+    assert "bff_writes_total" in text  # counters are there, their creation times are not
+    assert "_created" not in text
+
+
+def test_request_duration_labels_are_bounded() -> None:
+    metrics = Metrics()
+    metrics.observe_request("unmatched", "BREW", 418, 0.001)
+    metrics.observe_request("unmatched", "FROB", 404, 0.002)
+    metrics.observe_request("/healthz", "GET", 204, 0.003)
+    text = _exposed(metrics)
+    assert (
+        'bff_http_request_duration_seconds_count{method="other",route="unmatched",'
+        'status_class="4xx"} 2.0' in text
+    )
+    assert (
+        'bff_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz",'
+        'status_class="2xx"} 1.0' in text
+    )
+    assert "BREW" not in text
+    assert "FROB" not in text
+
+
+async def test_requests_are_timed_by_route_template_method_and_status_class(
+    emulator_stack: Stack,
+) -> None:
+    client = emulator_stack.client
+    headers = {"Authorization": "Bearer sandbox-admin"}
+    for name in ("hvst-upgrade-7xn6v", "no-such-upgrade"):
+        await client.get(f"/api/v1.0.5/upgrades/harvester-system/{name}", headers=headers)
+    await client.get("/no/such/route/abc123")
+    await client.get("/healthz")
+    text = await (await client.get("/metrics")).text()
+    durations = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "bff_http_request_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+    one = "/api/{version}/upgrades/{namespace}/{name}"
+    assert durations[(("method", "GET"), ("route", one), ("status_class", "2xx"))] == 1
+    assert durations[(("method", "GET"), ("route", one), ("status_class", "4xx"))] == 1
+    assert durations[(("method", "GET"), ("route", "unmatched"), ("status_class", "4xx"))] == 1
+    assert durations[(("method", "GET"), ("route", "/healthz"), ("status_class", "2xx"))] == 1
+    assert "hvst-upgrade-7xn6v" not in text
+    assert "abc123" not in text
+    assert "_created" not in text
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (loopback)
+            return answer.status, answer.headers["Content-Type"], answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers["Content-Type"], refused.read().decode()
+
+
+@pytest.mark.parametrize("base_path", ["", "/under"])
+def test_metrics_port_serves_metrics_and_the_api_port_does_not(
+    tmp_path: Path, base_path: str
+) -> None:
+    # Nothing listens at the cluster's address: serve starts without reaching it.
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", token="t")
+    argv = command("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                   "--metrics-port", "0", "--base-path", base_path or "/")  # fmt: skip
+    child = Child(argv, stderr=subprocess.STDOUT)
+    try:
+        metrics_url = child.read_until(r"metrics serving on (http://[\d.:]+/metrics)").group(1)
+        api_url = child.read_until(r"serving on (http://[\d.:]+\S*)").group(1)
+        assert _get(api_url + "/healthz")[0] == 200
+        status, _, _ = _get(api_url + "/metrics")
+        assert status == 404
+        status, content_type, text = _get(metrics_url)
+        assert status == 200
+        assert content_type.startswith("text/plain; version=")
+        assert "harvester_upgrade_bff_build_info{" in text
+        # The healthz request above was timed on the API port and shows here.
+        assert re.search(
+            r'bff_http_request_duration_seconds_count\{[^}]*route="[^"]*/healthz"', text
+        )
+        assert _get(metrics_url.removesuffix("/metrics") + "/healthz")[0] == 404
+    finally:
+        assert child.stop() == 0

@@ -81,6 +81,12 @@ BAD = {
     "doctor_release": "Not_A_Release",
     "doctor_url": "ftp://harvester.example.com",
     "doctor_json": "maybe",
+    "metrics_port": "-1",
+    "webhook_cert_source": "cert-manager",
+    "webhook_cert_secret": "no-slash",
+    "webhook_service": "Ns/Name",
+    "webhook_configuration": "Not A Name",
+    "webhook_cert_check_interval": "0",
 }
 FREE_TEXT = {"host", "context", "bench_json"}
 KIND_LIST = [Settings, SandboxSettings, BenchSettings, DoctorSettings]

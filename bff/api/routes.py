@@ -24,13 +24,15 @@ from bff.api.paths import (
     UPGRADES,
     UPGRADES_ROUTE,
 )
+from bff.keys import SETTINGS
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", probes.healthz, allow_head=False)
     r.add_get("/readyz", probes.readyz, allow_head=False)
-    r.add_get("/metrics", probes.metrics, allow_head=False)
+    if app[SETTINGS].metrics_port is None:  # else served on its own port (bff.server)
+        r.add_get("/metrics", probes.metrics, allow_head=False)
     r.add_get("/openapi.json", page.openapi, allow_head=False)
     r.add_get("/", page.index, allow_head=False)
     r.add_get("/static/{file}", page.static, allow_head=False)

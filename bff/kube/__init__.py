@@ -13,6 +13,7 @@ the one door every request passes; the sibling modules build what goes through i
 * :mod:`~bff.kube.probes`: readiness;
 * :mod:`~bff.kube.reviewers`: TokenReview and access reviews;
 * :mod:`~bff.kube.watcher`: the read cache's list and watch;
+* :mod:`~bff.kube.webhook_certs`: ``--webhook-cert-source self``'s Secret and caBundle;
 * :mod:`~bff.kube.upstream`: :func:`~bff.kube.upstream.connect`, which opens them all.
 
 The names the rest of the product uses are re-exported here.
@@ -20,5 +21,16 @@ The names the rest of the product uses are re-exported here.
 
 from bff.kube.config import ClusterConfigNotFound, RancherUpstream, UpstreamOptions
 from bff.kube.upstream import Upstream, connect
+from bff.kube.webhook_certs import CertificateOptions, WebhookCertificateError
+from bff.kube.webhook_certs import keeping as keeping_webhook_certificate
 
-__all__ = ["ClusterConfigNotFound", "RancherUpstream", "Upstream", "UpstreamOptions", "connect"]
+__all__ = [
+    "CertificateOptions",
+    "ClusterConfigNotFound",
+    "RancherUpstream",
+    "Upstream",
+    "UpstreamOptions",
+    "WebhookCertificateError",
+    "connect",
+    "keeping_webhook_certificate",
+]

@@ -6,6 +6,10 @@ reads the product makes (one Upgrade, the Upgrade list and watch, the Upgrade
 API's discovery, ``/version``, Rancher's ``/ping``), the one label merge patch,
 and the review POSTs. Code that reached past the gateways to the generated
 client would still be refused here. The list is closed: no caller can widen it.
+With ``--webhook-cert-source self`` a second, separate client
+(:func:`certificate_client`) may read and write that one Secret and set the
+caBundles of that one MutatingWebhookConfiguration, and send nothing else; the
+product's clients never can.
 
 This module holds only that door; what goes through it is built in the sibling
 modules of :mod:`bff.kube`. A second HTTP session elsewhere in the product is a
@@ -127,6 +131,107 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 
+#: The content type of a JSON patch (RFC 6902).
+JSON_PATCH = "application/json-patch+json"
+#: The keys of the webhook's certificate Secret (``--webhook-cert-source self``): the
+#: kubernetes.io/tls pair, the CA certificate, and the CA key that renews the pair.
+CERTIFICATE_KEYS = frozenset({"tls.crt", "tls.key", "ca.crt", "ca.key"})
+_CA_BUNDLE_PATH = re.compile(r"/webhooks/(0|[1-9][0-9]{0,3})/clientConfig/caBundle")
+
+
+def _is_certificate_secret(namespace: str, name: str, *, update: bool) -> Callable[[object], bool]:
+    """That one Secret, of type kubernetes.io/tls, with the certificate keys and nothing else."""
+
+    def check(body: object) -> bool:
+        if not isinstance(body, dict) or not set(body) <= {"apiVersion", "kind", "metadata",
+                                                           "type", "data"}:  # fmt: skip
+            return False
+        meta = body.get("metadata")
+        data = body.get("data")
+        if not isinstance(meta, dict) or not isinstance(data, dict):
+            return False
+        version = meta.get("resourceVersion")
+        return (
+            body.get("apiVersion") == "v1"
+            and body.get("kind") == "Secret"
+            and body.get("type") == "kubernetes.io/tls"
+            and meta.get("name") == name
+            and meta.get("namespace", namespace) == namespace
+            and set(meta) <= {"name", "namespace", "labels", "resourceVersion"}
+            and (isinstance(version, str) and bool(version) if update else version is None)
+            and set(data) == CERTIFICATE_KEYS
+            and all(isinstance(v, str) for v in data.values())
+        )
+
+    return check
+
+
+def _is_ca_bundle_patch(body: object) -> bool:
+    """A JSON patch that tests the resourceVersion, then sets webhooks' caBundles only
+    (``add``: it sets the member whether or not the configuration had one)."""
+    if not isinstance(body, list) or len(body) < 2:
+        return False
+    first, *rest = body
+    if not isinstance(first, dict) or not isinstance(first.get("value"), str):
+        return False
+    if first != {"op": "test", "path": "/metadata/resourceVersion", "value": first["value"]}:
+        return False
+    if not first["value"]:
+        return False
+    paths = set()
+    for op in rest:
+        if not (
+            isinstance(op, dict)
+            and set(op) == {"op", "path", "value"}
+            and op["op"] == "add"
+            and isinstance(op["path"], str)
+            and _CA_BUNDLE_PATH.fullmatch(op["path"])
+            and isinstance(op["value"], str)
+        ):
+            return False
+        paths.add(op["path"])
+    return len(paths) == len(rest)
+
+
+def certificate_allowlist(
+    secret_namespace: str, secret_name: str, configuration: str
+) -> tuple[Allowed, ...]:
+    """What ``--webhook-cert-source self`` sends, and nothing more: GET, POST (create) and
+    PUT of that one Secret in that namespace; GET, and a caBundle-only JSON patch, of that
+    one MutatingWebhookConfiguration. The names are the checked flag values."""
+    secrets = rf"/api/v1/namespaces/{re.escape(secret_namespace)}/secrets"
+    secret = re.compile(rf"{secrets}/{re.escape(secret_name)}")
+    webhooks = re.compile(
+        r"/apis/admissionregistration\.k8s\.io/v1/mutatingwebhookconfigurations/"
+        + re.escape(configuration)
+    )
+    return (
+        Allowed("get the webhook's certificate Secret", "GET", secret),
+        Allowed(
+            "create the webhook's certificate Secret",
+            "POST",
+            re.compile(secrets),
+            body=_is_certificate_secret(secret_namespace, secret_name, update=False),
+            content_type="application/json",
+        ),
+        Allowed(
+            "update the webhook's certificate Secret",
+            "PUT",
+            secret,
+            body=_is_certificate_secret(secret_namespace, secret_name, update=True),
+            content_type="application/json",
+        ),
+        Allowed("get the webhook's configuration", "GET", webhooks),
+        Allowed(
+            "set the webhook configuration's caBundles",
+            "PATCH",
+            webhooks,
+            body=_is_ca_bundle_patch,
+            content_type=JSON_PATCH,
+        ),
+    )
+
+
 def check_request(
     allowed: Sequence[Allowed],
     base_url: str,
@@ -183,7 +288,7 @@ class RestClient(k8s_rest.RESTClientObject):
     and :meth:`close` waits for them to be gone before it closes the pool.
     """
 
-    def __init__(self, configuration: Any) -> None:
+    def __init__(self, configuration: Any, allowed: tuple[Allowed, ...] = ALLOWED) -> None:
         # The library's constructor, but trust_env=False.
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
         if configuration.cert_file:
@@ -205,7 +310,7 @@ class RestClient(k8s_rest.RESTClientObject):
             read_bufsize=2**21,  # watch events of large objects exceed the default
         )
         self._base_url: str = configuration.host
-        self.allowed: tuple[Allowed, ...] = ALLOWED
+        self.allowed = allowed
         self.dropped = Dropped()
 
     async def close(self) -> None:
@@ -238,8 +343,21 @@ class RestClient(k8s_rest.RESTClientObject):
 
 async def api_client(configuration: Any) -> Any:
     """A Kubernetes API client whose every request passes the allowlist."""
+    return await _client(configuration, ALLOWED)
+
+
+async def certificate_client(
+    configuration: Any, secret_namespace: str, secret_name: str, webhook_configuration: str
+) -> Any:
+    """A client for ``--webhook-cert-source self`` only: it may send what
+    :func:`certificate_allowlist` lists for these names, and nothing of :data:`ALLOWED`."""
+    allowed = certificate_allowlist(secret_namespace, secret_name, webhook_configuration)
+    return await _client(configuration, allowed)
+
+
+async def _client(configuration: Any, allowed: tuple[Allowed, ...]) -> Any:
     api = k8s.ApiClient(configuration)
     await api.rest_client.close()  # replaced by the guarded one below
-    api.rest_client = RestClient(configuration)
+    api.rest_client = RestClient(configuration, allowed)
     api.user_agent = "harvester-upgrade-bff"
     return api

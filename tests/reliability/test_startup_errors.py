@@ -135,3 +135,97 @@ def test_a_bad_choice_lists_the_choices(flag: str, choices: str) -> None:
 
 def test_bench_errors_go_to_stderr() -> None:
     one_line_exit_2(run("bench", "--rounds", "1"))
+
+
+def test_webhook_port_in_use(busy_port: int, kubeconfig: Path, tmp_path: Path) -> None:
+    cert, key = _pem_pair(tmp_path, "hook")
+    result = run("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                 "--webhook-port", str(busy_port), "--webhook-tls-cert", str(cert),
+                 "--webhook-tls-key", str(key))  # fmt: skip
+    line = one_line_exit_2(result)
+    assert f"127.0.0.1:{busy_port} (--host, --webhook-port)" in line
+    assert "address already in use" in line.lower()
+
+
+def test_metrics_port_in_use(busy_port: int, kubeconfig: Path) -> None:
+    result = run("serve", "--kubeconfig", str(kubeconfig), "--port", "0",
+                 "--metrics-port", str(busy_port))  # fmt: skip
+    line = one_line_exit_2(result)
+    assert f"127.0.0.1:{busy_port} (--host, --metrics-port)" in line
+    assert "address already in use" in line.lower()
+
+
+SELF = ("--webhook-port", "0", "--webhook-cert-source", "self")
+SELF_FLAGS = ("--webhook-cert-secret", "ns/tls", "--webhook-service", "ns/bff",
+              "--webhook-configuration", "bff")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(
+            ("--webhook-cert-secret", "no-slash"),
+            "invalid --webhook-cert-secret / BFF_WEBHOOK_CERT_SECRET value 'no-slash': "
+            "must be NAMESPACE/NAME",
+            id="malformed Secret",
+        ),
+        pytest.param(
+            ("--webhook-cert-secret", "ns/Bad_Name"),
+            "must be NAMESPACE/NAME",
+            id="Secret name not a DNS label",
+        ),
+        pytest.param(
+            ("--webhook-service", "a/b/c"), "must be NAMESPACE/NAME", id="malformed Service"
+        ),
+        pytest.param(
+            ("--webhook-cert-source", "cert-manager"),
+            "must be one of files, self",
+            id="unknown source",
+        ),
+        pytest.param(
+            SELF,
+            "--webhook-cert-source self needs --webhook-cert-secret",
+            id="self without its flags",
+        ),
+        pytest.param(
+            (*SELF[2:], *SELF_FLAGS),
+            "--webhook-cert-source self needs --webhook-port",
+            id="self without a port",
+        ),
+        pytest.param(
+            (*SELF, "--webhook-cert-secret", "ns/tls"),
+            "needs --webhook-service / BFF_WEBHOOK_SERVICE, --webhook-configuration",
+            id="self with only the Secret",
+        ),
+        pytest.param(
+            ("--webhook-port", "0", *SELF_FLAGS),
+            "--webhook-cert-secret / BFF_WEBHOOK_CERT_SECRET needs --webhook-cert-source self",
+            id="files mode with self-only flags",
+        ),
+        pytest.param(
+            ("--webhook-configuration", "bff"),
+            "--webhook-configuration / BFF_WEBHOOK_CONFIGURATION needs --webhook-cert-source self",
+            id="a self-only flag alone",
+        ),
+    ],
+)
+def test_bad_webhook_certificate_flags(
+    kubeconfig: Path, args: tuple[str, ...], expected: str
+) -> None:
+    line = one_line_exit_2(run("serve", "--kubeconfig", str(kubeconfig), "--port", "0", *args))
+    assert expected in line
+
+
+def test_self_mode_with_tls_files(kubeconfig: Path, tmp_path: Path) -> None:
+    cert, key = _pem_pair(tmp_path, "hook")
+    result = run("serve", "--kubeconfig", str(kubeconfig), "--port", "0", *SELF, *SELF_FLAGS,
+                 "--webhook-tls-cert", str(cert), "--webhook-tls-key", str(key))  # fmt: skip
+    assert "do not go with --webhook-cert-source self" in one_line_exit_2(result)
+
+
+def test_self_mode_cannot_reach_the_cluster(kubeconfig: Path) -> None:
+    # Nothing listens at the kubeconfig's address: the Secret cannot be read.
+    line = one_line_exit_2(
+        run("serve", "--kubeconfig", str(kubeconfig), "--port", "0", *SELF, *SELF_FLAGS)
+    )
+    assert line.startswith("harvester-upgrade-bff: error: cannot get Secret ns/tls: ")
