@@ -12,7 +12,7 @@ The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
   the fallback: on Harvester, Harvester's ``cattle-system/rancher-expose`` (no
   host, ``/`` to Rancher's Service); on the Rancher server, Rancher's chart's
   ``cattle-system/rancher`` (Rancher's host, ``/`` to the same Service).
-* Each request must land on the backend the design in deploy/README.md says:
+* Each request must land on the backend the design in docs/routing.md says:
   the dismiss PUT on the BFF, the list and the create with Rancher (Steve).
 * Whatever an Ingress sends to the BFF, the real BFF (over the sandbox
   emulator) must answer with something other than 405, and the only upstream
@@ -57,7 +57,7 @@ Obj = dict[str, Any]
 
 BFF = ("harvester-system", "harvester-upgrade-bff")
 STEVE = ("cattle-system", "rancher")
-#: Where each recorded request must go (deploy/README.md, "Which paths reach the BFF").
+#: Where each recorded request must go (docs/routing.md, "Which paths reach the BFF").
 #: A newly recorded request fails the tests until it is decided here.
 DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
 #: The Ingress each UI already has: everything else goes to Rancher, Steve included.

@@ -16,7 +16,7 @@ Covered:
 - The Deployment's hardening, probes, replicas, resources and shutdown timing.
 - Service, Ingress, PodDisruptionBudget and NetworkPolicy all line up with the
   pods and ports, and the Ingress exposes exactly the required prefixes.
-- Every built object, and every example in deploy/README.md, validates against
+- Every built object, and every example in docs/deployment.md, validates against
   the Kubernetes JSON schemas, offline.
 """
 
@@ -806,17 +806,17 @@ def test_rancher_overlay_routes_the_listed_clusters_on_rancher_host() -> None:
         assert ingress_paths(ingress) == expected
 
 
-# --- deploy/README.md -------------------------------------------------------
+# --- docs/deployment.md ----------------------------------------------------
 
 
-def readme_examples() -> list[Obj]:
-    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+def deployment_page_examples() -> list[Obj]:
+    text = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     return [doc for block in blocks for doc in yaml.safe_load_all(block) if doc is not None]
 
 
-def test_readme_examples_are_valid() -> None:
-    examples = readme_examples()
+def test_deployment_page_examples_are_valid() -> None:
+    examples = deployment_page_examples()
     assert {doc["kind"] for doc in examples} == {"Kustomization"}
     for doc in examples:
         assert set(doc) <= {"apiVersion", "kind", "resources", "images"}

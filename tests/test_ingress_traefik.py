@@ -16,7 +16,7 @@ default as RKE2 makes it, lets the Ingresses keep their class.
 
 Every recorded dashboard request (bff/captured/dashboard/requests.json) is
 sent through Traefik's entry point and must be answered by the backend the
-design says (deploy/README.md, "Which paths reach the BFF"): the dismiss PUTs
+design says (docs/routing.md, "Which paths reach the BFF"): the dismiss PUTs
 by the BFF, the list and the create by Rancher (Steve). The create POST never
 reaches the BFF. Traefik's router table, read from its API, is checked too: the
 Exact router outranks the BFF's Prefix on the same path. Without the priority
@@ -69,7 +69,7 @@ PRIORITY = "traefik.ingress.kubernetes.io/router.priority"
 
 BFF = "bff"
 STEVE = "steve"
-#: Where each recorded request must go (deploy/README.md, "Which paths reach the BFF").
+#: Where each recorded request must go (docs/routing.md, "Which paths reach the BFF").
 DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
 UNPREFIXED = "/v1/harvester"
 #: The namespace the Rancher-integrated layout installs into; Rancher's own lives there too.
