@@ -692,7 +692,7 @@ class Settings:
         "replaces its row, -RESOURCE.GROUP removes one, -* removes all (write "
         "--guard-resource=-RESOURCE.GROUP); repeat the flag "
         "(the variable takes a comma-separated list), applied in order to the default "
-        "table (" + GuardTable().describe() + "; owners in the README).",
+        "table (" + GuardTable().describe() + "; owners in docs/guard.md).",
         default=(),
         parse=_guard_resources,
         metavar="ENTRY",

@@ -74,7 +74,7 @@ class GuardedResource:
     owners: tuple[str, ...]
     kept: frozenset[Kept] = ALL_KEPT
     mode: Mode = Mode.REPAIR
-    #: What a lost status does, in an operator's words (warnings and the README).
+    #: What a lost status does, in an operator's words (warnings and docs/guard.md).
     status_means: str = "the controller's record of this object"
 
     @property
