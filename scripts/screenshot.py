@@ -1,4 +1,4 @@
-"""Regenerate the page's screenshot in docs/demo.md, and the structure it is checked by.
+"""Regenerate the page's screenshot in docs/page.md, and the structure it is checked by.
 
     .venv/bin/python scripts/screenshot.py
 

@@ -12,7 +12,7 @@ the layouts the checks were written for, each now a combination of the chart:
 - ``harvester``: the standalone Harvester UI (Rancher mode, host-less Ingresses);
 - ``rancher``: the dashboard inside Rancher (Rancher mode, Rancher's host);
 - ``harvester-guard``: the standalone Harvester UI with the guard, the
-  combination no kustomize layout had;
+  combination none of the layouts above had;
 - ``self``: ui none plus the guard with the BFF's own certificate.
 
 Covered:

@@ -1,4 +1,4 @@
-"""The screenshot of the page in docs/demo.md (docs/page.png) is not stale.
+"""The screenshot of the page in docs/page.md (docs/page.png) is not stale.
 
 Staleness is judged by the page's structure, not its pixels: a fresh sandbox is
 driven to the pictured state by ``scripts/screenshot.py``'s own steps, and the outline
