@@ -140,7 +140,8 @@ class Metrics:
         )
         self.access_reviews = Counter(
             "bff_access_reviews",
-            "Access reviews for reads from the cache, by result (hit: a reused allow).",
+            "Access reviews for reads from the cache and the page's access question, by result "
+            "(hit: a reused answer).",
             ["result"],
             registry=r,
         )
