@@ -150,6 +150,11 @@ async def _stream(
             change = await _next(queue, min(sent_at + KEEPALIVE, authorised_at + recheck))
             if change is None:
                 break
+            if request.transport is None:
+                # The client hung up while the stream waited: end at this wake, without
+                # an access review for a caller who is gone or a keepalive 15 s later.
+                log.info("a live-update stream ended: the client hung up")
+                return response
             if loop.time() - authorised_at >= recheck:
                 try:
                     await service.authorise(caller, "watch", namespace, max_age=recheck)
