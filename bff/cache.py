@@ -28,7 +28,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -147,6 +147,11 @@ class Change:
     type: str
     name: str
     entry: Entry | None
+    #: What the streams send for this change, by client version and namespace: rendered
+    #: by the first stream that sends it, reused by the others (one change, N streams).
+    frames: dict[tuple[ClientVersion, str], bytes] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 class UpgradeCache:

@@ -485,13 +485,18 @@ class BoundedAppRunner(web.AppRunner):
 
 @dataclass(frozen=True)
 class WebhookListener:
-    """Serves the webhook port with the API port's machinery, from its share of the budget."""
+    """Serves the webhook port with the API port's machinery, from its share of the budget.
+
+    Called on the webhook's own loop (:class:`bff.admission.webhook.WebhookLoop`), so its
+    accept errors are rate-limited there too.
+    """
 
     limits: ConnectionLimits
 
     async def __call__(
         self, app: web.Application, host: str, port: int, context: ssl.SSLContext
     ) -> web.BaseRunner:
+        asyncio.get_running_loop().set_exception_handler(AcceptErrors())
         runner = BoundedAppRunner(
             app,
             limits=self.limits,

@@ -75,3 +75,35 @@ async def test_without_the_read_cache_there_are_no_live_updates(
     response = await stack.client.get(EVENTS, headers={"Authorization": "Bearer sandbox-admin"})
     assert response.status == 404
     assert (await response.json())["code"] == "LiveUpdatesOff"
+
+
+async def test_one_change_reaches_every_stream_in_its_own_versions_form(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    """The frame is rendered once per change and client version: streams of v1.0.4 and
+    v1.0.5 open side by side each get their version's resource (v1.0.4 has no actions),
+    the same as a GET of the item in that version answers."""
+    stack = await stack_factory(emulator_backend, read_cache=True)
+    await asyncio.wait_for(stack.client.app[CACHE].wait_synced(), 10)
+    headers = {"Authorization": "Bearer sandbox-admin"}
+    versions = ("v1.0.4", "v1.0.5", "v1.0.4", "v1.0.5")
+    streams = [
+        await stack.client.get(f"/api/{v}/upgrades/events", headers=headers) for v in versions
+    ]
+    try:
+        for response in streams:
+            assert response.status == 200
+            assert (await _event(response))[0] == "snapshot"
+        await emulator_backend.merge_patch(SUCCEEDED, {"metadata": {"labels": {"seen": "both"}}})
+        for version, response in zip(versions, streams, strict=True):
+            kind, change = await _event(response)
+            assert kind == "change"
+            assert change["object"]["metadata"]["labels"]["seen"] == "both"
+            item = await stack.client.get(
+                f"/api/{version}/upgrades/{NAMESPACE}/{SUCCEEDED}", headers=headers
+            )
+            assert change["object"] == await item.json(), version
+            assert ("actions" in change["object"]) is (version == "v1.0.5"), version
+    finally:
+        for response in streams:
+            response.close()

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from bff.admission.resources import HARVESTER, Kept, Mode
 from bff.admission.review import JSON, GuardReview, Writer
@@ -185,8 +186,35 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _typed(value: Any, *, sort: bool) -> bytes | None:
+    """``value`` serialised with each number's and boolean's JSON type, or None when orjson
+    cannot (an integer beyond 64 bits, which orjson never parses but a caller may pass)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else 0)
+    except TypeError:
+        return None
+
+
 def json_equal(a: Any, b: Any) -> bool:
-    return canonical(a) == canonical(b)
+    """Whether ``a`` and ``b`` are the same JSON value, as :func:`canonical` decides, cheaply.
+
+    Python's ``==`` runs in C and is coarser than JSON's equality (``True == 1 == 1.0``,
+    ``0.0 == -0.0``), so where it finds a difference there is one; NaN, the one value
+    unequal to itself, is not JSON and never parsed (:func:`bff.admission.review.decode`).
+    Where it finds none, the values are told apart by type through one serialisation each,
+    in their own key order (the same text: the same value), and only when the key order
+    differs, sorted. No canonical copy of a megabyte of status is built for a write that
+    changed a label."""
+    if a is b:
+        return True
+    if a != b:
+        return False
+    first, second = _typed(a, sort=False), _typed(b, sort=False)
+    if first is None or second is None:
+        return canonical(a) == canonical(b)
+    if first == second:
+        return True
+    return _typed(a, sort=True) == _typed(b, sort=True)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -11,10 +11,18 @@ there is no user authentication (the API server is the only caller, and the
 answer depends on the review alone) and no upstream call.
 
 Limits: review bodies up to :data:`MAX_REVIEW_BYTES` (413 beyond) and
-:data:`REVIEW_TIMEOUT` seconds to receive and answer one (408 beyond). Reviews are
-decided off the event loop, :data:`REVIEW_WORKERS` at a time, so large ones cannot
-stall the probes or the API port. The API
+:data:`REVIEW_TIMEOUT` seconds to receive and answer one (408 beyond). The API
 server's own ``timeoutSeconds`` is shorter still.
+
+Isolation: :func:`serving` runs the whole webhook (its listening socket, TLS
+handshakes and decryption, the body read, the JSON parse, the decision and the
+answer, and the certificate reload) on an event loop of its own, on a thread of
+its own (:class:`WebhookLoop`). The API port's loop never runs a line of it, so
+a review that is slow to arrive or large to decide cannot hold ``/healthz`` or
+an API request, and a stalled API handler cannot hold a review. Reviews are
+decided on that loop, one at a time. What the two still share is the
+interpreter's lock: the longest single step of a review (parsing its body in
+one C call) is the most it can delay the API's loop.
 """
 
 from __future__ import annotations
@@ -23,10 +31,10 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -48,12 +56,62 @@ REVIEW_TIMEOUT = 5.0
 KEEPALIVE_TIMEOUT = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: Reviews decided at once; more wait their turn (and their deadline) in the queue. One:
-#: parsing is Python under the GIL, so a second thread adds no throughput and takes the
-#: GIL from the event loop twice as often (measured: /healthz p90 40-70 ms during 20
-#: reviews of 1.9 MB with one worker, 120-250 ms with two, 0.5-0.9 s on the loop).
-REVIEW_WORKERS = 1
-_WORKERS = ThreadPoolExecutor(REVIEW_WORKERS, thread_name_prefix="admission-review")
+#: The webhook's thread, as log records and thread dumps name it.
+THREAD_NAME = "admission-webhook"
+#: Seconds the webhook's thread is given to end once its loop is stopped.
+THREAD_JOIN_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+class WebhookLoop:
+    """An event loop on a thread of its own, where the webhook lives while it serves.
+
+    Everything of the webhook is started, run and cleaned up on :attr:`loop` through
+    :meth:`run`, awaited from the caller's loop; nothing of it runs on the caller's.
+    """
+
+    def __init__(self, name: str = THREAD_NAME) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+        self._started.wait()
+
+    def _run(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        loop.call_soon(self._started.set)
+        try:
+            loop.run_forever()
+        finally:
+            # Anything still running (a review past the drain) ends with the loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the webhook's loop; its result (or exception) comes back here.
+
+        Cancelling the caller cancels ``coro`` on the webhook's loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def close(self) -> None:
+        """Stop the loop and wait (off the caller's loop) for the thread to end.
+
+        A thread that does not end within :data:`THREAD_JOIN_TIMEOUT` is a daemon: it is
+        left behind rather than waited for forever."""
+        if not self.thread.is_alive():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.thread.join, THREAD_JOIN_TIMEOUT
+        )
 
 
 class Listener(Protocol):
@@ -149,10 +207,9 @@ def _parse(guard: Guard, raw: bytes) -> tuple[rv.GuardReview, Decision]:
 
 async def _review(request: web.Request, *, repair: bool) -> web.Response:
     body = await request.read()
-    # Parsing and comparing a review of megabytes is CPU work: off the event loop (the
-    # probes and the API port share it), on a pool whose size bounds how many run at once.
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_WORKERS, _answer, request.app[GUARD], body, repair)
+    # Decided right here, on the webhook's own loop (see WebhookLoop): one review at a
+    # time, and never on the loop that answers the probes and the API.
+    return _answer(request.app[GUARD], body, repair)
 
 
 def _answer(guard: Guard, body: bytes, repair: bool) -> web.Response:
@@ -221,15 +278,25 @@ async def serving(
 ) -> AsyncIterator[str]:
     """Serve the webhook over HTTPS on ``host:port`` until the block exits; yield its URL.
 
-    ``listen`` starts the runner: ``serve`` passes one that bounds connections.
+    The webhook runs on a :class:`WebhookLoop` of its own, started here and stopped when
+    the block exits, after the listener has stopped and in-flight reviews have had
+    their drain (the runner's shutdown timeout). ``listen`` starts the runner, on that
+    loop: ``serve`` passes one that bounds connections. A failure to start (the
+    certificate, the bind) is raised here, with the thread already ended.
     """
+    # Loaded here, so a pair that does not load is the caller's error at once.
     certificate = ReloadingCertificate(cert, key, check_interval)
-    runner = await listen(create_webhook_app(guard), host, port, certificate.context)
+    own = WebhookLoop()
+    try:
+        runner = await own.run(listen(create_webhook_app(guard), host, port, certificate.context))
+    except BaseException:
+        await own.close()
+        raise
     try:
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         url = f"https://{shown}:{bound[1]}"
-        watcher = asyncio.create_task(certificate.watch(), name="webhook-certificate")
+        watcher = asyncio.run_coroutine_threadsafe(certificate.watch(), own.loop)
         log.info(
             "admission webhook serving on %s (%s, %s); guarding %s; trusted writers: %s",
             url,
@@ -242,7 +309,8 @@ async def serving(
             yield url
         finally:
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
     finally:
-        await runner.cleanup()
+        try:
+            await own.run(runner.cleanup())
+        finally:
+            await own.close()

@@ -57,11 +57,12 @@ from bff.admission.configuration import (
 )
 from bff.admission.guard import TrustedWriters
 from bff.admission.resources import GuardTable, table_from
-from bff.admission.webhook import Guard, serving
+from bff.admission.webhook import KEEPALIVE_TIMEOUT, Guard, serving
 from bff.metrics import Metrics
 from bff.sandbox.status import StatusError
 from bff.sandbox.tls import SandboxCA
 from bff.sandbox.users import UserInfo
+from bff.server import WebhookListener, webhook_limits
 from bff.settings import Settings
 from bff.upgrade_resource import GROUP, PLURAL, VERSION
 
@@ -481,8 +482,16 @@ async def guarding(
         ).inc(),
     )
     try:
+        # Bounded as serve's webhook port is (connection cap, header, idle and TLS
+        # handshake timeouts, its share of the descriptors), with serve's defaults.
+        listener = WebhookListener(webhook_limits(settings, keepalive_timeout=KEEPALIVE_TIMEOUT))
         async with serving(
-            guard, host="127.0.0.1", port=settings.webhook_port, cert=str(cert), key=str(key)
+            guard,
+            host="127.0.0.1",
+            port=settings.webhook_port,
+            cert=str(cert),
+            key=str(key),
+            listen=listener,
         ) as url:
             admission.add(guard_configuration(url, ca.ca_pem, trusted=trusted, table=table))
             yield url

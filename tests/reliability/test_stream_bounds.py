@@ -145,3 +145,18 @@ async def test_a_client_hang_up_is_a_normal_end(serve_factory: ServeFactory) -> 
     assert 'status="500"' not in metrics
     access = [r.getMessage() for r in served.logs.records if r.name == "bff.access"]
     assert "GET /api/{version}/upgrades/events 200" in access, access
+
+
+async def test_a_hung_up_stream_ends_at_its_next_wake(serve_factory: ServeFactory) -> None:
+    """No change comes: the stream finds its client gone when it wakes for the access
+    re-check (every 0.3 s here) and ends there. Before, it asked the API server about
+    the caller who had left, and lingered until the keepalive write failed 15 s later."""
+    served: Served = await serve_factory(stream_recheck_interval=0.3)
+    streams = served.runner.app[STREAMS]
+    async with (
+        aiohttp.ClientSession() as session,
+        _stream(session, served.url, "sandbox-viewer") as status,
+    ):
+        assert status == 200
+        assert len(streams) == 1
+    await _until(lambda: len(streams) == 0, 5, "the hung-up stream did not end at its next wake")
