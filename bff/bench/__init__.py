@@ -18,6 +18,8 @@ at a steady 200 reviews/s, ``/healthz`` during 20 reviews of 1.9 MB, and 1,000
 live-update streams (200 with ``--quick``) receiving one change.
 ``--kubeconfig`` measures a real cluster instead: straight to the API server
 and through the BFF, reads only (nothing is written to a real cluster).
+``--real`` (from a source checkout) starts a real kube-apiserver and real Steve
+and reads through all three (:mod:`bff.bench.real`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def run_bench(settings: BenchSettings) -> int:
     try:
         options = options_from(settings)
         available(options.generator)
+        if settings.bench_real and settings.bench_kubeconfig:
+            raise RuntimeError("--real starts its own cluster: give it or --kubeconfig, not both")
     except RuntimeError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
@@ -69,8 +73,13 @@ def run_bench(settings: BenchSettings) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        run = run_cluster if options.kubeconfig else run_emulator
-        figures = run(options, say)
+        if settings.bench_real:
+            from bff.bench.real import run_real
+
+            figures = run_real(options, say)
+        else:
+            run = run_cluster if options.kubeconfig else run_emulator
+            figures = run(options, say)
     except ValueError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
