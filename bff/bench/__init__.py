@@ -52,6 +52,7 @@ def options_from(settings: BenchSettings) -> Any:
         namespace=settings.bench_namespace,
         warmup=0.5 if quick else 1.0,
         streams=STREAMS_QUICK if quick else STREAMS_FULL,
+        quick=quick,
     )
 
 

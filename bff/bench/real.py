@@ -19,12 +19,14 @@ user whose RBAC allows get, list and watch), none with a client certificate:
 * **bff**: ``serve`` with its read cache, the caller's bearer token (one access
   review per 10 s, every request still authorised for that caller).
 
-Scenarios: GET of one Upgrade, LIST of the namespace's 3, then LIST of 1,000
-(997 created through the API). Sides alternate round by round; each service
-is pinned to a core of its own where the machine has enough, else the measured
-one gets a core and everything else shares the rest (every thread, as
-``taskset -a -p`` would). CPU per request is read from ``/proc`` for each
-service process.
+Scenarios: GET of one Upgrade and LIST of the namespace's 3 in harvester-system,
+then LIST of 1,000 in a namespace of its own (created through the API while Steve
+starts, served by a second BFF for that namespace, and read with at most
+:data:`LIST_CONNECTIONS` connections on every side). Sides alternate round by
+round; each service is pinned to a core of its own where the machine has enough,
+else the measured one gets a core and everything else shares the rest (every
+thread, as ``taskset -a -p`` would). CPU per request is read from ``/proc`` for
+each service process.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import json
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,14 +53,19 @@ from bff.bench import load
 from bff.bench.procs import Child, Cpu, cores, pin_process, pinner, rss_mb, tick_us
 
 NS = "harvester-system"
+#: The LIST of 1,000 reads a namespace of its own, filled while Steve starts.
+LIST_NS = "bench-list"
 CALLER = "sandbox-viewer"
 ADMIN_TOKEN = "sandbox-admin"  # noqa: S105 (the harness's static test token)
 BFF_TOKEN = "sandbox-bff"  # noqa: S105 (the harness's static test token)
 SUCCEEDED = "hvst-upgrade-7xn6v"
-API = f"/apis/harvesterhci.io/v1beta1/namespaces/{NS}/upgrades"
-STEVE = f"/v1/harvesterhci.io.upgrades/{NS}"
+API = "/apis/harvesterhci.io/v1beta1/namespaces/{ns}/upgrades"
+STEVE = "/v1/harvesterhci.io.upgrades/{ns}"
 BFF = "/api/v1.0.5/upgrades"
 LIST_SIZE = 1000
+#: Connections for the LIST of 1,000 (about 1.5 MB an answer), on every side: with more,
+#: a round of a few seconds can end before the slowest side has answered any.
+LIST_CONNECTIONS = 8
 SIDES = ("direct", "steve", "bff")
 #: Creates in flight while the 997 extra Upgrades are made.
 SEED_CONCURRENCY = 16
@@ -128,6 +136,8 @@ def run_real(options: Any, say: Callable[[str], None]) -> dict[str, Any]:
         stack = None
         children: list[Child] = []
         began = time.monotonic()
+        seeding: threading.Thread | None = None
+        seeded: list[BaseException | float] = []
         try:
             say("starting kube-apiserver (built with Go and cached on first use) ...")
             try:
@@ -136,6 +146,10 @@ def run_real(options: Any, say: Callable[[str], None]) -> dict[str, Any]:
                 raise ValueError(f"--real: {exc}") from None
             except real_apiserver.RealApiServerError as exc:
                 raise ValueError(f"--real: kube-apiserver did not start: {_first(exc)}") from None
+            _namespace_for_list(server, real_apiserver)
+            # The 1,000 Upgrades are created while Steve starts (nothing is measured yet).
+            seeding = threading.Thread(target=_seed_in_thread, args=(server, seeded), daemon=True)
+            seeding.start()
             steve_missing = harvester.unavailable_reason()
             if steve_missing is None:
                 say("starting real Steve (the Harvester referee binary, built on first use) ...")
@@ -147,32 +161,43 @@ def run_real(options: Any, say: Callable[[str], None]) -> dict[str, Any]:
             else:
                 say(f"no Steve side: {steve_missing}")
             config = server.kubeconfig(work / "bff.kubeconfig", token=BFF_TOKEN)
-            bff = Child("bff", ["-m", "bff", "serve", "--kubeconfig", str(config), "--port", "0",
-                                "--namespace", NS, "--read-cache", "on"],
-                        work / "bff.log", pin=pinner([]), port_pattern=BFF_PORT,
-                        port_in_log=True)  # fmt: skip
-            children.append(bff)
-            bff_url = f"http://127.0.0.1:{bff.port}"
-            urls = {"direct": server.url, "bff": bff_url}
+
+            def bff(namespace: str) -> Child:
+                child = Child(f"bff-{namespace}", ["-m", "bff", "serve", "--kubeconfig",
+                              str(config), "--port", "0", "--namespace", namespace,
+                              "--read-cache", "on"], work / f"bff-{namespace}.log",
+                              pin=pinner([]), port_pattern=BFF_PORT, port_in_log=True)  # fmt: skip
+                children.append(child)
+                return child
+
+            served = bff(NS)
+            urls = {"direct": server.url, "bff": f"http://127.0.0.1:{served.port}"}
             if stack is not None:
                 urls["steve"] = stack.steve_url
-            pids = {**server.pids, "bff": bff.pid}
+            pids = {**server.pids, "bff": served.pid}
             if stack is not None and stack.steve_pid is not None:
                 pids["steve"] = stack.steve_pid
             run = _Run(options, work, say, urls, pids)
-            run.wait_listed(3)
+            run.wait_listed(NS, 3)
             say(f"stack up in {time.monotonic() - began:.0f}s; sides {', '.join(run.sides)}; "
                 f"load generator {run.kind}; cores {run.placement.cpus}")  # fmt: skip
             scenarios = {
-                "get": run.scenario("GET one", f"/{SUCCEEDED}", f"/{NS}/{SUCCEEDED}"),
-                "list3": run.scenario("LIST of 3", "", ""),
+                "get": run.scenario("GET one", NS, f"/{SUCCEEDED}", f"/{NS}/{SUCCEEDED}"),
+                "list3": run.scenario("LIST of 3", NS, "", ""),
             }
-            seeded = time.monotonic()
-            asyncio.run(_seed(server, LIST_SIZE - 3))
-            run.wait_listed(LIST_SIZE)
-            say(f"created {LIST_SIZE - 3} Upgrades in {time.monotonic() - seeded:.0f}s")
-            scenarios["list1000"] = run.scenario("LIST of 1,000", "", "")
-            rss = {"bff": rss_mb(bff.pid), "bff_peak": rss_mb(bff.pid, "VmHWM")}
+            rss = {"bff_3": rss_mb(served.pid), "bff_3_peak": rss_mb(served.pid, "VmHWM")}
+            served.stop()  # idle, it would still take a share of the core
+            seeding.join(timeout=READY_TIMEOUT)
+            if not seeded or isinstance(seeded[0], BaseException):
+                raise RuntimeError(f"creating the 1,000 Upgrades failed: {seeded[:1]}")
+            say(f"{LIST_SIZE} Upgrades in {LIST_NS} (created in {seeded[0]:.0f}s)")
+            listing = bff(LIST_NS)
+            run.urls["bff"] = f"http://127.0.0.1:{listing.port}"
+            run.pids["bff"] = listing.pid
+            run.wait_listed(LIST_NS, LIST_SIZE)
+            scenarios["list1000"] = run.scenario("LIST of 1,000", LIST_NS, "", "",
+                                                 connections=LIST_CONNECTIONS)  # fmt: skip
+            rss |= {"bff_1000": rss_mb(listing.pid), "bff_1000_peak": rss_mb(listing.pid, "VmHWM")}
             if "steve" in pids:
                 rss["steve"] = rss_mb(pids["steve"])
             rss["kube-apiserver"] = rss_mb(pids["kube-apiserver"])
@@ -182,14 +207,40 @@ def run_real(options: Any, say: Callable[[str], None]) -> dict[str, Any]:
             if stack is not None:
                 stack.stop()
             server.stop()
+            if seeding is not None:
+                seeding.join(timeout=5)
     return report(options, run, scenarios, rss)
+
+
+def _namespace_for_list(server: Any, real_apiserver: ModuleType) -> None:
+    """The LIST namespace, with deploy/'s Role and RoleBinding for the BFF there too.
+
+    As an operator would grant it for a BFF serving that namespace (deploy/ binds the
+    service account in harvester-system only).
+    """
+    server.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LIST_NS}})
+    for obj in real_apiserver.deploy_rbac():
+        if obj["kind"] in ("Role", "RoleBinding"):
+            copied = copy.deepcopy(obj)
+            copied["metadata"] = {**copied["metadata"], "namespace": LIST_NS}
+            server.apply(copied)
+
+
+def _seed_in_thread(server: Any, out: list[BaseException | float]) -> None:
+    began = time.monotonic()
+    try:
+        asyncio.run(_seed(server, LIST_NS, LIST_SIZE))
+    except BaseException as exc:  # reported by the main thread, which waits for it
+        out.append(exc)
+    else:
+        out.append(time.monotonic() - began)
 
 
 def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-async def _seed(server: Any, count: int) -> None:
+async def _seed(server: Any, namespace: str, count: int) -> None:
     """``count`` finished, unread Upgrades like the succeeded seed, created through the API."""
     template = next(s for s in server.seed_objects() if s["metadata"]["name"] == SUCCEEDED)
     context = ssl.create_default_context(cafile=str(server.ca_file))
@@ -205,8 +256,10 @@ async def _seed(server: Any, count: int) -> None:
                 index = queue.get_nowait()
                 body = copy.deepcopy(template)
                 body["metadata"]["name"] = f"bench-list-{index}"
+                body["metadata"]["namespace"] = namespace
                 body["metadata"]["labels"].pop("harvesterhci.io/read-message", None)
-                async with session.post(f"{server.url}{API}", json=body, ssl=context,
+                url = server.url + API.format(ns=namespace)
+                async with session.post(url, json=body, ssl=context,
                                         timeout=aiohttp.ClientTimeout(total=30)) as r:  # fmt: skip
                     if r.status != 201:
                         raise RuntimeError(f"creating an Upgrade answered {r.status}")
@@ -233,11 +286,11 @@ class _Run:
             return {"Impersonate-User": CALLER}
         return {"Authorization": f"Bearer {CALLER}"}
 
-    def path(self, side: str, direct_tail: str, bff_tail: str) -> str:
+    def path(self, side: str, ns: str, direct_tail: str, bff_tail: str) -> str:
         if side == "direct":
-            return API + direct_tail
+            return API.format(ns=ns) + direct_tail
         if side == "steve":
-            return STEVE + direct_tail
+            return STEVE.format(ns=ns) + direct_tail
         return BFF + bff_tail
 
     def fetch(self, side: str, path: str) -> tuple[int, Any]:
@@ -248,18 +301,18 @@ class _Run:
             data = response.read()
         return len(data), json.loads(data)
 
-    def listed(self, side: str) -> int:
-        _, body = self.fetch(side, self.path(side, "", ""))
+    def listed(self, side: str, ns: str) -> int:
+        _, body = self.fetch(side, self.path(side, ns, "", ""))
         return len(body.get("items") if side == "direct" else body.get("data") or [])
 
-    def wait_listed(self, count: int) -> None:
+    def wait_listed(self, ns: str, count: int) -> None:
         """Until every side lists ``count`` Upgrades (Steve and the BFF follow by watches)."""
         deadline = time.monotonic() + READY_TIMEOUT
         for side in self.sides:
             seen = -1
             while True:
                 try:
-                    seen = self.listed(side)
+                    seen = self.listed(side, ns)
                 except (urllib.error.URLError, OSError, ValueError):
                     seen = -1
                 if seen == count:
@@ -274,11 +327,12 @@ class _Run:
             pin_process(pid, places[name])
         return places["load"]
 
-    def measure(self, side: str, path: str) -> dict[str, Any]:
+    def measure(self, side: str, path: str, connections: int) -> dict[str, Any]:
         load_cores = self.place(side)
         plan = load.Plan(url=self.urls[side], method="GET", paths=(path,),
                          headers=self.headers(side), duration=self.o.duration,
-                         connections=self.o.connections, threads=self.o.threads)  # fmt: skip
+                         connections=connections,
+                         threads=min(self.o.threads, connections))  # fmt: skip
         watched = {name: Cpu(pid) for name, pid in self.pids.items()}
         result = load.run(plan, self.kind, pinner(load_cores), self.work)
         for cpu in watched.values():
@@ -301,26 +355,29 @@ class _Run:
             "cpu_us_per_request_by_process": per_process,
         }  # fmt: skip
 
-    def scenario(self, name: str, direct_tail: str, bff_tail: str) -> dict[str, Any]:
-        paths = {side: self.path(side, direct_tail, bff_tail) for side in self.sides}
+    def scenario(self, name: str, ns: str, direct_tail: str, bff_tail: str, *,
+                 connections: int | None = None) -> dict[str, Any]:  # fmt: skip
+        conns = min(connections or self.o.connections, self.o.connections)
+        paths = {side: self.path(side, ns, direct_tail, bff_tail) for side in self.sides}
         self.answer_bytes[name] = {side: self.fetch(side, p)[0] for side, p in paths.items()}
         for side in self.sides:  # warm-up, not measured
             self.place(side)
             plan = load.Plan(url=self.urls[side], method="GET", paths=(paths[side],),
                              headers=self.headers(side), duration=self.o.warmup,
-                             connections=self.o.connections, threads=self.o.threads)  # fmt: skip
+                             connections=conns, threads=min(self.o.threads, conns))  # fmt: skip
             load.run(plan, self.kind, pinner(self.placement.cores_for(_SERVICE[side])["load"]),
                      self.work)  # fmt: skip
         rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in self.sides}
         for number in range(self.o.rounds):
             order = self.sides if number % 2 == 0 else list(reversed(self.sides))
             for side in order:
-                measured = self.measure(side, paths[side])
+                measured = self.measure(side, paths[side], conns)
                 rounds[side].append(measured)
                 cpu, rps = measured["cpu_us_per_request"]["target"], measured["rps"]
                 self.say(f"  {name:<14} round {number + 1} {side:<7} {cpu:>7.0f} us/req "
                          f"{rps:>9.1f} req/s p99 {measured['p99_ms']:.2f} ms")  # fmt: skip
-        return {side: summary(rounds[side]) | {"answer_bytes": self.answer_bytes[name][side]}
+        return {side: summary(rounds[side]) | {"answer_bytes": self.answer_bytes[name][side],
+                                               "connections": conns}
                 for side in self.sides}  # fmt: skip
 
 
