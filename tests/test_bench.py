@@ -135,20 +135,27 @@ def _median(values: list[float]) -> float:
 
 
 def test_fresh_dismisses_get_what_their_rounds_can_use(report: dict[str, Any]) -> None:
-    """Each round is seeded for a rate measured before it in the scenario, and bounded."""
+    """Each round is seeded for a rate measured before it (the side's idempotent dismiss,
+    or a faster real one), bounded; the BFF holds one round's objects at a time."""
     from bff.bench.run import FRESH_MAX, FRESH_WARMUP, fresh_count
 
     sides = report["scenarios"]["dismiss_real"]
-    measured = {side["warmup_rps"] for side in sides.values()}
-    measured |= {r["rps"] for side in sides.values() for r in side["rounds"]}
+    idempotent = report["scenarios"]["dismiss_idempotent"]
     seeded = FRESH_WARMUP * len(sides)
-    for side in sides.values():
+    most = FRESH_WARMUP
+    earlier = {s["warmup_rps"] for s in sides.values()}
+    earlier |= {r["rps"] for s in sides.values() for r in s["rounds"]}
+    for name, side in sides.items():
+        idem = idempotent[name]["rounds"][-1]["rps"]
         for one in side["rounds"]:
-            assert one["seeded_for_rps"] in measured
+            assert one["seeded_for_rps"] >= idem
+            assert one["seeded_for_rps"] in earlier | {idem}
             assert one["paths"] == fresh_count(one["seeded_for_rps"], report["duration_s"])
             assert one["paths"] <= FRESH_MAX
             seeded += one["paths"]
+            most = max(most, one["paths"])
     assert report["rss_mb"]["fresh_objects_seeded"] == seeded
+    assert report["rss_mb"]["fresh_objects_most_at_once"] == most
 
 
 def _nearest_rank(values: list[float], q: float) -> float:

@@ -61,10 +61,13 @@ def test_every_side_read_the_same_objects(report: dict[str, Any]) -> None:
         assert set(scenario) == sides, name
         for side, figures in scenario.items():
             assert len(figures["rounds"]) == report["rounds"], (name, side)
-            assert figures["errors"] == 0, (name, side)
+            # Every side answered the caller (a refusal would have stopped the bench);
+            # a peer may time out under load, which the figures show: the BFF may not.
             assert figures["answer_bytes"] > 0
+            if side == "bff":
+                assert figures["errors"] == 0, name
             for measured in figures["rounds"]:
-                assert measured["requests"] > 0, (name, side)
+                assert measured["requests"] > 0 or side != "bff", name
                 assert set(measured["cpu_us_per_request"]) == {"target", "upstream", "load"}
     assert report["scenarios"]["list1000"]["bff"]["connections"] <= 8
 
@@ -91,7 +94,9 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
             pairs = zip(bff["rounds"], them["rounds"], strict=True)
             rounds = [_ratio(b["rps"], t["rps"]) for b, t in pairs]
             assert compared["throughput_ratio_rounds"] == rounds
-            assert compared["throughput_ratio_min"] == min(r for r in rounds if r is not None)
+            assert compared["throughput_ratio_min"] == min(
+                (r for r in rounds if r is not None), default=None
+            )
             assert compared["cpu_ratio"] == _ratio(
                 them["cpu_us_per_request_total"], bff["cpu_us_per_request_total"]
             )

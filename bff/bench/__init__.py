@@ -84,6 +84,10 @@ def run_bench(settings: BenchSettings) -> int:
     except ValueError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
+    except (RuntimeError, OSError) as exc:  # a process or request that failed mid-run
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"harvester-upgrade-bff: error: the bench stopped: {line}", file=sys.stderr)
+        return 1
     print(report.table(figures))
     if settings.bench_json:
         Path(settings.bench_json).write_text(json.dumps(figures, indent=2) + "\n")
