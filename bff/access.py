@@ -42,20 +42,21 @@ class Reviews(Protocol):
 
 def credential_key(caller: Caller) -> bytes:
     """A digest that stands for the caller's credential (the token is never kept)."""
-    digest = hashlib.sha256()
     if isinstance(caller, RancherCaller):
         # One Rancher token acts as a different user's permissions in each cluster.
-        digest.update(b"rancher\0" + caller.cluster.encode() + b"\0" + caller.token.encode())
-    elif isinstance(caller, TokenCaller):
-        digest.update(b"token\0" + caller.token.encode())
-    else:
-        digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())
-        for group in caller.groups:
-            digest.update(b"\0g" + group.encode())
-        for key in sorted(caller.extra):
-            digest.update(b"\0x" + key.encode())
-            for value in caller.extra[key]:
-                digest.update(b"\0v" + value.encode())
+        return hashlib.sha256(
+            b"rancher\0" + caller.cluster.encode() + b"\0" + caller.token.encode()
+        ).digest()
+    if isinstance(caller, TokenCaller):  # every cached read: one call, no hash object kept
+        return hashlib.sha256(b"token\0" + caller.token.encode()).digest()
+    digest = hashlib.sha256()
+    digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())
+    for group in caller.groups:
+        digest.update(b"\0g" + group.encode())
+    for key in sorted(caller.extra):
+        digest.update(b"\0x" + key.encode())
+        for value in caller.extra[key]:
+            digest.update(b"\0v" + value.encode())
     return digest.digest()
 
 

@@ -44,7 +44,9 @@ class Reviewer(Protocol):
 def forbidden_header(names: Iterable[str]) -> str | None:
     """The first inbound header that tries to impersonate, if any."""
     for name in names:
-        if name.lower().replace("_", "-").startswith("impersonate-"):
+        # Only a name starting with i or I can lower-case to "impersonate-": the rest of
+        # the names (every header of every request) are passed over without a copy.
+        if name[:1] in ("i", "I") and name.lower().replace("_", "-").startswith("impersonate-"):
             return name
     return None
 

@@ -95,7 +95,7 @@ class Entry:
       :func:`bff.steve.resource` produces, so nothing is kept per client version.
     """
 
-    __slots__ = ("_plain", "labels", "name", "namespace", "raw", "version")
+    __slots__ = ("_plain", "_rendered", "labels", "name", "namespace", "raw", "version")
 
     def __init__(self, obj: JSONObject) -> None:
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
@@ -112,6 +112,10 @@ class Entry:
         self.raw = _compact(orjson.dumps(obj))
         #: Whether the splice is exact: a non-empty object with none of Steve's keys.
         self._plain = bool(obj) and not (_STEVE_KEYS & obj.keys())
+        #: The last rendering and the version it was for: a GET of the same object by
+        #: the same kind of client is answered with these bytes. One slot, not one per
+        #: version, so an entry holds at most one rendering beside its raw bytes.
+        self._rendered: tuple[ClientVersion, bytes] | None = None
 
     @property
     def obj(self) -> JSONObject:
@@ -119,7 +123,20 @@ class Entry:
         parsed: JSONObject = orjson.loads(self.raw)
         return parsed
 
-    def render(self, version: ClientVersion) -> bytes:
+    def render(self, version: ClientVersion, *, remember: bool = True) -> bytes:
+        """The Steve rendering's bytes; ``remember``: keep them for the next GET.
+
+        A collection's renderings are not kept: its joined bytes are cached already.
+        """
+        rendered = self._rendered
+        if rendered is not None and (rendered[0] is version or rendered[0] == version):
+            return rendered[1]
+        data = self._render(version)
+        if remember:
+            self._rendered = (version, data)
+        return data
+
+    def _render(self, version: ClientVersion) -> bytes:
         if not self._plain:
             return orjson.dumps(resource(self.obj, version))
         ident = f"{self.namespace}/{self.name}"
@@ -378,7 +395,7 @@ class UpgradeCache:
             cached = self._collections.get(version)
             if cached is not None and self_url == version.collection_url:
                 return cached
-        data = [e.render(version) for e in self.items(selector)]
+        data = [e.render(version, remember=False) for e in self.items(selector)]
         body = b"".join(
             (
                 b'{"type":"collection","resourceType":',

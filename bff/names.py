@@ -8,6 +8,8 @@ The rules themselves are apimachinery's, in :mod:`bff.label_selectors`.
 
 from __future__ import annotations
 
+import functools
+
 from bff.errors import BadRequest, Code
 from bff.label_selectors import dns1123_label_errors, dns1123_subdomain_errors
 
@@ -28,9 +30,14 @@ def _check(kind: str, value: str, errors: list[str]) -> str:
     return value
 
 
+# Valid names are remembered (a few thousand at most): every request checks one or two,
+# and the rules cost more than the rest of a cached read. An invalid name raises, and
+# lru_cache keeps no exception, so it is checked again each time.
+@functools.lru_cache(maxsize=4096)
 def check_namespace(value: str) -> str:
     return _check("namespace", value, dns1123_label_errors(value))
 
 
+@functools.lru_cache(maxsize=4096)
 def check_name(value: str) -> str:
     return _check("name", value, dns1123_subdomain_errors(value))

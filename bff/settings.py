@@ -55,7 +55,7 @@ class Option:
     metavar: str | None = None
     #: Read after ``env`` when it is unset (``KUBECONFIG``, as kubectl does).
     fallback_env: tuple[str, ...] = ()
-    #: A flag without a value (``--quick``); its variable takes 1/0, true/false.
+    #: A flag without a value (``--quick``); its variable takes what :func:`parse_on_off` does.
     switch: bool = False
     #: How ``--help`` shows the default, when the default value itself does not say it.
     shown: str | None = None
@@ -286,11 +286,20 @@ def _check_cert_source(settings: Settings, given_interval: bool) -> None:
         )
 
 
-def _on_off(text: str) -> bool:
+#: The words every on/off setting takes (``--read-cache``, a switch's variable such as
+#: ``BFF_BENCH_QUICK``), in any case: one parser, so no two settings disagree on a word.
+ON_WORDS = ("on", "true", "yes", "1")
+OFF_WORDS = ("off", "false", "no", "0")
+
+
+def parse_on_off(text: str) -> bool:
+    """``on``/``off`` (or true/false, yes/no, 1/0); anything else is an error."""
     value = text.strip().lower()
-    if value not in ("on", "off", "true", "false", "1", "0"):
-        raise ValueError("must be on or off")
-    return value in ("on", "true", "1")
+    if value in ON_WORDS:
+        return True
+    if value in OFF_WORDS:
+        return False
+    raise ValueError("must be on or off (or true/false, yes/no, 1/0)")
 
 
 def setting(
@@ -438,7 +447,7 @@ class Settings:
         "authorised by an access review, allows reused for at most 10 s) and check the write "
         "guards against it; off: every read goes upstream with the caller's credentials.",
         default=True,
-        parse=_on_off,
+        parse=parse_on_off,
         metavar="{on,off}",
         shown="on (off with --rancher-url)",
     )

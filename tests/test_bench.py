@@ -12,6 +12,7 @@ still runs, only for less time.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import bff
 
 SIDES = {
     "get": {"bff", "forwarder", "ceiling"},
@@ -83,6 +86,10 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
             s["list1000"]["forwarder"]["cpu_us_per_request"]["target"],
         ),
         ("ceiling", "read_ratio"): _ratio(s["get"]["bff"]["rps"], s["get"]["ceiling"]["rps"]),
+        ("ceiling", "cpu_ratio"): _ratio(
+            s["get"]["bff"]["cpu_us_per_request"]["target"],
+            s["get"]["ceiling"]["cpu_us_per_request"]["target"],
+        ),
     }
     for (group, key), value in expected.items():
         assert isinstance(report[group][key], float)
@@ -108,13 +115,47 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
     rounds = report["read"]["throughput_ratio_rounds"]
     assert report["read"]["throughput_ratio_min"] == min(rounds)
     assert report["read"]["throughput_ratio_max"] == max(rounds)
-    # Medians over the rounds, from the rounds themselves.
+    # Medians over the rounds and their spread, from the rounds themselves: CPU per
+    # request (the primary figure) and throughput.
     for sides in s.values():
         for side in sides.values():
-            rates = sorted(r["rps"] for r in side["rounds"])
-            middle = len(rates) // 2
-            median = rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2
-            assert side["rps"] == round(median, 3)
+            assert side["rps"] == _median([r["rps"] for r in side["rounds"]])
+            cpu = [r["cpu_us_per_request"]["target"] for r in side["rounds"]]
+            assert side["cpu_us_per_request"]["target"] == _median(cpu)
+            assert (side["cpu_us_per_request_min"], side["cpu_us_per_request_max"]) == (
+                min(cpu),
+                max(cpu),
+            )
+
+
+def _median(values: list[float]) -> float:
+    rates = sorted(values)
+    middle = len(rates) // 2
+    return round(rates[middle] if len(rates) % 2 else (rates[middle - 1] + rates[middle]) / 2, 3)
+
+
+def test_fresh_dismisses_get_what_their_rounds_can_use(report: dict[str, Any]) -> None:
+    """Each round is seeded for a rate measured before it (the side's idempotent dismiss,
+    or a faster real one), bounded; the BFF holds one round's objects at a time."""
+    from bff.bench.run import FRESH_MAX, FRESH_WARMUP, fresh_count
+
+    sides = report["scenarios"]["dismiss_real"]
+    idempotent = report["scenarios"]["dismiss_idempotent"]
+    seeded = FRESH_WARMUP * len(sides)
+    most = FRESH_WARMUP
+    earlier = {s["warmup_rps"] for s in sides.values()}
+    earlier |= {r["rps"] for s in sides.values() for r in s["rounds"]}
+    for name, side in sides.items():
+        idem = idempotent[name]["rounds"][-1]["rps"]
+        for one in side["rounds"]:
+            assert one["seeded_for_rps"] >= idem
+            assert one["seeded_for_rps"] in earlier | {idem}
+            assert one["paths"] == fresh_count(one["seeded_for_rps"], report["duration_s"])
+            assert one["paths"] <= FRESH_MAX
+            seeded += one["paths"]
+            most = max(most, one["paths"])
+    assert report["rss_mb"]["fresh_objects_seeded"] == seeded
+    assert report["rss_mb"]["fresh_objects_most_at_once"] == most
 
 
 def _nearest_rank(values: list[float], q: float) -> float:
@@ -179,7 +220,8 @@ def test_stream_fan_out_figures_come_from_their_raw_figures(report: dict[str, An
 
 def test_rss_figures(report: dict[str, Any]) -> None:
     rss = report["rss_mb"]
-    for key in ("idle", "cached_1000", "peak", "mb_per_1000_objects", "forwarder_idle"):
+    for key in ("idle", "cached_1000", "peak", "mb_per_1000_objects", "forwarder_idle",
+                "emulator_peak"):  # fmt: skip
         assert isinstance(rss[key], float | int), key
     assert rss["idle"] > 0
     assert rss["peak"] >= rss["cached_1000"]
@@ -187,7 +229,8 @@ def test_rss_figures(report: dict[str, Any]) -> None:
 
 
 def test_bad_bench_flags_exit_2_with_one_line(tmp_path: Path) -> None:
-    for args in (["--rounds", "1"], ["--duration", "0"], ["--kubeconfig", str(tmp_path / "no")]):
+    for args in (["--rounds", "1"], ["--duration", "0"], ["--kubeconfig", str(tmp_path / "no")],
+                 ["--real", "--kubeconfig", __file__]):  # fmt: skip
         done = subprocess.run(
             [sys.executable, "-m", "bff", "bench", *args],
             capture_output=True, text=True, timeout=60, check=False,
@@ -238,3 +281,23 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_real_outside_a_source_checkout_says_so_in_one_line(tmp_path: Path) -> None:
+    """An installed package (no tests/support beside it) refuses --real with one line, exit 2."""
+    installed = tmp_path / "site"
+    shutil.copytree(Path(bff.__file__).parent, installed / "bff")
+    run_installed = (
+        f"import sys; sys.path.insert(0, {str(installed)!r}); import runpy; "
+        "runpy.run_module('bff', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run_installed, "bench", "--real", "--quick"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "harvester-upgrade-bff: error: --real needs a source checkout of harvester-upgrade-bff "
+        "(it starts the test harness's kube-apiserver and Steve from tests/support); "
+        "--kubeconfig measures a running cluster"
+    ]

@@ -300,3 +300,30 @@ async def test_observe_keeps_only_the_cached_namespace() -> None:
     own = {"metadata": {"name": SUCCEEDED, "namespace": NAMESPACE, "resourceVersion": "7"}}
     cache.observe(own)
     assert cache.get(SUCCEEDED) == own
+
+
+def test_a_kept_rendering_is_only_reused_for_the_same_client_version_and_collection() -> None:
+    """Each entry keeps its last rendering; a GET by another version or through another
+    collection (v1.0.4 at Steve's path, v1.0.5, a base path) is rendered anew, and every
+    answer is byte for byte what :func:`bff.steve.resource` makes of the object."""
+    import json
+
+    import orjson
+
+    from bff import captured
+    from bff.cache import Entry
+    from bff.steve import STEVE, V104, V105, resource
+
+    obj = json.loads(
+        (Path(str(captured.files())) / "upgrades" / "upgrade-succeeded.json").read_text()
+    )
+    entry = Entry(obj)
+    readers = [
+        V105.at("/api/v1.0.5/upgrades"),
+        V104.at("/api/v1.0.4/upgrades"),
+        STEVE.at("/v1/harvester/harvesterhci.io.upgrades"),
+        V105.at("/base/api/v1.0.5/upgrades"),
+    ]
+    for reader in readers + readers[::-1]:
+        for _ in range(2):  # rendered, then reused
+            assert entry.render(reader) == orjson.dumps(resource(obj, reader)), reader

@@ -25,12 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MAX_README_LINES = 300
 
-#: Pages written on other branches at the same time (the README may link them).
-#: A link to one of them is let through only while the file does not exist;
-#: ``test_pending_pages_are_still_pending`` fails as soon as it does, so the
-#: entry is removed (and the page put in mkdocs.yml's nav) when it lands.
-PENDING = frozenset({"docs/benchmark.md"})
-
 #: The commands a fresh clone is promised to work with (README, top).
 SANDBOX_COMMAND = (
     "python3 -m venv .venv && .venv/bin/pip install '.[sandbox]' && "
@@ -154,8 +148,6 @@ def test_every_relative_link_in_the_readme_is_a_file_of_the_repository() -> None
                 broken.append(target)
             continue
         path = (ROOT / name).resolve()
-        if name in PENDING and not path.exists():
-            continue
         if (
             not path.is_relative_to(ROOT)
             or not path.is_file()
@@ -167,14 +159,6 @@ def test_every_relative_link_in_the_readme_is_a_file_of_the_repository() -> None
         ):
             broken.append(target)
     assert broken == []
-
-
-@pytest.mark.parametrize("page", sorted(PENDING))
-def test_pending_pages_are_still_pending(page: str) -> None:
-    assert not (ROOT / page).exists(), (
-        f"{page} exists now: remove it from PENDING in tests/test_docs.py "
-        "and add it to mkdocs.yml's nav"
-    )
 
 
 def test_readme_keeps_the_fresh_machine_commands() -> None:

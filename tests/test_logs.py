@@ -155,3 +155,60 @@ def more_lines(stream: io.StringIO, than: int) -> bool:
 def _masked(line: str) -> str:
     line = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "<time>", line)
     return re.sub(r'("?duration_ms"?[=:])[0-9.]+', r"\1<ms>", line)
+
+
+async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -> None:
+    """Access lines wait for the end of the event loop's turn (one write for them all),
+    but never past another line: the log keeps the order things happened in.
+
+    A real server with the BFF's access logger answers three requests: each access
+    line is in the stream once. Then a line made in a turn is not written in the
+    middle of it, the next line logged writes it first, and alone it is written
+    when the turn ends.
+    """
+    from aiohttp import web
+
+    from bff import logs
+    from bff.logs import AccessLogger, LogFormat
+
+    class Counting(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    stream = Counting()
+    logs.configure(LogFormat.TEXT, "INFO", stream)
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    runner = web.AppRunner(app, access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/ok"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                async with session.get(url) as answer:
+                    assert answer.status == 200
+        await until(lambda: stream.getvalue().count("GET /ok 200") == 3, "3 access lines")
+        handler = logs._configured
+        assert handler is not None
+        before = stream.writes
+        logs._write_soon(handler, "pending access line")
+        assert stream.writes == before  # not yet: the turn has not ended
+        logging.getLogger("bff.test").info("after the access line")
+        text = stream.getvalue()
+        assert text.index("pending access line") < text.index("after the access line")
+        logs._write_soon(handler, "second pending line")
+        await until(lambda: "second pending line" in stream.getvalue(), "the turn's end")
+        assert stream.getvalue().count("pending access line") == 1
+    finally:
+        await runner.cleanup()
+        logging.getLogger().handlers.clear()

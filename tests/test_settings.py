@@ -64,6 +64,7 @@ BAD = {
     "write_kubeconfig": "/nonexistent-dir/kubeconfig",
     "bench_duration": "0.5",
     "bench_quick": "maybe",
+    "bench_real": "sometimes",
     "bench_rounds": "1",
     "bench_connections": "0",
     "bench_threads": "many",
@@ -207,3 +208,22 @@ def test_a_switch_takes_no_value_and_its_variable_takes_one_or_zero() -> None:
                         kind=bench).bench_quick  # fmt: skip
     assert not from_sources(parser.parse_args([]), {"BFF_BENCH_QUICK": "0"},
                             command=Command.BENCH, kind=bench).bench_quick  # fmt: skip
+
+
+def test_every_on_off_setting_takes_the_same_words() -> None:
+    """``--read-cache`` and a bench switch's variable share one parser: the same words."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Command.BENCH, BenchSettings)
+    args = parser.parse_args([])
+    words = {"on": True, "ON": True, "true": True, "yes": True, "1": True, " on ": True,
+             "off": False, "False": False, "no": False, "0": False}  # fmt: skip
+    for word, meant in words.items():
+        assert from_sources({"read_cache": word}, {}).read_cache is meant, word
+        quick = from_sources(args, {"BFF_BENCH_QUICK": word}, command=Command.BENCH,
+                             kind=BenchSettings).bench_quick  # fmt: skip
+        assert quick is meant, word
+    for word in ("", "maybe", "enabled", "2"):
+        with pytest.raises(SettingsError, match="must be on or off"):
+            from_sources({"read_cache": word}, {})
+        with pytest.raises(SettingsError, match="must be on or off"):
+            from_sources(args, {"BFF_BENCH_QUICK": word}, command=Command.BENCH, kind=BenchSettings)

@@ -8,9 +8,11 @@ they succeed or are refused.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from bff import errors
 from bff.api.bodies import read_json, refuse_body, single
@@ -18,6 +20,7 @@ from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
 from bff.identities import Caller
 from bff.keys import ACCESS, AUTH, METRICS, SERVICE, SETTINGS
 from bff.label_selectors import SelectorError, parse_selector
+from bff.middleware import SECURITY_HEADERS
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
 from bff.request_keys import ACTION, ACTIONS, CLIENT_VERSION, Action
@@ -42,16 +45,26 @@ def _client_version(request: web.Request) -> ClientVersion:
     return version
 
 
+@functools.lru_cache(maxsize=1024)
+def _linked(resource: web.AbstractResource, client: str, **parts: str) -> ClientVersion:
+    """The client version named ``client`` linking to ``resource`` (with ``parts``).
+
+    Once per route, version and parameters, not per request: ``url_for`` quotes and
+    builds a URL (about a tenth of a cached GET). The router is frozen before the
+    first request, so the URL cannot change after.
+    """
+    return VERSIONS.get(client, STEVE).at(str(resource.url_for(**parts)))
+
+
 def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
     """``version`` linking to the collection this request came through (named routes)."""
     router = request.app.router
-    if "version" in request.match_info:
-        url = router[UPGRADES_ROUTE].url_for(version=version.name)
-    elif "cluster" in request.match_info:
-        url = router[RANCHER_STEVE_ROUTE].url_for(cluster=request.match_info["cluster"])
-    else:
-        url = router[STEVE_ROUTE].url_for()
-    return version.at(str(url))
+    match = request.match_info
+    if "version" in match:
+        return _linked(router[UPGRADES_ROUTE], version.name, version=version.name)
+    if "cluster" in match:
+        return _linked(router[RANCHER_STEVE_ROUTE], STEVE.name, cluster=match["cluster"])
+    return _linked(router[STEVE_ROUTE], STEVE.name)
 
 
 async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, Caller]:
@@ -85,14 +98,25 @@ async def list_upgrades(request: web.Request) -> web.Response:
     body = await request.app[SERVICE].list_rendered(
         caller, namespace, selector, parsed, version, str(request.rel_url)
     )
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return _json(body)
+
+
+#: The headers of a JSON answer, the security headers included (the middleware would add
+#: them one by one); each answer gets a copy.
+_JSON_HEADERS = CIMultiDict(
+    {"Content-Type": "application/json; charset=utf-8", **SECURITY_HEADERS,
+     "Content-Security-Policy": "frame-ancestors 'none'"}
+)  # fmt: skip
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, headers=CIMultiDict(_JSON_HEADERS))
 
 
 async def get_upgrade(request: web.Request) -> web.Response:
     version, caller = await _begin(request, Action.GET)
     namespace, name = _target(request)
-    body = await request.app[SERVICE].get_rendered(caller, namespace, name, version)
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
+    return _json(await request.app[SERVICE].get_rendered(caller, namespace, name, version))
 
 
 async def upgrade_access(request: web.Request) -> web.Response:

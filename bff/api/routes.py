@@ -37,12 +37,14 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/", page.index, allow_head=False)
     r.add_get("/static/{file}", page.static, allow_head=False)
 
-    r.add_get(UPGRADES, handlers.list_upgrades, allow_head=False, name=UPGRADES_ROUTE)
-    r.add_get(UPGRADE_EVENTS, events.upgrade_events, allow_head=False)
-    r.add_get(UPGRADE_ACCESS, handlers.upgrade_access, allow_head=False)
+    # The router tries the routes under /api in this order (a coroutine each): the item,
+    # the most read, first. No two of these templates match the same path.
     r.add_get(UPGRADE, handlers.get_upgrade, allow_head=False)
     r.add_put(UPGRADE, handlers.put_upgrade)
     r.add_post(UPGRADE, handlers.post_action)
+    r.add_get(UPGRADES, handlers.list_upgrades, allow_head=False, name=UPGRADES_ROUTE)
+    r.add_get(UPGRADE_EVENTS, events.upgrade_events, allow_head=False)
+    r.add_get(UPGRADE_ACCESS, handlers.upgrade_access, allow_head=False)
 
     for prefix, name in (("", STEVE_ROUTE), (RANCHER_PREFIX, RANCHER_STEVE_ROUTE)):
         steve = f"{prefix}{STEVE_COLLECTION}"

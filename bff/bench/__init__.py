@@ -18,6 +18,8 @@ at a steady 200 reviews/s, ``/healthz`` during 20 reviews of 1.9 MB, and 1,000
 live-update streams (200 with ``--quick``) receiving one change.
 ``--kubeconfig`` measures a real cluster instead: straight to the API server
 and through the BFF, reads only (nothing is written to a real cluster).
+``--real`` (from a source checkout) starts a real kube-apiserver and real Steve
+and reads through all three (:mod:`bff.bench.real`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def options_from(settings: BenchSettings) -> Any:
         namespace=settings.bench_namespace,
         warmup=0.5 if quick else 1.0,
         streams=STREAMS_QUICK if quick else STREAMS_FULL,
+        quick=quick,
     )
 
 
@@ -61,6 +64,8 @@ def run_bench(settings: BenchSettings) -> int:
     try:
         options = options_from(settings)
         available(options.generator)
+        if settings.bench_real and settings.bench_kubeconfig:
+            raise RuntimeError("--real starts its own cluster: give it or --kubeconfig, not both")
     except RuntimeError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
@@ -69,11 +74,20 @@ def run_bench(settings: BenchSettings) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        run = run_cluster if options.kubeconfig else run_emulator
-        figures = run(options, say)
+        if settings.bench_real:
+            from bff.bench.real import run_real
+
+            figures = run_real(options, say)
+        else:
+            run = run_cluster if options.kubeconfig else run_emulator
+            figures = run(options, say)
     except ValueError as exc:
         print(f"harvester-upgrade-bff: error: {exc}", file=sys.stderr)
         return 2
+    except (RuntimeError, OSError) as exc:  # a process or request that failed mid-run
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"harvester-upgrade-bff: error: the bench stopped: {line}", file=sys.stderr)
+        return 1
     print(report.table(figures))
     if settings.bench_json:
         Path(settings.bench_json).write_text(json.dumps(figures, indent=2) + "\n")

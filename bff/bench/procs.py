@@ -90,6 +90,23 @@ def pinner(cpus: Sequence[int]) -> Callable[[], None]:
     return setup
 
 
+def pin_process(pid: int, cpus: Sequence[int]) -> None:
+    """Every thread of a running ``pid`` on ``cpus`` (``taskset -a -p``); a no-op without cores.
+
+    A Go server's threads each have their own affinity, so each is moved; threads
+    started later inherit it from the thread that starts them.
+    """
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for tid in threads:
+        with contextlib.suppress(OSError):  # a thread that has just ended
+            os.sched_setaffinity(int(tid), set(cpus))
+
+
 class Child:
     """A long-running child (server) whose stdout announces ``port N``; stderr goes to a file."""
 

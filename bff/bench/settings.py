@@ -13,6 +13,7 @@ from bff.settings import (
     Settings,
     parse_file,
     parse_namespace,
+    parse_on_off,
     parse_positive_int,
     parse_real,
     parse_whole,
@@ -20,15 +21,6 @@ from bff.settings import (
 )
 
 _BENCH = frozenset({Command.BENCH})
-
-
-def _switch(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be 1 or 0 (true or false)")
 
 
 def _at_least_one_second(text: str) -> float:
@@ -70,7 +62,7 @@ class BenchSettings(Settings):
         "BFF_BENCH_QUICK",
         "Rounds of about 3 s and a short warm-up.",
         default=False,
-        parse=_switch,
+        parse=parse_on_off,
         commands=_BENCH,
         switch=True,
     )
@@ -135,3 +127,14 @@ class BenchSettings(Settings):
         default="harvester-system",
         metavar="NAME", parse=parse_namespace, commands=_BENCH,
     )  # fmt: skip
+    bench_real: bool = setting(
+        "--real",
+        "BFF_BENCH_REAL",
+        "From a source checkout: start the test harness's real kube-apiserver and real Steve "
+        "(built with Go and cached on first use) and read the same Upgrades straight from the "
+        "API server, through Steve and through the BFF; with --quick, short rounds.",
+        default=False,
+        parse=parse_on_off,
+        commands=_BENCH,
+        switch=True,
+    )

@@ -6,7 +6,9 @@ before authentication and never counted:
 
 * ``GET /_bench/counts``: the counters;
 * ``POST /_bench/seed?namespace=NS&count=N&prefix=P``: create N finished, unread
-  Upgrades straight in the store (no HTTP per object).
+  Upgrades straight in the store (no HTTP per object);
+* ``POST /_bench/delete?namespace=NS&prefix=P``: delete the Upgrades whose names
+  start with P (watchers see each deletion), answering how many.
 
 ``python -m bff.bench.upstream`` prints ``port N`` once listening.
 """
@@ -61,6 +63,13 @@ def upstream_app() -> web.Application:
     ) -> web.StreamResponse:
         if request.path == "/_bench/counts":
             return web.json_response(dict(counts))
+        if request.path == "/_bench/delete" and request.method == "POST":
+            namespace, prefix = request.query["namespace"], request.query["prefix"]
+            names = [o["metadata"]["name"] for o in store.list(namespace)
+                     if o["metadata"]["name"].startswith(prefix)]  # fmt: skip
+            for name in names:
+                store.delete(namespace, name)
+            return web.json_response({"deleted": len(names)})
         if request.path == "/_bench/seed" and request.method == "POST":
             names = seed(
                 request.query["namespace"], int(request.query["count"]), request.query["prefix"]

@@ -531,6 +531,11 @@ class HarvesterStack:
     def log_dir(self) -> Path | None:
         return self._tmp
 
+    @property
+    def steve_pid(self) -> int | None:
+        """Steve's process id while it runs (the bench measures its CPU and pins it)."""
+        return None if self._steve is None else self._steve.proc.pid
+
     def _fail(self, message: str) -> RealApiServerError:
         parts = [message]
         for proc in (self._controller, self._steve):

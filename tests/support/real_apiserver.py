@@ -1194,6 +1194,11 @@ class RealApiServer:
         """kube-apiserver's resident set size now."""
         return None if self._apiserver is None else self._apiserver.rss_bytes()
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """The running processes by name (``kube-apiserver``, ``etcd``): the bench measures them."""
+        return {p.name: p.proc.pid for p in (self._apiserver, self._etcd) if p is not None}
+
     def kubeconfig(
         self, path: str | os.PathLike[str], *, token: str | None = None, client_cert: bool = False
     ) -> Path:
