@@ -771,13 +771,23 @@ def _steve_paths(prefix: str, id_prefix: str, cluster: tuple[str, ...]) -> JSON:
     }
 
 
-def _ops_paths() -> JSON:
+def _ops_paths(metrics_on_api_port: bool) -> JSON:
     request_id: JSON = {"X-Request-ID": _ref("headers", "X-Request-ID")}
 
     def ok(description: str, content: JSON) -> JSON:
         return {"description": description, "headers": request_id, "content": content}
 
     text: JSON = {"schema": {"type": "string"}}
+    metrics: JSON = {
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics",
+                OPS_TAG,
+                {"200": ok("Prometheus text format.", {"text/plain": text})},
+            )
+        }
+    }
     return {
         "/healthz": {
             "get": _operation(
@@ -798,14 +808,7 @@ def _ops_paths() -> JSON:
                 },
             )
         },
-        "/metrics": {
-            "get": _operation(
-                "metrics",
-                "Prometheus metrics",
-                OPS_TAG,
-                {"200": ok("Prometheus text format.", {"text/plain": text})},
-            )
-        },
+        **(metrics if metrics_on_api_port else {}),
         "/openapi.json": {
             "get": _operation(
                 "openapi",
@@ -845,10 +848,11 @@ def _ops_paths() -> JSON:
     }
 
 
-def document(base_path: str = "") -> dict[str, object]:
-    """The OpenAPI 3.1 document for a BFF mounted at ``base_path`` (``""`` for the root)."""
+def document(base_path: str = "", *, metrics_on_api_port: bool = True) -> dict[str, object]:
+    """The OpenAPI 3.1 document for a BFF mounted at ``base_path`` (``""`` for the root);
+    ``/metrics`` is in it unless ``--metrics-port`` serves it on a port of its own."""
     paths: JSON = {
-        **_ops_paths(),
+        **_ops_paths(metrics_on_api_port),
         **_versioned_paths(),
         **_steve_paths("", "steve", ()),
         **_steve_paths(RANCHER_PREFIX, "rancher", ("cluster",)),

@@ -51,9 +51,9 @@ def load(rel: str) -> Any:
     return json.loads(captured.files().joinpath(rel).read_text())
 
 
-def router_pairs(base_path: str) -> set[tuple[str, str]]:
+def router_pairs(base_path: str, metrics_port: int | None = None) -> set[tuple[str, str]]:
     # The app is built, never started: no upstream connection is made.
-    app = create_app(Settings(base_path=base_path))
+    app = create_app(Settings(base_path=base_path, metrics_port=metrics_port))
     pairs = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
@@ -105,10 +105,11 @@ def media_with_examples(node: Any, pointer: str = "") -> Iterator[tuple[str, dic
 # --- code and document cannot drift -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("metrics_port", [None, 9090])
 @pytest.mark.parametrize("base_path", ["", BASE])
-def test_router_and_document_list_the_same_routes(base_path: str) -> None:
-    in_code = router_pairs(base_path)
-    in_doc = document_pairs(openapi.document(base_path))
+def test_router_and_document_list_the_same_routes(base_path: str, metrics_port: int | None) -> None:
+    in_code = router_pairs(base_path, metrics_port)
+    in_doc = document_pairs(openapi.document(base_path, metrics_on_api_port=metrics_port is None))
     assert in_code - in_doc == set(), "routes the document does not describe"
     assert in_doc - in_code == set(), "operations the app does not serve"
 
@@ -540,3 +541,15 @@ async def test_real_answers_match_the_document(emulator_stack: Any) -> None:
         problems = [e.message for e in schema.iter_errors(payload)]
         assert problems == [], (method, url, answer.status)
     assert statuses == {200, 400, 401, 404, 405, 409, 415}
+
+
+@pytest.mark.parametrize("metrics_port", [None, 9090])
+async def test_the_served_document_lists_metrics_only_where_the_api_port_serves_it(
+    aiohttp_client: Any, metrics_port: int | None
+) -> None:
+    app = web.Application()
+    app[SETTINGS] = Settings(metrics_port=metrics_port)
+    app.router.add_get("/openapi.json", page.openapi)
+    client = await aiohttp_client(app)
+    paths = (await (await client.get("/openapi.json")).json())["paths"]
+    assert ("/metrics" in paths) is (metrics_port is None)

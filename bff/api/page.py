@@ -17,13 +17,14 @@ from bff.openapi import document as openapi_document
 
 
 @functools.cache
-def _openapi_json(base_path: str) -> bytes:
-    # Built once per base path: the document only changes with the code.
-    return json.dumps(openapi_document(base_path)).encode()
+def _openapi_json(base_path: str, metrics_on_api_port: bool) -> bytes:
+    # Built once per base path and metrics place: the document only changes with the code.
+    return json.dumps(openapi_document(base_path, metrics_on_api_port=metrics_on_api_port)).encode()
 
 
 async def openapi(request: web.Request) -> web.Response:
-    body = _openapi_json(request.app[SETTINGS].base_path)
+    settings = request.app[SETTINGS]
+    body = _openapi_json(settings.base_path, settings.metrics_port is None)
     return web.Response(body=body, content_type="application/json")
 
 
