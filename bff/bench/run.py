@@ -340,6 +340,11 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
                 deleted = _request(f"{kube}/_bench/delete?namespace={NS}&prefix=fresh-",
                                    "POST")["deleted"]  # fmt: skip
                 total -= deleted
+                # The BFF's cache has dropped them before any new one is seeded: else, with
+                # as many seeded as deleted, the count below would already match while the
+                # cache still held the old objects, and the round's first dismisses would
+                # miss the cache and read upstream.
+                _wait_count(bff_url, total)
                 # Each round gets what it can use: a real dismiss is never faster than
                 # the idempotent one (strictly more work on both sides), so that rate, or
                 # the fastest real one seen if a busy machine made it faster, times the
