@@ -11,6 +11,7 @@ caBundle does not change) once less than :data:`RENEW_MARGIN` is left.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -80,12 +81,27 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def new_bundle(names: list[str], *, serving_days: int = SERVING_DAYS) -> Bundle:
+def _subject_names(names: list[str]) -> x509.SubjectAlternativeName:
+    """DNS names, and IP addresses where a name is one (the sandbox's ``127.0.0.1``)."""
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def new_bundle(
+    names: list[str],
+    *,
+    serving_days: int = SERVING_DAYS,
+    ca_days: int = CA_DAYS,
+    ca_name: str = "harvester-upgrade-bff webhook CA",
+) -> Bundle:
     """A new CA and a serving certificate for ``names`` signed by it."""
     key = _key()
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "harvester-upgrade-bff webhook CA")]
-    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
     now = _now()
     ca = (
         x509.CertificateBuilder()
@@ -94,7 +110,7 @@ def new_bundle(names: list[str], *, serving_days: int = SERVING_DAYS) -> Bundle:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .not_valid_after(now + dt.timedelta(days=ca_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_CA_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -124,9 +140,7 @@ def renewed(
         .not_valid_after(now + dt.timedelta(days=serving_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        )
+        .add_extension(_subject_names(names), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
         )

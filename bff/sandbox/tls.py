@@ -9,48 +9,16 @@ private temporary directory.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from bff.admission.certificates import new_bundle
 
 __all__ = ["SandboxCA"]
 
-_VALIDITY = dt.timedelta(days=7)
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    key_cert_sign=True,
-    crl_sign=True,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    encipher_only=False,
-    decipher_only=False,
-)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "harvester-upgrade-bff sandbox"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+#: Days the CA and the server certificate are valid: longer than any sandbox runs.
+_VALIDITY_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -63,52 +31,15 @@ class SandboxCA:
 
     @classmethod
     def create(cls) -> SandboxCA:
-        now = dt.datetime.now(dt.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name("harvester-upgrade-bff sandbox CA")
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_CA_KEY_USAGE, critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
+        """A new CA and a server certificate for ``127.0.0.1`` and ``localhost``: the
+        same making as the webhook's own certificates (``bff.admission.certificates``)."""
+        bundle = new_bundle(
+            ["localhost", "127.0.0.1"],
+            serving_days=_VALIDITY_DAYS,
+            ca_days=_VALIDITY_DAYS,
+            ca_name="harvester-upgrade-bff sandbox CA",
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        server = (
-            x509.CertificateBuilder()
-            .subject_name(_name("harvester-upgrade-bff sandbox API emulator"))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        return cls(
-            ca_pem=ca.public_bytes(serialization.Encoding.PEM),
-            server_cert_pem=server.public_bytes(serialization.Encoding.PEM),
-            server_key_pem=_pem_key(key),
-        )
+        return cls(ca_pem=bundle.ca_cert, server_cert_pem=bundle.cert, server_key_pem=bundle.key)
 
     def server_context(self, directory: Path) -> ssl.SSLContext:
         """An SSL context serving the server certificate (its files go in ``directory``)."""
