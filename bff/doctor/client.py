@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +28,14 @@ from urllib.parse import quote
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from bff.kube.transport import DOT_SEGMENT, ssl_context
+
 #: The access reviews doctor asks, with the kind each path takes.
 REVIEWS = {
     "/apis/authorization.k8s.io/v1/subjectaccessreviews": "SubjectAccessReview",
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
 }
 _WRITES = ("PUT", "PATCH", "POST")
-_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
 _PATH = re.compile(r"/[A-Za-z0-9._~%:/-]*")
 
 
@@ -64,7 +64,7 @@ def check(method: str, path: str, query: Mapping[str, str], body: object) -> str
     Pure: it looks at the request and sends nothing.
     """
     method = method.upper()
-    if not _PATH.fullmatch(path) or _DOT_SEGMENT.search(path) or "%2f" in path.lower():
+    if not _PATH.fullmatch(path) or DOT_SEGMENT.search(path) or "%2f" in path.lower():
         raise RequestRefused(f"{method} to a path outside the cluster's API: {path[:200]!r}")
     if method == "GET":
         if body is not None:
@@ -88,16 +88,6 @@ def check(method: str, path: str, query: Mapping[str, str], body: object) -> str
     )
 
 
-def _ssl_context(configuration: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class DoctorClient:
     """Requests to the API server of ``configuration`` (a kubernetes-asyncio Configuration)."""
 
@@ -107,7 +97,7 @@ class DoctorClient:
         self._server_hostname = getattr(configuration, "tls_server_name", None) or None
         self._configuration = configuration
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=4, ssl=_ssl_context(configuration)),
+            connector=aiohttp.TCPConnector(limit=4, ssl=ssl_context(configuration)),
             timeout=aiohttp.ClientTimeout(total=timeout),
             trust_env=False,
         )

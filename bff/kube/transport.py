@@ -46,8 +46,8 @@ UPGRADES_PATH = re.compile(rf"{UPGRADE_API}/namespaces/{_DNS_LABEL}/{PLURAL}")
 UPGRADE_PATH = re.compile(rf"{UPGRADES_PATH.pattern}/{_DNS_SUBDOMAIN}")
 
 
-#: A ``.`` or ``..`` path segment, plain or percent-encoded.
-_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+#: A ``.`` or ``..`` path segment, also percent-encoded: refused on every request.
+DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
 
 
 def _is_mark_read_patch(body: object) -> bool:
@@ -252,7 +252,7 @@ def check_request(
     path = url[len(base) :]
     # A dot segment resolves to outside the base URL (in the client, or in a proxy that
     # decodes an encoded slash): the BFF never builds one (every name is DNS-1123).
-    if _DOT_SEGMENT.search(path) or "%2f" in path.lower():
+    if DOT_SEGMENT.search(path) or "%2f" in path.lower():
         raise errors.UpstreamRequestRefused(f"{method} to a URL outside the cluster's API")
     # Without a Content-Type the client library sends application/json.
     content_type = "application/json"
@@ -275,6 +275,20 @@ def check_request(
     raise errors.UpstreamRequestRefused(f"{method} {path[:200]} is not a request the BFF makes")
 
 
+def ssl_context(configuration: Any) -> ssl.SSLContext:
+    """The TLS context a kubeconfig asks for: its CA, client certificate, and its
+    ``insecure-skip-tls-verify`` and strict-verification choices (kubernetes-asyncio's own)."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.disable_strict_ssl_verification:
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
+
+
 class RestClient(k8s_rest.RESTClientObject):
     """The one door to the API server: every request of every client passes here.
 
@@ -290,14 +304,7 @@ class RestClient(k8s_rest.RESTClientObject):
 
     def __init__(self, configuration: Any, allowed: tuple[Allowed, ...] = ALLOWED) -> None:
         # The library's constructor, but trust_env=False.
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-        if configuration.cert_file:
-            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if configuration.disable_strict_ssl_verification:
-            context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        context = ssl_context(configuration)
         self.server_hostname = configuration.tls_server_name
         # Credentials in the proxy URL become Proxy-Authorization (aiohttp does that).
         self.proxy = configuration.proxy
