@@ -165,6 +165,9 @@ def judge(bundle: Bundle, names: list[str], *, margin: dt.timedelta = RENEW_MARG
         ca_key = serialization.load_pem_private_key(bundle.ca_key, password=None)
     except (ValueError, TypeError) as exc:
         return Verdict("replace", f"the CA does not load ({exc.__class__.__name__})")
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        # The serving pair is signed with ECDSA (``renewed``): any other CA is replaced.
+        return Verdict("replace", "ca.key is not an EC key")
     if ca_key.public_key() != ca.public_key():
         return Verdict("replace", "ca.key is not the key of ca.crt")
     now = _now()

@@ -263,6 +263,10 @@ class CertificateKeeper:
                 raise WebhookCertificateError(
                     f"cannot get MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
                 ) from None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise WebhookCertificateError(
+                    f"cannot get MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
+                ) from None
             # "add" sets a member whether or not it exists (a chart may render none);
             # the test makes the whole patch fail if anything changed since the read.
             patch: list[dict[str, Any]] = [
@@ -283,6 +287,10 @@ class CertificateKeeper:
                 # A failed test is 422 (Invalid) or 409: read again and redo the patch.
                 if exc.status in (409, 422):
                     continue
+                raise WebhookCertificateError(
+                    f"cannot patch MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
+                ) from None
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise WebhookCertificateError(
                     f"cannot patch MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
                 ) from None
@@ -312,6 +320,9 @@ class CertificateKeeper:
             except (WebhookCertificateError, aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("webhook certificate: %s; trying again in %gs", exc,
                             self.options.check_interval)  # fmt: skip
+            except Exception:  # never end quietly: renewal and the caBundle depend on this loop
+                log.exception("webhook certificate: the check failed; trying again in %gs",
+                              self.options.check_interval)  # fmt: skip
 
 
 @contextlib.asynccontextmanager

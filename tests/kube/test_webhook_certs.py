@@ -11,20 +11,28 @@ The stand-in is an aiohttp server reached through the real certificate client
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from kubernetes_asyncio import client as k8s
 
 from bff.admission import certificates as certs
 from bff.kube import transport
-from bff.kube.webhook_certs import CertificateKeeper, CertificateOptions
+from bff.kube.webhook_certs import CertificateKeeper, CertificateOptions, WebhookCertificateError
 
 NS, NAME, HOOKS = "harvester-system", "bff-webhook-tls", "bff-hooks"
 SECRET = f"/api/v1/namespaces/{NS}/secrets/{NAME}"
@@ -223,3 +231,86 @@ def test_a_bundle_is_judged_on_names_signature_and_time() -> None:
     assert certs.judge(certs.new_bundle(names, serving_days=30), names).action == "renew"
     assert certs.judge(replace(good, ca_key=other_ca.ca_key), names).action == "replace"
     assert certs.judge(replace(good, ca_cert=b""), names).action == "replace"
+
+
+def _rsa_ca() -> tuple[bytes, bytes]:
+    """A valid CA whose key is RSA: an operator's own, say."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "an operator's CA")])
+    now = dt.datetime.now(dt.UTC)
+    ca = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=900))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    return ca.public_bytes(serialization.Encoding.PEM), pem
+
+
+async def test_a_secret_with_a_ca_of_another_key_type_is_replaced(
+    aiohttp_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    # The serving pair is signed with ECDSA; an RSA CA would make the renewal raise.
+    ca_cert, ca_key = _rsa_ca()
+    theirs = replace(certs.new_bundle(OPTIONS.names), ca_cert=ca_cert, ca_key=ca_key)
+    assert certs.judge(theirs, OPTIONS.names).action == "replace"
+    stand_in = StandIn({
+        ("GET", SECRET): [(200, secret_of(theirs))],
+        ("PUT", SECRET): [(200, lambda body: body)],
+        ("GET", MWC): [(200, configuration([""]))],
+        ("PATCH", MWC): [(200, configuration([]))],
+    })  # fmt: skip
+    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
+    try:
+        await keeper.sync()
+    finally:
+        await api.close()
+    assert keeper.bundle is not None
+    assert keeper.bundle.ca_cert != ca_cert
+
+
+async def test_an_unreachable_api_server_is_one_certificate_error(tmp_path: Path) -> None:
+    # Nothing listens on the discard port of loopback: the connection is refused.
+    config = k8s.Configuration(host="http://127.0.0.1:9")
+    api = await transport.certificate_client(config, NS, NAME, HOOKS)
+    keeper = CertificateKeeper(api, OPTIONS, tmp_path)
+    keeper.bundle = certs.new_bundle(OPTIONS.names)
+    try:
+        with pytest.raises(WebhookCertificateError, match="cannot get MutatingWebhookConfig"):
+            await keeper.sync_ca_bundle()
+        with pytest.raises(WebhookCertificateError, match="cannot get Secret"):
+            await keeper.sync_secret()
+    finally:
+        await api.close()
+
+
+async def test_keeping_survives_a_check_that_fails_unexpectedly(
+    aiohttp_server: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bundle = certs.new_bundle(OPTIONS.names)
+    want = base64.b64encode(bundle.ca_cert).decode()
+    stand_in = StandIn({
+        ("GET", SECRET): [(200, secret_of(bundle))],
+        # A configuration the client cannot read into its model, then a good one.
+        ("GET", MWC): [(200, {"kind": "MutatingWebhookConfiguration", "webhooks": "x"}),
+                       (200, configuration([want]))],
+    })  # fmt: skip
+    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
+    keeper.options = replace(OPTIONS, check_interval=0.01)
+    task = asyncio.create_task(keeper.keep())
+    try:
+        async with asyncio.timeout(10):
+            while [m for m, p, _ in stand_in.seen if p == MWC].count("GET") < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api.close()
+    assert "the check failed" in caplog.text
