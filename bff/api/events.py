@@ -82,6 +82,10 @@ async def _next(queue: asyncio.Queue[Change | None], wake: float) -> Change | bo
         return False
 
 
+#: Bytes of chunked-transfer framing a write may add around its data (size line, CRLFs).
+_FRAMING = 64
+
+
 async def _send(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
     """Write ``data``; a client that takes none of it for the write timeout is dropped.
 
@@ -89,10 +93,13 @@ async def _send(request: web.Request, response: web.StreamResponse, data: bytes)
     When it has room for ``data`` it cannot pause, so no deadline is armed: a change
     sent to 1,000 streams is 1,000 plain writes, not 1,000 timers as well."""
     transport = request.transport
+    # The transport pauses once its buffer reaches the high-water mark (TLS: at it, not
+    # past it), and a chunked answer adds its framing around ``data``: a margin for both.
     if (
         transport is not None
         and not request.protocol.writing_paused
-        and transport.get_write_buffer_size() + len(data) <= transport.get_write_buffer_limits()[1]
+        and transport.get_write_buffer_size() + len(data) + _FRAMING
+        < transport.get_write_buffer_limits()[1]
     ):
         await response.write(data)
         return
