@@ -8,11 +8,12 @@ doctor's credentials), with one line on stderr and never a traceback.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from typing import TextIO
 
 from bff.doctor import crds, permissions, report, route, upgrades, webhook
-from bff.doctor.client import ClusterUnreachable, DoctorClient
+from bff.doctor.client import ClusterUnreachable, DoctorClient, RequestRefused
 from bff.doctor.release import discover
 from bff.doctor.settings import DoctorSettings
 from bff.kube.config import ClusterConfigNotFound, UpstreamOptions, load_configuration
@@ -45,7 +46,11 @@ async def checks(settings: DoctorSettings) -> list[report.Check]:
             f"{str(exc).rstrip('. ')}; give --kubeconfig FILE (or KUBECONFIG), or run doctor "
             "in a pod with a service account"
         ) from None
-    async with DoctorClient(configuration) as client:
+    try:
+        doctor_client = DoctorClient(configuration)
+    except (ssl.SSLError, OSError) as exc:
+        raise CannotCheck(f"cannot use the kubeconfig's TLS files: {exc}") from None
+    async with doctor_client as client:
         try:
             await _connect(client)
             release = await discover(client, settings)
@@ -60,6 +65,8 @@ async def checks(settings: DoctorSettings) -> list[report.Check]:
             ]
         except ClusterUnreachable as exc:
             raise CannotCheck(str(exc)) from None
+        except RequestRefused as exc:  # a path built from what the cluster holds
+            raise CannotCheck(f"doctor did not send a request: {exc}") from None
     return found
 
 

@@ -68,3 +68,18 @@ def test_bad_flags_exit_2(tmp_path: Path) -> None:
     assert "invalid --url / BFF_DOCTOR_URL value" in line
     line = one_line_exit_2(run("doctor", "--release", "Not_A_Name"))
     assert "invalid --release / BFF_DOCTOR_RELEASE value" in line
+
+
+def test_a_kubeconfig_whose_ca_is_not_a_certificate_exits_2(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not a certificate\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9', "
+        f"certificate-authority: '{ca}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    line = one_line_exit_2(run("doctor", "--kubeconfig", str(kubeconfig)))
+    assert line.startswith("harvester-upgrade-bff: error: cannot use the kubeconfig's TLS files")
