@@ -16,12 +16,12 @@ from bff.admission.configuration import WEBHOOK_NAME
 from bff.doctor.client import DoctorClient
 from bff.doctor.settings import DoctorSettings
 from bff.identities import AuthMode
+from bff.settings import parse_on_off
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 CRD_API = "/apis/apiextensions.k8s.io/v1"
 WEBHOOK_API = "/apis/admissionregistration.k8s.io/v1"
 WEBHOOK_CONFIGURATIONS = f"{WEBHOOK_API}/mutatingwebhookconfigurations"
-_ON = ("on", "true", "1")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,15 @@ def _env(deployment: dict[str, Any] | None) -> dict[str, str]:
     return env
 
 
+def read_cache(env: dict[str, str], *, rancher: bool) -> bool:
+    """Whether the Deployment's BFF serves from its read cache, read as ``serve`` reads it
+    (any on/off word); unset, or a value ``serve`` would refuse: its default."""
+    try:
+        return parse_on_off(env.get("BFF_READ_CACHE", ""))
+    except ValueError:
+        return not rancher
+
+
 async def discover(client: DoctorClient, settings: DoctorSettings) -> Release:
     ns, name = settings.doctor_namespace, settings.doctor_release
     deployment = await find(client, f"/apis/apps/v1/namespaces/{ns}/deployments", name, name)
@@ -89,7 +98,7 @@ async def discover(client: DoctorClient, settings: DoctorSettings) -> Release:
     except ValueError:
         mode = AuthMode.PASSTHROUGH
     rancher = bool(env.get("BFF_RANCHER_URL"))
-    cache = env.get("BFF_READ_CACHE", "off" if rancher else "on").strip().lower() in _ON
+    cache = read_cache(env, rancher=rancher)
     return Release(
         name=name,
         namespace=ns,

@@ -10,21 +10,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from bff.names import is_dns1123_label
-from bff.settings import Command, Settings, parse_namespace, setting
+from bff.settings import Command, Settings, parse_namespace, parse_on_off, setting
 
 _DOCTOR = frozenset({Command.DOCTOR})
 
 #: The chart's fixed object names (deploy/chart/harvester-upgrade-bff/values.yaml).
 DEFAULT_RELEASE = "harvester-upgrade-bff"
-
-
-def _switch(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be 1 or 0 (true or false)")
 
 
 def _release(text: str) -> str:
@@ -74,5 +65,5 @@ class DoctorSettings(Settings):
         "--json", "BFF_DOCTOR_JSON",
         "Print one JSON document (checks: id, status, summary, details, remedy) instead of "
         "one line per check.",
-        default=False, parse=_switch, commands=_DOCTOR, switch=True,
+        default=False, parse=parse_on_off, commands=_DOCTOR, switch=True,
     )  # fmt: skip
