@@ -267,6 +267,16 @@ def _called_verdict(
             f"skipped: {kind} {name} changed while doctor tried its dry run (409); run it again",
             details,
         )
+    message = (answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body
+    if answer.status == 403 and WARNING_MARK in str(message):
+        # A guard in deny mode (the chart's mode: deny) refuses instead of repairing.
+        details.append(f"answer: {str(message)[:500]}")
+        return report.ok(
+            CALLED,
+            f"the API server calls the guard: a dry-run PUT of {kind} {name} without its "
+            "status was refused by the guard (deny mode)",
+            details,
+        )
     if answer.status in (401, 403):
         return report.skipped(
             CALLED,
@@ -274,7 +284,6 @@ def _called_verdict(
             "cannot show that the API server calls the guard",
             details,
         )
-    message = (answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body
     details.append(f"answer: {str(message)[:500]}")
     return report.problem(
         CALLED,

@@ -46,6 +46,21 @@ def test_the_sandbox_with_its_guard_is_healthy(tmp_path: Path) -> None:
     assert "serves no webhook configurations" in checks["webhook.registered"]["summary"]
 
 
+def test_a_guard_in_deny_mode_is_called_too(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "sandbox.kubeconfig"
+    deny = (
+        "upgrades.harvesterhci.io/v1beta1;owner=system:serviceaccount:harvester-system:harvester;"
+        "mode=deny"
+    )
+    with started(_sandbox(kubeconfig, "--webhook-port", "0", "--guard-resource", deny)) as child:
+        child.banner()
+        status, checks = _doctor(kubeconfig)
+    called = checks["webhook.called"]
+    assert called["status"] == "ok", called
+    assert called["summary"].endswith("was refused by the guard (deny mode)")
+    assert status == 0, checks
+
+
 def test_the_sandbox_without_its_guard_shows_the_wipe(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "sandbox.kubeconfig"
     with started(_sandbox(kubeconfig)) as child:
