@@ -35,7 +35,11 @@ REVIEWS = {
     "/apis/authorization.k8s.io/v1/subjectaccessreviews": "SubjectAccessReview",
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
 }
-_WRITES = ("PUT", "PATCH", "POST")
+#: Writes sent only as dry runs. Not POST: the connect subresources (a pod's exec or
+#: attach, a Service's proxy) take POSTs and ignore dryRun.
+_WRITES = ("PUT", "PATCH")
+#: Subresources that pass a request on instead of storing it: dryRun means nothing there.
+_CONNECT = frozenset({"proxy", "exec", "attach", "portforward"})
 _PATH = re.compile(r"/[A-Za-z0-9._~%:/-]*")
 
 
@@ -81,6 +85,8 @@ def check(method: str, path: str, query: Mapping[str, str], body: object) -> str
             return "access review"
         raise RequestRefused(f"POST {path} with a body that is not a {REVIEWS[path]}")
     if method in _WRITES and query.get("dryRun") == "All":
+        if _CONNECT & set(path.split("/")):
+            raise RequestRefused(f"{method} {path[:200]}: a connect subresource ignores dryRun")
         return "dry-run write"
     raise RequestRefused(
         f"{method} {path[:200]} would change the cluster: doctor only reads, asks access "

@@ -51,6 +51,10 @@ def test_what_may_leave(
         ("DELETE", UPGRADE, {}, None),
         ("DELETE", UPGRADE, {"dryRun": "All"}, None),
         ("POST", UPGRADE.rsplit("/", 1)[0], {}, {"kind": "Upgrade"}),
+        ("POST", UPGRADE.rsplit("/", 1)[0], {"dryRun": "All"}, {"kind": "Upgrade"}),
+        ("POST", "/api/v1/namespaces/a/pods/p/exec", {"dryRun": "All"}, None),
+        ("PUT", "/api/v1/namespaces/a/services/s/proxy/x", {"dryRun": "All"}, {}),
+        ("PATCH", "/api/v1/namespaces/a/pods/p/proxy", {"dryRun": "All"}, {}),
         ("POST", SAR, {}, SELF_REVIEW),  # the wrong kind for the path
         ("POST", SAR, {}, {"apiVersion": "v1", "kind": "Secret"}),
         ("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {}, {"kind": "TokenReview"}),
