@@ -7,6 +7,10 @@ schedulevmbackup controllers and Steve.
   it: the real controllers and real Steve. Once per session.
 * ``harvester``: the same, reset to the three seed Upgrades and settled
   (the controller has handled the new seeds) before each test.
+* ``harvester_v150_session`` and ``harvester_v150``: the same for Harvester
+  v1.5.0's upgrade controller (the version the sandbox simulates), on a real
+  kube-apiserver of its own with v1.5.0's CRDs, without Steve; started only
+  by the tests that ask for it.
 * ``bff_process``: ``harvester-upgrade-bff serve`` in its own process against
   that API server, started per test through a factory (passthrough, with or
   without the webhook port).
@@ -51,7 +55,12 @@ from bff.sandbox.rancher import (
 from bff.sandbox.tls import SandboxCA
 from tests.support import shell
 from tests.support.chart import shipped_webhook_configuration
-from tests.support.harvester import HarvesterStack, unavailable_reason
+from tests.support.harvester import (
+    HARVESTER_VERSION,
+    SIMULATED_VERSION,
+    HarvesterStack,
+    unavailable_reason,
+)
 from tests.support.processes import Child, command
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 
@@ -90,9 +99,9 @@ def overlay_configuration(url: str, ca_bundle: str) -> dict[str, Any]:
     return configuration
 
 
-@pytest.fixture(scope="session")
-def harvester_session() -> Iterator[HarvesterStack]:
-    why = unavailable_reason()
+def _stack_session(version: str, *, steve: bool) -> Iterator[HarvesterStack]:
+    """Harvester ``version``'s stack on a real API server of its own, until the session ends."""
+    why = unavailable_reason(version)
     if why is not None:
         if REQUIRE_REAL:
             pytest.fail(f"the Harvester referee is required but unavailable: {why}")
@@ -104,7 +113,7 @@ def harvester_session() -> Iterator[HarvesterStack]:
         if REQUIRE_REAL:
             pytest.fail(f"real API server required but unavailable: {exc}")
         pytest.skip(f"real API server unavailable: {exc}")
-    stack = HarvesterStack(server)
+    stack = HarvesterStack(server, version=version, steve=steve)
     try:
         try:
             stack.start()
@@ -118,11 +127,30 @@ def harvester_session() -> Iterator[HarvesterStack]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def harvester_session() -> Iterator[HarvesterStack]:
+    yield from _stack_session(HARVESTER_VERSION, steve=True)
+
+
+@pytest.fixture(scope="session")
+def harvester_v150_session() -> Iterator[HarvesterStack]:
+    yield from _stack_session(SIMULATED_VERSION, steve=False)
+
+
+def _fresh(stack: HarvesterStack) -> HarvesterStack:
+    stack.start_controller()  # a test may have stopped it
+    stack.reset()
+    return stack
+
+
 @pytest.fixture
 def harvester(harvester_session: HarvesterStack) -> HarvesterStack:
-    harvester_session.start_controller()  # a test may have stopped it
-    harvester_session.reset()
-    return harvester_session
+    return _fresh(harvester_session)
+
+
+@pytest.fixture
+def harvester_v150(harvester_v150_session: HarvesterStack) -> HarvesterStack:
+    return _fresh(harvester_v150_session)
 
 
 class Bff:

@@ -1,11 +1,14 @@
 """The simulated controller (bff/sandbox/controller.py) against Harvester's real one.
 
 Each scenario is a write the sandbox and the demo show, made to the three
-seed Upgrades on the real API server twice: once with Harvester v1.6.0's real
-upgrade controller running, once with the simulated controller instead
+seed Upgrades on the real API server twice: once with a Harvester version's
+real upgrade controller running, once with the simulated controller instead
 (advancing off: ``interval=0``, as the real controller cannot advance here
 without the jobs, plans and images of a real cluster). Both must end with the
-same status and labels on every Upgrade.
+same status and labels on every Upgrade. Every scenario runs against two
+real controllers: Harvester v1.5.0's, the version the simulation simulates,
+and v1.6.0's, the version the other referees run; each on a real API server
+of its own with that version's CRDs.
 
 Compared: labels, and each condition's type, status, reason and message, and
 the rest of status. Not compared: condition timestamps (each controller writes
@@ -26,7 +29,13 @@ from bff.sandbox.controller import SimulatedController
 from bff.sandbox.legacy_save import steve_item
 from tests.harvester.test_real_controller import everything
 from tests.support import shell
-from tests.support.harvester import SERVER_VERSION, HarvesterStack
+from tests.support.harvester import (
+    HARVESTER_VERSION,
+    SERVER_VERSION,
+    SIMULATED_VERSION,
+    VERSIONS,
+    HarvesterStack,
+)
 from tests.support.real_apiserver import RealApiServer
 
 pytestmark = pytest.mark.real_apiserver
@@ -87,17 +96,22 @@ SCENARIOS: dict[str, Write] = {
     "label patch (the BFF's dismiss) on the succeeded upgrade": _label_patch(SUCCEEDED),
     "label patch (the BFF's dismiss) on the failed upgrade": _label_patch(FAILED),
     "a new upgrade, observability on": _create(True),
+    "a new upgrade, observability off": _create(False),
 }
-#: Scenarios where the two differ, each with what the real controller does.
-DIFFERENT: dict[str, tuple[Write, str]] = {
-    "a new upgrade, observability off": (
-        _create(False),
-        "the real controller is event-driven: right after LoggingInfraPrepared it takes "
-        "the image step at once (Version lookup; with no Version object here it sets "
-        "Completed=False and upgradeState=Failed), where the simulation only advances on "
-        "its ticks, which these tests turn off",
-    ),
+EVENT_DRIVEN = (
+    "the real controller is event-driven: right after LoggingInfraPrepared it takes "
+    "the image step at once (Version lookup; with no Version object here it sets "
+    "Completed=False and upgradeState=Failed), where the simulation only advances on "
+    "its ticks, which these tests turn off"
+)
+#: Scenarios where the simulation and a version's real controller differ, each with
+#: what the real controller does.
+DIFFERENT: dict[str, dict[str, str]] = {
+    SIMULATED_VERSION: {"a new upgrade, observability off": EVENT_DRIVEN},
+    HARVESTER_VERSION: {"a new upgrade, observability off": EVENT_DRIVEN},
 }
+#: The stack fixture (tests/harvester/conftest.py) of each version's real controller.
+STACKS = {HARVESTER_VERSION: "harvester", SIMULATED_VERSION: "harvester_v150"}
 
 
 def outcome(real: RealApiServer) -> dict[str, Any]:
@@ -127,19 +141,30 @@ async def _simulated(real: RealApiServer, kubeconfig: Path, write: Write) -> Non
         await controller.wait_synced(str(latest), within=30)
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        *SCENARIOS,
-        *(pytest.param(name, marks=pytest.mark.xfail(reason=why, strict=True))
-          for name, (_, why) in DIFFERENT.items()),
-    ],
-)  # fmt: skip
+def _cases() -> list[Any]:
+    cases = []
+    for version in VERSIONS:
+        for scenario in SCENARIOS:
+            why = DIFFERENT[version].get(scenario)
+            marks = () if why is None else (pytest.mark.xfail(reason=why, strict=True),)
+            cases.append(pytest.param(version, scenario, marks=marks, id=f"{version}-{scenario}"))
+    return cases
+
+
+def test_every_difference_is_a_scenario() -> None:
+    assert set(DIFFERENT) == set(VERSIONS) == set(STACKS)
+    for version, different in DIFFERENT.items():
+        assert set(different) <= set(SCENARIOS), version
+
+
+@pytest.mark.parametrize(("version", "scenario"), _cases())
 def test_simulated_and_real_controller_agree(
-    harvester: HarvesterStack, scenario: str, tmp_path: Path
+    request: pytest.FixtureRequest, version: str, scenario: str, tmp_path: Path
 ) -> None:
+    harvester: HarvesterStack = request.getfixturevalue(STACKS[version])
+    assert harvester.version == version
     real = harvester.real
-    write = SCENARIOS[scenario] if scenario in SCENARIOS else DIFFERENT[scenario][0]
+    write = SCENARIOS[scenario]
 
     write(real)
     harvester.settle()

@@ -1,17 +1,21 @@
 """The real Harvester upgrade controller and real Steve, for tests: the simulations' referees.
 
-Both are built from Go modules with the wrapper module ``referee/harvester``
-(github.com/harvester/harvester at :data:`HARVESTER_VERSION` and the Steve it
-pins, github.com/rancher/steve :data:`STEVE_VERSION`), once per version and
-wrapper content, and cached under the user cache directory
-(``<cache>/harvester-upgrade-bff/harvester-referee/<version>-<digest>/``) with
-a file lock, as kube-apiserver is (:mod:`tests.support.real_apiserver`).
+Each Harvester version (:data:`REFEREES`) has a wrapper module of its own:
+``referee/harvester`` (github.com/harvester/harvester at :data:`HARVESTER_VERSION`
+and the Steve it pins, github.com/rancher/steve :data:`STEVE_VERSION`) and
+``referee/harvester-v1.5.0`` (:data:`SIMULATED_VERSION`, the version the
+sandbox's simulated controller simulates: its upgrade controller only). Each
+is built once per version and wrapper content, and cached under the user
+cache directory (``<cache>/harvester-upgrade-bff/harvester-referee/<version>-<digest>/``)
+with a file lock per version, as kube-apiserver is
+(:mod:`tests.support.real_apiserver`).
 
-The build also copies, from the Go module zips, the objects the controller
-needs on the API server (:func:`extract_manifests`): Harvester's own CRDs for
-UpgradeLogs, Versions, Settings, VirtualMachineImages, ScheduleVMBackups and
-VirtualMachineBackups, the chart's VolumeSnapshot and VolumeSnapshotContent
-CRDs, Longhorn's settings, snapshots and backups, cluster-api's ``machines``,
+The build also copies, from that version's Go module zips, the objects the
+controller needs on the API server (:func:`extract_manifests`): Harvester's own
+CRDs for UpgradeLogs, Versions, Settings, VirtualMachineImages, ScheduleVMBackups and
+VirtualMachineBackups, and, for a version that runs the schedulevmbackup
+controller, the chart's VolumeSnapshot and VolumeSnapshotContent CRDs and
+Longhorn's snapshots and backups; Longhorn's settings, cluster-api's ``machines``,
 Harvester chart's ServiceAccount and RBAC (``deploy/charts/harvester/templates``),
 and the chart's ``Chart.yaml`` and ``values.yaml`` for the Helm release record
 the schedulevmbackup controller reads (:func:`harvester_release`). The chart's
@@ -20,19 +24,20 @@ includes are dropped and ``.Release.Namespace`` is ``harvester-system``; the
 objects and rules are the chart's own (it binds the ServiceAccount
 ``harvester`` to ``cluster-admin``).
 
-:class:`HarvesterStack` runs, on a started :class:`RealApiServer`:
+:class:`HarvesterStack` runs, on a started :class:`RealApiServer`, for one version:
 
-* the upgrade controller and the schedulevmbackup controller
+* the upgrade controller, and with v1.6.0 the schedulevmbackup controller
   (``cmd/upgrade-controller``: ``config.SetupScaled``, ``upgrade.Register``,
   ``schedulevmbackup.Register``, the factories started) as
   ``system:serviceaccount:harvester-system:harvester`` with that RBAC, not as
   an admin;
-* Steve (``cmd/steve``: Steve's own server with ``--enable-header-auth``),
-  on a loopback port, as the harness admin; callers are named by
-  ``Impersonate-User``/``Impersonate-Group`` headers and Steve impersonates
-  them towards the API server.
+* Steve (v1.6.0's ``cmd/steve``, whatever the controller's version: Steve's
+  own server with ``--enable-header-auth``), on a loopback port, as the
+  harness admin; callers are named by ``Impersonate-User``/``Impersonate-Group``
+  headers and Steve impersonates them towards the API server.
 
-``python -m tests.support.harvester`` builds (or finds) the binaries.
+``python -m tests.support.harvester [VERSION]`` builds (or finds) one version's
+binaries (v1.6.0 when no version is given).
 Everything here is synchronous, like the API server harness.
 """
 
@@ -74,6 +79,8 @@ from tests.support.real_apiserver import (
 )
 
 HARVESTER_VERSION = "v1.6.0"
+#: The version the sandbox's simulated controller (bff/sandbox/controller.py) simulates.
+SIMULATED_VERSION = "v1.5.0"
 #: The Steve github.com/harvester/harvester@v1.6.0 requires (its go.mod).
 STEVE_VERSION = "v0.5.6"
 HARVESTER_MODULE = "github.com/harvester/harvester"
@@ -81,8 +88,35 @@ LONGHORN_MODULE = "github.com/longhorn/longhorn-manager"
 CLUSTER_API_MODULE = "sigs.k8s.io/cluster-api"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WRAPPER = REPO_ROOT / "referee" / "harvester"
-BINARIES = ("upgrade-controller", "steve")
+
+
+@dataclass(frozen=True)
+class Referee:
+    """One Harvester version's wrapper module and what its build makes."""
+
+    version: str
+    #: The wrapper module: its go.mod requires github.com/harvester/harvester at
+    #: ``version`` and copies that version's ``replace`` lines.
+    wrapper: Path
+    #: The commands (``cmd/<name>``) built, one binary each.
+    binaries: tuple[str, ...]
+    #: Whether its upgrade-controller command also runs the schedulevmbackup
+    #: controller (which needs the snapshot and backup CRDs besides).
+    schedules: bool
+
+
+#: Every Harvester version built as a referee.
+REFEREES = {
+    HARVESTER_VERSION: Referee(
+        HARVESTER_VERSION, REPO_ROOT / "referee" / "harvester",
+        ("upgrade-controller", "steve"), schedules=True,
+    ),
+    SIMULATED_VERSION: Referee(
+        SIMULATED_VERSION, REPO_ROOT / "referee" / f"harvester-{SIMULATED_VERSION}",
+        ("upgrade-controller",), schedules=False,
+    ),
+}  # fmt: skip
+VERSIONS = tuple(REFEREES)
 
 #: Harvester's own CRDs the controllers' informers need, from the harvester-crd chart.
 HARVESTER_CRDS = (
@@ -92,9 +126,10 @@ HARVESTER_CRDS = (
 #: The CSI snapshot CRDs the harvester-crd chart ships (the schedulevmbackup controller
 #: caches VolumeSnapshots and VolumeSnapshotContents).
 SNAPSHOT_CRDS = ("volumesnapshots-6.3.4.yaml", "volumesnapshotcontents-6.3.4.yaml")
-#: Longhorn's CRDs the controllers cache: settings (upgrade), snapshots and backups
-#: (schedulevmbackup), each one document of longhorn-manager's k8s/crds.yaml.
-LONGHORN_CRDS = ("settings.longhorn.io", "snapshots.longhorn.io", "backups.longhorn.io")
+#: Longhorn's CRDs the controllers cache, each one document of longhorn-manager's
+#: k8s/crds.yaml: settings (the upgrade controller), snapshots and backups (schedulevmbackup).
+LONGHORN_CRDS = ("settings.longhorn.io",)
+LONGHORN_SCHEDULE_CRDS = ("snapshots.longhorn.io", "backups.longhorn.io")
 #: The server version the controller reports (status.previousVersion on a new
 #: upgrade): a cluster that finished the upgrade to the seeds' v1.5.0.
 SERVER_VERSION = "v1.5.0"
@@ -119,7 +154,17 @@ START_ATTEMPTS = 3
 # Building
 
 
-def source_digest(wrapper: Path = WRAPPER) -> str:
+def referee(version: str) -> Referee:
+    """The referee of ``version`` (one of :data:`VERSIONS`)."""
+    try:
+        return REFEREES[version]
+    except KeyError:
+        raise gotool.ToolBuildError(
+            f"no Harvester referee for {version}: one of {', '.join(VERSIONS)}"
+        ) from None
+
+
+def source_digest(wrapper: Path) -> str:
     """A digest of the wrapper module's go.mod, go.sum and Go files: the cache key."""
     h = hashlib.sha256()
     files = sorted(
@@ -133,7 +178,7 @@ def source_digest(wrapper: Path = WRAPPER) -> str:
     return h.hexdigest()[:12]
 
 
-def required_version(wrapper: Path = WRAPPER) -> str:
+def required_version(wrapper: Path) -> str:
     """The harvester version the wrapper's go.mod requires."""
     match = re.search(
         rf"^\s*{re.escape(HARVESTER_MODULE)}\s+(v\S+)\s*$", (wrapper / "go.mod").read_text(), re.M
@@ -149,7 +194,7 @@ def cache_root() -> Path:
 
 
 def cache_dir(version: str = HARVESTER_VERSION) -> Path:
-    return cache_root() / f"{version}-{source_digest()}"
+    return cache_root() / f"{version}-{source_digest(referee(version).wrapper)}"
 
 
 @dataclass(frozen=True)
@@ -174,19 +219,23 @@ class Built:
         return (self.directory / "done").is_file()
 
 
-def unavailable_reason() -> str | None:
-    """Why the stack cannot run here, without building anything (``None``: it can)."""
-    if not Built(cache_dir()).complete() and find_go() is None:
-        return f"Go is not installed, so Harvester {HARVESTER_VERSION}'s controller cannot be built"
+def unavailable_reason(version: str = HARVESTER_VERSION) -> str | None:
+    """Why ``version``'s stack cannot run here, without building anything (``None``: it can).
+
+    A stack of another version runs v1.6.0's Steve too, but only when asked to."""
+    if not Built(cache_dir(version)).complete() and find_go() is None:
+        return f"Go is not installed, so Harvester {version}'s controller cannot be built"
     return None
 
 
 def ensure_built(version: str = HARVESTER_VERSION) -> Built:
-    """The binaries and manifests, built on first use and cached per version and digest."""
-    if required_version() != version:
+    """``version``'s binaries and manifests, built on first use and cached per version
+    and digest."""
+    ref = referee(version)
+    if required_version(ref.wrapper) != version:
         raise gotool.ToolBuildError(
-            f"referee/harvester/go.mod requires {HARVESTER_MODULE} {required_version()}, "
-            f"not {version}"
+            f"{ref.wrapper.relative_to(REPO_ROOT)}/go.mod requires {HARVESTER_MODULE} "
+            f"{required_version(ref.wrapper)}, not {version}"
         )
     built = Built(cache_dir(version))
     if built.complete():
@@ -196,10 +245,12 @@ def ensure_built(version: str = HARVESTER_VERSION) -> Built:
         raise RealApiServerUnavailable(
             f"Go is not installed, so Harvester {version}'s controller cannot be built"
         )
-    with gotool.locked(cache_root() / ".lock"):
+    # One lock per version: two versions build side by side (Go's build cache
+    # is safe to share), one version once.
+    with gotool.locked(cache_root() / f".lock-{version}"):
         if built.complete():  # another process built it while we waited
             return built
-        _build(go, built)
+        _build(go, built, ref)
     return built
 
 
@@ -209,7 +260,7 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, "GOWORK": "off", "GOFLAGS": "-buildvcs=false -mod=readonly"}
 
 
-def _build(go: str, built: Built) -> None:
+def _build(go: str, built: Built, ref: Referee) -> None:
     began = time.monotonic()
     built.directory.mkdir(parents=True, exist_ok=True)
     log = built.directory / "build.log"
@@ -218,16 +269,23 @@ def _build(go: str, built: Built) -> None:
     build = gotool.Build(go, scratch, log)
 
     def run(*argv: str) -> str:
-        return build.run(argv, cwd=WRAPPER, env=_go_env(), capture=True)
+        return build.run(argv, cwd=ref.wrapper, env=_go_env(), capture=True)
 
     try:
         run(go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(scratch) + "/",
-            "./cmd/upgrade-controller", "./cmd/steve")  # fmt: skip
+            *(f"./cmd/{name}" for name in ref.binaries))  # fmt: skip
+        # The modules' versions as the wrapper resolves them: the CRDs come
+        # from this version's own module zips.
         info = run(go, "mod", "download", "-json", HARVESTER_MODULE, LONGHORN_MODULE,
                    CLUSTER_API_MODULE)  # fmt: skip
         modules = {m["Path"]: (Path(m["Dir"]), m["Version"]) for m in _json_stream(info)}
-        extract_manifests(modules, scratch / "manifests")
-        for name in BINARIES:
+        if modules[HARVESTER_MODULE][1] != ref.version:
+            raise gotool.ToolBuildError(
+                f"{ref.wrapper} resolves {HARVESTER_MODULE} {modules[HARVESTER_MODULE][1]}, "
+                f"not {ref.version}"
+            )
+        extract_manifests(modules, scratch / "manifests", schedules=ref.schedules)
+        for name in ref.binaries:
             os.replace(scratch / name, built.directory / name)
         target = built.manifests
         if target.exists():
@@ -253,10 +311,15 @@ def _json_stream(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> None:
+def extract_manifests(
+    modules: Mapping[str, tuple[Path, str]], out: Path, *, schedules: bool = True
+) -> None:
     """Copy the CRDs and the chart's RBAC the stack needs out of the module sources.
 
-    ``modules`` maps a module path to its directory and version. Each file is
+    ``modules`` maps a module path to its directory and version. The snapshot
+    CRDs (which v1.5.0's harvester-crd chart does not ship) and Longhorn's
+    snapshots and backups are copied only for the schedulevmbackup controller
+    (``schedules``). Each file is
     written as it is in its module (each Longhorn CRD is the one document of
     ``k8s/crds.yaml`` that defines it); ``SOURCES`` names
     where each came from.
@@ -272,7 +335,7 @@ def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> Non
     for plural in HARVESTER_CRDS:
         rel = f"deploy/charts/harvester-crd/templates/harvesterhci.io_{plural}.yaml"
         copy_from(HARVESTER_MODULE, rel, f"crd-harvesterhci.io_{plural}.yaml")
-    for name in SNAPSHOT_CRDS:
+    for name in SNAPSHOT_CRDS if schedules else ():
         rel = f"deploy/charts/harvester-crd/templates/{name}"
         copy_from(HARVESTER_MODULE, rel, f"crd-snapshot.storage.k8s.io_{name}")
     for name in ("serviceaccount.yaml", "rbac.yaml"):
@@ -285,7 +348,7 @@ def extract_manifests(modules: Mapping[str, tuple[Path, str]], out: Path) -> Non
               "crd-cluster.x-k8s.io_machines.yaml")  # fmt: skip
     directory, version = modules[LONGHORN_MODULE]
     docs = [d for d in yaml.safe_load_all((directory / "k8s" / "crds.yaml").read_text()) if d]
-    for crd_name in LONGHORN_CRDS:
+    for crd_name in (*LONGHORN_CRDS, *(LONGHORN_SCHEDULE_CRDS if schedules else ())):
         (found,) = [d for d in docs if d.get("metadata", {}).get("name") == crd_name]
         (out / f"crd-{crd_name}.yaml").write_text(yaml.safe_dump(found, sort_keys=False))
         sources.append(
@@ -348,6 +411,8 @@ MINIMAL_CRDS = (
     _minimal_crd("management.cattle.io", "v3", "ManagedChart", "managedcharts"),
     _minimal_crd("provisioning.cattle.io", "v1", "Cluster", "clusters"),
     _minimal_crd("kubevirt.io", "v1", "VirtualMachine", "virtualmachines"),
+    # v1.5.0's upgrade controller caches the KubeVirt object (v1.6.0's does not).
+    _minimal_crd("kubevirt.io", "v1", "KubeVirt", "kubevirts"),
 )
 
 #: Rancher's provisioning Cluster of the local cluster. The controller reads it
@@ -476,14 +541,25 @@ class _Process:
 
 
 class HarvesterStack:
-    """The real upgrade and schedulevmbackup controllers and real Steve on a started
-    :class:`RealApiServer`."""
+    """The real upgrade controller of Harvester ``version`` (with v1.6.0, the
+    schedulevmbackup controller too) and real Steve on a started :class:`RealApiServer`.
 
-    def __init__(self, real: RealApiServer, *, controller: bool = True, steve: bool = True) -> None:
+    The CRDs and RBAC installed are ``version``'s; Steve is always v1.6.0's."""
+
+    def __init__(
+        self,
+        real: RealApiServer,
+        *,
+        version: str = HARVESTER_VERSION,
+        controller: bool = True,
+        steve: bool = True,
+    ) -> None:
         self.real = real
+        self.version = referee(version).version
         self.want_controller = controller
         self.want_steve = steve
         self.built: Built | None = None
+        self._steve_built: Built | None = None
         self._controller: _Process | None = None
         self._steve: _Process | None = None
         self._tmp: Path | None = None
@@ -501,7 +577,9 @@ class HarvesterStack:
 
     def start(self) -> HarvesterStack:
         began = time.monotonic()
-        self.built = ensure_built()
+        self.built = ensure_built(self.version)
+        if self.want_steve:
+            self._steve_built = ensure_built(HARVESTER_VERSION)
         self._tmp = Path(tempfile.mkdtemp(prefix="harvester-referee-"))
         try:
             self._install()
@@ -809,15 +887,15 @@ class HarvesterStack:
     # -- Steve --------------------------------------------------------------------
 
     def _start_steve(self) -> None:
-        assert self.built is not None
+        assert self._steve_built is not None
         assert self._tmp is not None
         kubeconfig = self.real.kubeconfig(self._tmp / "steve.kubeconfig", client_cert=True)
         for attempt in range(1, START_ATTEMPTS + 1):
             port = free_port()
             log = self._tmp / f"steve-{attempt}.log"
-            argv = [str(self.built.steve), "--kubeconfig", str(kubeconfig), "--enable-header-auth",
-                    "--bind-host", "127.0.0.1", "--http-listen-port", str(port),
-                    "--https-listen-port", "0"]  # fmt: skip
+            argv = [str(self._steve_built.steve), "--kubeconfig", str(kubeconfig),
+                    "--enable-header-auth", "--bind-host", "127.0.0.1",
+                    "--http-listen-port", str(port), "--https-listen-port", "0"]  # fmt: skip
             self._steve = _Process("steve", argv, log)
             self.steve_url = f"http://127.0.0.1:{port}"
             try:
@@ -883,12 +961,20 @@ class HarvesterStack:
             return status, raw.decode(errors="replace")
 
 
-def main() -> int:
-    """``python -m tests.support.harvester``: build (or find) the cached binaries."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.support.harvester [VERSION]``: build (or find) one version's
+    cached binaries (:data:`HARVESTER_VERSION` by default)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or (args and args[0] not in REFEREES):
+        print(f"usage: python -m tests.support.harvester [{'|'.join(VERSIONS)}]", file=sys.stderr)
+        return 2
+    ref = referee(args[0] if args else HARVESTER_VERSION)
+    what = ", ".join(
+        f"steve {STEVE_VERSION}" if name == "steve" else name.replace("-", " ")
+        for name in ref.binaries
+    )
     return gotool.main(
-        f"Harvester referee (upgrade controller, steve {STEVE_VERSION})",
-        HARVESTER_VERSION,
-        lambda: ensure_built().directory,
+        f"Harvester referee ({what})", ref.version, lambda: ensure_built(ref.version).directory
     )
 
 
