@@ -29,6 +29,7 @@ def _review(user: str, groups: list[str], permission: Permission) -> dict[str, A
             "group": permission.group,
             "resource": permission.resource,
             "namespace": permission.namespace,
+            "name": permission.name,
         }
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
 
@@ -37,7 +38,7 @@ async def check(client: DoctorClient, release: Release) -> report.Check:
     namespace = release.served_namespace or release.upgrades_namespace
     wanted = needed(
         release.auth_mode, read_cache=release.read_cache, rancher=release.rancher,
-        namespace=namespace,
+        namespace=namespace, certificates=release.certificates,
     )  # fmt: skip
     user = f"system:serviceaccount:{release.namespace}:{release.service_account}"
     groups = ["system:serviceaccounts", f"system:serviceaccounts:{release.namespace}",
@@ -45,6 +46,7 @@ async def check(client: DoctorClient, release: Release) -> report.Check:
     mode = (
         f"{release.auth_mode} mode, read cache {'on' if release.read_cache else 'off'}"
         + (", Rancher" if release.rancher else "")
+        + (", webhook certificate kept by the BFF" if release.certificates else "")
         + ("" if release.deployment else "; no Deployment found, the chart's defaults assumed")
     )
     denied, details = [], [f"account: {user}", f"mode: {mode}"]
@@ -67,7 +69,8 @@ async def check(client: DoctorClient, release: Release) -> report.Check:
             f"the BFF's ServiceAccount {release.namespace}/{release.service_account} may not: "
             + "; ".join(denied),
             "Install the chart's RBAC for this mode (role.yaml with readCache, impersonate.yaml "
-            "with authMode impersonate), or the matching deploy/manifests file.",
+            "with authMode impersonate, webhook.yaml's webhook-cert Role and ClusterRole with "
+            "webhook.certificates.source self), or the matching deploy/manifests file.",
             details,
         )
     return report.ok(

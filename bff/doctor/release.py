@@ -16,6 +16,7 @@ from bff.admission.configuration import WEBHOOK_NAME
 from bff.doctor.client import DoctorClient
 from bff.doctor.settings import DoctorSettings
 from bff.identities import AuthMode
+from bff.kube.permissions import SelfCertificates
 from bff.settings import parse_on_off
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -37,6 +38,8 @@ class Release:
     rancher: bool
     #: The BFF's BFF_NAMESPACE, when its Deployment sets one.
     served_namespace: str | None
+    #: With ``--webhook-cert-source self``: the Secret and configuration it keeps.
+    certificates: SelfCertificates | None = None
     #: Whether the API server serves CRDs and webhook configurations at all (the
     #: sandbox's emulator serves neither: it consults its guard without one).
     serves_crds: bool = True
@@ -77,6 +80,35 @@ def _env(deployment: dict[str, Any] | None) -> dict[str, str]:
     return env
 
 
+def container_args(deployment: dict[str, Any] | None) -> dict[str, str]:
+    """The containers' ``--flag=value`` arguments, by flag."""
+    containers = (deployment or {}).get("spec", {}).get("template", {}).get("spec", {})
+    found: dict[str, str] = {}
+    for container in containers.get("containers") or []:
+        for arg in container.get("args") or []:
+            if isinstance(arg, str) and arg.startswith("--") and "=" in arg:
+                flag, _, value = arg.partition("=")
+                found.setdefault(flag, value)
+    return found
+
+
+def self_certificates(args: dict[str, str], env: dict[str, str]) -> SelfCertificates | None:
+    """What ``--webhook-cert-source self`` keeps, read from the container's arguments
+    (the chart's way) or its variables; ``None`` in files mode or when incomplete."""
+
+    def value(flag: str, variable: str) -> str:
+        return args.get(flag) or env.get(variable, "")
+
+    if value("--webhook-cert-source", "BFF_WEBHOOK_CERT_SOURCE").strip().lower() != "self":
+        return None
+    secret = value("--webhook-cert-secret", "BFF_WEBHOOK_CERT_SECRET")
+    configuration = value("--webhook-configuration", "BFF_WEBHOOK_CONFIGURATION")
+    namespace, _, name = secret.partition("/")
+    if not (namespace and name and configuration):
+        return None  # serve would not start: the Deployment's own problem, not RBAC's
+    return SelfCertificates(namespace, name, configuration)
+
+
 def read_cache(env: dict[str, str], *, rancher: bool) -> bool:
     """Whether the Deployment's BFF serves from its read cache, read as ``serve`` reads it
     (any on/off word); unset, or a value ``serve`` would refuse: its default."""
@@ -110,6 +142,7 @@ async def discover(client: DoctorClient, settings: DoctorSettings) -> Release:
         read_cache=cache,
         rancher=rancher,
         served_namespace=env.get("BFF_NAMESPACE"),
+        certificates=self_certificates(container_args(deployment), env),
         serves_crds=(await client.get(CRD_API)).status != 404,
         serves_webhooks=(await client.get(WEBHOOK_API)).status != 404,
     )

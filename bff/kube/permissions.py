@@ -24,6 +24,8 @@ class Permission:
     namespace: str = ""
     #: A non-resource URL (``resource`` is then empty).
     path: str = ""
+    #: One object's name, where the request names it (the grant may list only that name).
+    name: str = ""
     #: Where the product makes the request that needs it.
     used_by: str = ""
 
@@ -31,12 +33,28 @@ class Permission:
         if self.path:
             return f"{self.verb} {self.path}"
         what = f"{self.resource}.{self.group}" if self.group else self.resource
+        if self.name:
+            what += f" {self.name}"
         where = f" in {self.namespace}" if self.namespace else " (cluster-wide)"
         return f"{self.verb} {what}{where}"
 
 
+@dataclass(frozen=True)
+class SelfCertificates:
+    """``--webhook-cert-source self``: the Secret and the configuration it keeps."""
+
+    secret_namespace: str
+    secret_name: str
+    configuration: str
+
+
 def needed(
-    auth_mode: AuthMode, *, read_cache: bool, rancher: bool, namespace: str
+    auth_mode: AuthMode,
+    *,
+    read_cache: bool,
+    rancher: bool,
+    namespace: str,
+    certificates: SelfCertificates | None = None,
 ) -> tuple[Permission, ...]:
     """What ``serve`` with these settings asks the API server as itself."""
     out = [
@@ -61,4 +79,18 @@ def needed(
             out.append(
                 Permission("impersonate", group, resource, used_by="bff.kube.calls.credentials")
             )
+    if certificates is not None:
+        keeper = "bff.kube.webhook_certs.CertificateKeeper"
+        ns, secret = certificates.secret_namespace, certificates.secret_name
+        out += [
+            Permission("get", "", "secrets", ns, name=secret, used_by=f"{keeper}.sync_secret"),
+            # A create names no object when it is authorised: the grant cannot list a name.
+            Permission("create", "", "secrets", ns, used_by=f"{keeper}.sync_secret"),
+            Permission("update", "", "secrets", ns, name=secret, used_by=f"{keeper}.sync_secret"),
+        ]
+        for verb in ("get", "patch"):
+            out.append(Permission(
+                verb, "admissionregistration.k8s.io", "mutatingwebhookconfigurations",
+                name=certificates.configuration, used_by=f"{keeper}.sync_ca_bundle",
+            ))  # fmt: skip
     return tuple(out)

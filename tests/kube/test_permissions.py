@@ -13,7 +13,7 @@ import importlib
 import pytest
 
 from bff.identities import AuthMode
-from bff.kube.permissions import needed
+from bff.kube.permissions import SelfCertificates, needed
 
 
 def _resolves(used_by: str) -> bool:
@@ -32,10 +32,18 @@ def _resolves(used_by: str) -> bool:
     return False
 
 
+SELF = SelfCertificates("bff-ns", "bff-tls", "bff-hooks")
+
+
 @pytest.mark.parametrize("mode", list(AuthMode))
 @pytest.mark.parametrize("cache", [True, False])
-def test_each_entry_names_code_that_exists(mode: AuthMode, cache: bool) -> None:
-    for permission in needed(mode, read_cache=cache, rancher=False, namespace="ns"):
+@pytest.mark.parametrize("certificates", [None, SELF])
+def test_each_entry_names_code_that_exists(
+    mode: AuthMode, cache: bool, certificates: SelfCertificates | None
+) -> None:
+    for permission in needed(
+        mode, read_cache=cache, rancher=False, namespace="ns", certificates=certificates
+    ):
         assert _resolves(permission.used_by), permission
 
 
@@ -58,4 +66,18 @@ def test_by_mode() -> None:
         "impersonate groups (cluster-wide)",
         "impersonate serviceaccounts (cluster-wide)",
         "impersonate uids.authentication.k8s.io (cluster-wide)",
+    ]
+
+
+def test_self_mode_adds_its_secret_and_configuration_only() -> None:
+    plain = needed(AuthMode.PASSTHROUGH, read_cache=False, rancher=False, namespace="ns")
+    kept = needed(
+        AuthMode.PASSTHROUGH, read_cache=False, rancher=False, namespace="ns", certificates=SELF
+    )
+    assert [str(p) for p in kept[len(plain) :]] == [
+        "get secrets bff-tls in bff-ns",
+        "create secrets in bff-ns",
+        "update secrets bff-tls in bff-ns",
+        "get mutatingwebhookconfigurations.admissionregistration.k8s.io bff-hooks (cluster-wide)",
+        "patch mutatingwebhookconfigurations.admissionregistration.k8s.io bff-hooks (cluster-wide)",
     ]

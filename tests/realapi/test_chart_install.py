@@ -37,6 +37,9 @@ from typing import Any
 
 import pytest
 
+from bff.doctor.release import container_args, self_certificates
+from bff.identities import AuthMode
+from bff.kube.permissions import SelfCertificates, needed
 from tests.support import chart
 from tests.support.helm import HelmUnavailable, ensure_helm
 from tests.support.real_apiserver import (
@@ -298,4 +301,17 @@ def test_self_source_rbac_is_exactly_what_the_bff_needs(
     assert not may("update", mwc[1], fullname, group=mwc[0], namespace="")
     assert not may("delete", mwc[1], fullname, group=mwc[0], namespace="")
     objects = manifest(helm, kubeconfig, release, "harvester-system")
+    # doctor reads self mode from the installed Deployment's arguments, and every
+    # permission its one list names for it is granted by the chart.
+    (deployment,) = (o for o in objects if o["kind"] == "Deployment")
+    certificates = self_certificates(container_args(deployment), {})
+    assert certificates == SelfCertificates("harvester-system", secret, fullname)
+    wanted = [
+        p for p in needed(AuthMode.PASSTHROUGH, read_cache=False, rancher=False,
+                          namespace="harvester-system", certificates=certificates)
+        if p.used_by.startswith("bff.kube.webhook_certs")
+    ]  # fmt: skip
+    assert len(wanted) == 5
+    for p in wanted:
+        assert may(p.verb, p.resource, p.name, group=p.group, namespace=p.namespace), str(p)
     uninstall(helm, kubeconfig, release, "harvester-system", objects)
