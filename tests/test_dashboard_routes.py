@@ -28,7 +28,6 @@ The requests are the recorded ones in ``bff/captured/dashboard/requests.json``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -39,7 +38,9 @@ from bff.sandbox.emulator import EMULATOR_STORE
 from bff.sandbox.users import RANCHER_ADMIN
 from bff.settings import Command, Settings, from_sources
 from tests.conftest import Stack
+from tests.support import dashboard_requests
 from tests.support.backends import NAMESPACE
+from tests.support.dashboard_requests import UNPREFIXED, Request, recorded
 from tests.test_deploy import (
     RANCHER_HOST,
     RANCHER_MODE,
@@ -57,41 +58,17 @@ Obj = dict[str, Any]
 
 BFF = ("harvester-system", "harvester-upgrade-bff")
 STEVE = ("cattle-system", "rancher")
-#: Where each recorded request must go (docs/install.md, "Which paths reach the BFF").
-#: A newly recorded request fails the tests until it is decided here.
-DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
+#: Where each recorded request must go, as the Service each Ingress names.
+DESIGN = {name: {"bff": BFF, "steve": STEVE}[to] for name, to in dashboard_requests.DESIGN.items()}
 #: The Ingress each UI already has: everything else goes to Rancher, Steve included.
 #: On Harvester, rancher-expose (harvester-installer,
 #: pkg/config/templates/rancherd-10-harvester.yaml); on the Rancher server, the
 #: Rancher chart's Ingress (rancher/rancher, chart/templates/ingress.yaml: an
 #: ImplementationSpecific rule without a path, which ingress-nginx serves as "/").
 RANCHER_FALLBACK = {"path": "/", "pathType": "Prefix", "backend": STEVE}
-UNPREFIXED = "/v1/harvester"
 #: Layouts for the standalone Harvester UI (host-less, on the Harvester cluster).
 HARVESTER_LAYOUTS = [name for name in ROUTED if name != "rancher"]
 READ = "harvesterhci.io/read-message"
-
-
-@dataclass(frozen=True)
-class Request:
-    name: str
-    method: str
-    path: str
-    query: str
-    body: Any
-
-    @property
-    def id(self) -> str:
-        return f"{self.name} {self.method} {self.path}{'?' + self.query if self.query else ''}"
-
-
-def recorded(base: str, name: str = "hvst-upgrade-7xn6v") -> list[Request]:
-    out = []
-    for entry in captured.dashboard_requests()["requests"]:
-        path = entry["path"].replace("{base}", base).replace("{name}", name)
-        for query in entry["queries"]:
-            out.append(Request(entry["name"], entry["method"], path, query, entry["body"]))
-    return out
 
 
 # --- Ingress path matching, per the Ingress spec ------------------------------
@@ -300,7 +277,7 @@ async def test_every_request_the_ingress_sends_to_the_bff_is_answered(
             # Re-read before each PUT: the previous one moved resourceVersion on.
             live = await emulator_stack.backend.read(body["metadata"]["name"])
             body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        url = request_.path + (f"?{request_.query}" if request_.query else "")
+        url = request_.target
         response = await emulator_stack.client.request(
             request_.method,
             url,
@@ -394,7 +371,7 @@ async def test_the_rancher_mode_layouts_answer_what_their_ingress_sends_as_the_r
         if routed(request_.path) != BFF:
             continue
         for body in _bodies(request_, rancher.live(live["metadata"]["name"], cluster)):
-            url = request_.path + (f"?{request_.query}" if request_.query else "")
+            url = request_.target
             response = await client.request(
                 request_.method,
                 url,

@@ -50,6 +50,7 @@ import pytest
 
 from bff import captured
 from tests.support import chart, gotool
+from tests.support.dashboard_requests import DESIGN, UNPREFIXED, Request, recorded
 from tests.support.helm import ensure_helm
 from tests.support.real_apiserver import RealApiServer, RealApiServerUnavailable
 from tests.support.traefik import Traefik, TraefikUnavailable, ensure_traefik
@@ -65,56 +66,12 @@ PRIORITY = "traefik.ingress.kubernetes.io/router.priority"
 
 BFF = "bff"
 STEVE = "steve"
-#: Where each recorded request must go (docs/install.md, "Which paths reach the BFF").
-DESIGN = {"list": STEVE, "create": STEVE, "dismiss": BFF}
-UNPREFIXED = "/v1/harvester"
 #: The namespace the Rancher-integrated layout installs into; Rancher's own lives there too.
 RANCHER_NAMESPACE = "cattle-system"
 #: Rancher's Service and port, as the Ingresses name it.
 RANCHER_PORT = 80
 ROUTE_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
-
-
-# --- the recorded requests ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    name: str
-    method: str
-    path: str
-    query: str
-    body: Any
-
-    @property
-    def target(self) -> str:
-        return self.path + (f"?{self.query}" if self.query else "")
-
-    @property
-    def id(self) -> str:
-        return f"{self.name} {self.method} {self.target}"
-
-
-def recorded(base: str, name: str = "hvst-upgrade-7xn6v") -> list[Request]:
-    """Every recorded request under ``base``; the dismiss once per client body version."""
-    out = []
-    for entry in captured.dashboard_requests()["requests"]:
-        path = entry["path"].replace("{base}", base).replace("{name}", name)
-        body = entry["body"]
-        if isinstance(body, dict) and "client_body" in body:
-            bodies = [captured.client_body(v) for v in sorted(set(body["client_body"].values()))]
-        else:
-            bodies = [body]
-        for query in entry["queries"]:
-            for one in bodies:
-                out.append(Request(entry["name"], entry["method"], path, query, one))
-    return out
-
-
-def test_every_recorded_request_is_decided() -> None:
-    names = {entry["name"] for entry in captured.dashboard_requests()["requests"]}
-    assert names == set(DESIGN)
 
 
 # --- layouts: the Ingresses, and the one the dashboard already has ---------------
@@ -449,7 +406,7 @@ def _route_all(stack: Stack, layout: Layout) -> dict[str, list[tuple[str, int, s
     """Send every recorded request; name -> [(request, status, backend)]."""
     out: dict[str, list[tuple[str, int, str]]] = {}
     for base in layout.bases:
-        for request in recorded(base):
+        for request in recorded(base, each_client_body=True):
             status, backend = stack.send(request, layout.host)
             out.setdefault(request.name, []).append((request.id, status, backend))
     return out
@@ -464,7 +421,7 @@ def test_traefik_routes_every_recorded_request_where_the_design_says(
         routed = _route_all(stack, layout)
         bff_seen, steve_seen = stack.bff.take(), stack.steve.take()
         for base_host, base, expected in layout.untouched:
-            for request in recorded(base):
+            for request in recorded(base, each_client_body=True):
                 status, backend = stack.send(request, base_host)
                 if expected is None:
                     assert status == 404, f"{base_host} {request.id}: {status} {backend}"
@@ -488,7 +445,7 @@ def test_traefik_routes_every_recorded_request_where_the_design_says(
     assert {t for m, t, _ in steve_seen if m == "POST"} == {
         request.target
         for base in layout.bases
-        for request in recorded(base)
+        for request in recorded(base, each_client_body=True)
         if request.name == "create"
     }
     for _, target, body in bff_seen:
@@ -645,12 +602,12 @@ def test_ingress_nginx_routes_every_recorded_request_where_the_design_says(name:
     layout = manifest_layout(name)
     locations = nginx_locations(layout.ingresses, layout.host)
     for base in layout.bases:
-        for request in recorded(base):
+        for request in recorded(base, each_client_body=True):
             chosen = nginx_location(locations, request.path)
             assert chosen.backend == DESIGN[request.name], f"{request.id}: {chosen}"
     for base_host, base, expected in layout.untouched:
         others = nginx_locations(layout.ingresses, base_host)
-        for request in recorded(base):
+        for request in recorded(base, each_client_body=True):
             if expected is None:
                 # No rule of ours for that host: its own server, untouched.
                 assert others == [], base_host
