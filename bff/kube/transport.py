@@ -131,7 +131,10 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 
-#: The content type of a JSON patch (RFC 6902).
+#: The content type of a JSON patch (RFC 6902). Only :func:`certificate_allowlist` takes
+#: it (the caBundle of the BFF's own webhook configuration, ``--webhook-cert-source self``,
+#: on a client of its own): no Upgrade or other guarded object is ever written with it,
+#: and :data:`ALLOWED` refuses it (tests/kube/test_transport.py).
 JSON_PATCH = "application/json-patch+json"
 #: The keys of the webhook's certificate Secret (``--webhook-cert-source self``): the
 #: kubernetes.io/tls pair, the CA certificate, and the CA key that renews the pair.
