@@ -83,6 +83,10 @@ class CertificateOptions:
         return f"{self.secret_namespace}/{self.secret_name}"
 
 
+#: What a request to the API server can fail with: its answer, or no answer.
+_FAILURES = (ApiException, aiohttp.ClientError, TimeoutError)
+
+
 def _reason(exc: BaseException) -> str:
     """An API error in words: its status and the server's message, on one line."""
     if isinstance(exc, ApiException):
@@ -158,7 +162,7 @@ class CertificateKeeper:
         for _ in range(ATTEMPTS):
             try:
                 secret = await self._read_secret()
-            except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
+            except _FAILURES as exc:
                 raise WebhookCertificateError(
                     f"cannot get Secret {o.secret}: {_reason(exc)}"
                 ) from None
@@ -195,16 +199,12 @@ class CertificateKeeper:
                             o.secret,
                             verdict.why,
                         )
-            except ApiException as exc:
-                if exc.status == 409:  # another replica wrote first: read and use theirs
-                    continue
+            except _FAILURES as exc:
+                if isinstance(exc, ApiException) and exc.status == 409:
+                    continue  # another replica wrote first: read and use theirs
                 verb = "create" if secret is None else "update"
                 raise WebhookCertificateError(
                     f"cannot {verb} Secret {o.secret}: {_reason(exc)}"
-                ) from None
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise WebhookCertificateError(
-                    f"cannot write Secret {o.secret}: {_reason(exc)}"
                 ) from None
             self._serve(bundle)
             return
@@ -252,18 +252,14 @@ class CertificateKeeper:
                 configuration = await self.admission.read_mutating_webhook_configuration(
                     o.configuration, _request_timeout=REQUEST_TIMEOUT
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except _FAILURES as exc:
+                if isinstance(exc, ApiException) and exc.status == 404:
                     log.warning(
                         "webhook certificate: MutatingWebhookConfiguration %s not found yet; its "
                         "caBundle is set once it exists",
                         o.configuration,
                     )
                     return
-                raise WebhookCertificateError(
-                    f"cannot get MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
-                ) from None
-            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise WebhookCertificateError(
                     f"cannot get MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
                 ) from None
@@ -283,14 +279,10 @@ class CertificateKeeper:
                 await self.admission.patch_mutating_webhook_configuration(
                     o.configuration, patch, _request_timeout=REQUEST_TIMEOUT
                 )
-            except ApiException as exc:
+            except _FAILURES as exc:
                 # A failed test is 422 (Invalid) or 409: read again and redo the patch.
-                if exc.status in (409, 422):
+                if isinstance(exc, ApiException) and exc.status in (409, 422):
                     continue
-                raise WebhookCertificateError(
-                    f"cannot patch MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
-                ) from None
-            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise WebhookCertificateError(
                     f"cannot patch MutatingWebhookConfiguration {o.configuration}: {_reason(exc)}"
                 ) from None
@@ -317,7 +309,7 @@ class CertificateKeeper:
             await asyncio.sleep(self.options.check_interval)
             try:
                 await self.sync()
-            except (WebhookCertificateError, aiohttp.ClientError, TimeoutError) as exc:
+            except (WebhookCertificateError, *_FAILURES) as exc:
                 log.warning("webhook certificate: %s; trying again in %gs", exc,
                             self.options.check_interval)  # fmt: skip
             except Exception:  # never end quietly: renewal and the caBundle depend on this loop
