@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,15 +23,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from kubernetes_asyncio import client as k8s
 
 from bff.admission import certificates as certs
 from bff.kube import transport
 from bff.kube.webhook_certs import CertificateKeeper, CertificateOptions, WebhookCertificateError
+from tests.admission.test_certificates import rsa_ca
 
 NS, NAME, HOOKS = "harvester-system", "bff-webhook-tls", "bff-hooks"
 SECRET = f"/api/v1/namespaces/{NS}/secrets/{NAME}"
@@ -218,45 +214,11 @@ async def test_nothing_is_written_when_all_is_in_step(
     assert _served(keeper) == (bundle.cert, bundle.key)
 
 
-def test_a_bundle_is_judged_on_names_signature_and_time() -> None:
-    names = OPTIONS.names
-    good = certs.new_bundle(names)
-    assert certs.judge(good, names).action == "keep"
-    assert certs.judge(good, ["other"]).action == "renew"
-    other_ca = certs.new_bundle(names)
-    assert certs.judge(replace(good, cert=other_ca.cert, key=other_ca.key), names).action == (
-        "renew"
-    )
-    assert certs.judge(replace(good, key=other_ca.key), names).action == "renew"
-    assert certs.judge(certs.new_bundle(names, serving_days=30), names).action == "renew"
-    assert certs.judge(replace(good, ca_key=other_ca.ca_key), names).action == "replace"
-    assert certs.judge(replace(good, ca_cert=b""), names).action == "replace"
-
-
-def _rsa_ca() -> tuple[bytes, bytes]:
-    """A valid CA whose key is RSA: an operator's own, say."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "an operator's CA")])
-    now = dt.datetime.now(dt.UTC)
-    ca = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=900))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )  # fmt: skip
-    return ca.public_bytes(serialization.Encoding.PEM), pem
-
-
 async def test_a_secret_with_a_ca_of_another_key_type_is_replaced(
     aiohttp_server: Callable[..., Any], tmp_path: Path
 ) -> None:
     # The serving pair is signed with ECDSA; an RSA CA would make the renewal raise.
-    ca_cert, ca_key = _rsa_ca()
+    ca_cert, ca_key = rsa_ca()
     theirs = replace(certs.new_bundle(OPTIONS.names), ca_cert=ca_cert, ca_key=ca_key)
     assert certs.judge(theirs, OPTIONS.names).action == "replace"
     stand_in = StandIn({
