@@ -85,7 +85,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         access = AccessChecker(
             upstream.access,
             ttl=min(settings.token_review_ttl, 10.0),
-            on_review=lambda result: metrics.count(metrics.access_reviews, result),
+            on_review=metrics.access_reviews.inc,
         )
         app[ACCESS] = access
         if settings.read_cache and settings.rancher_url is None:  # never in Rancher mode
@@ -102,7 +102,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             reviewer=upstream.reviewer if impersonate else None,
             cache=ReviewCache(settings.token_review_ttl),
             allowed_origins=settings.allowed_origins,
-            on_review=lambda result: metrics.token_reviews.labels(result).inc(),
+            on_review=metrics.token_reviews.inc,
             clusters=_clusters(settings),
         )
 

@@ -171,7 +171,11 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     Then an access line can be formatted and written without a LogRecord, exactly as
     the handler's formatter would have written it. Anything else attached on the way
     (a test's capture, another handler, a filter) and the line takes logging's path.
+    Once found, the answer holds for the rest of this turn of the event loop (while
+    its lines wait to be written): nothing else runs in between to change it.
     """
+    if _pending and _pending_from is logger:
+        return _pending_to
     handler = _configured
     if handler is None or len(handler.filters) != 1 or handler.level > logging.INFO:
         return None
@@ -211,6 +215,24 @@ _ENCODED: dict[str, str] = {}
 _ENCODED_MAX = 4096
 
 
+def _text_head(method: str, route: str, status: int) -> str:
+    """An access line's text from the message to ``duration_ms=``, made once per route,
+    method and status (bounded like :data:`_ENCODED`)."""
+    key = (method, route, status)
+    text = _HEADS.get(key)
+    if text is None:
+        text = (
+            f" {method} {route} {status} method={_json_text(method)} route={_json_text(route)} "
+            f"status={status} duration_ms="
+        )
+        if len(_HEADS) < _ENCODED_MAX:
+            _HEADS[key] = text
+    return text
+
+
+_HEADS: dict[tuple[str, str, int], str] = {}
+
+
 def _json_text(value: object) -> str:
     """``_dumps(value)``, remembered for strings and spelled directly for whole numbers."""
     if type(value) is str:
@@ -228,13 +250,12 @@ def _json_text(value: object) -> str:
 def route_template(request: BaseRequest) -> str:
     """The matched route's template (``/api/{version}/upgrades/{namespace}/{name}``).
 
-    ``unmatched`` when no route was resolved, as for a request the HTTP parser
-    refused: aiohttp's ``match_info`` asserts there is one.
+    ``unmatched`` when no route was resolved: for a request the HTTP parser refused
+    (a ``BaseRequest``, which has no match), or one asked before routing. Read from
+    the request's match as aiohttp keeps it: its ``match_info`` property asserts there
+    is one, and is twice the cost.
     """
-    try:
-        match_info = request.match_info  # type: ignore[attr-defined]
-    except (AttributeError, AssertionError):
-        return "unmatched"
+    match_info = getattr(request, "_match_info", None)
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     return resource.canonical if resource is not None else "unmatched"
@@ -272,28 +293,30 @@ class AccessLogger(AbstractAccessLogger):
             # The same line logging would write, without building a LogRecord (about a
             # third of what an access line costs through logging), the fields in the
             # order of ``extra`` below.
-            stamp = _stamp()
             _write_soon(handler, (
-                f"{stamp} INFO    {self.logger.name} [{rid}] {method} {route} {status} "
-                f"method={_json_text(method)} route={_json_text(route)} status={status} "
-                f"duration_ms={_dumps(duration)} client={_json_text(client)}"
-            ))  # fmt: skip
+                f"{_stamp()} INFO    {self.logger.name} [{rid}]{_text_head(method, route, status)}"
+                f"{_dumps(duration)} client={_json_text(client)}"
+            ), self.logger)  # fmt: skip
             return
         extra = {"request_id": rid, "method": method, "route": route, "status": status,
                  "duration_ms": duration, "client": client}  # fmt: skip
         if handler is not None and isinstance(handler.formatter, JsonFormatter):
-            _write_soon(handler, _access_line(handler, self.logger.name, extra))
+            _write_soon(handler, _access_line(handler, self.logger.name, extra), self.logger)
             return
         self.logger.info("%s %s %s", method, route, status, extra=extra)
 
 
-#: Access lines made in this turn of the event loop, written together at its end.
+#: Access lines made in this turn of the event loop, written together at its end, the
+#: handler they go to, and the logger they were made for.
 _pending: list[str] = []
 _pending_to: logging.StreamHandler[Any] | None = None
+_pending_from: logging.Logger | None = None
 _pending_lock = threading.Lock()
 
 
-def _write_soon(handler: logging.StreamHandler[Any], line: str) -> None:
+def _write_soon(
+    handler: logging.StreamHandler[Any], line: str, logger: logging.Logger | None = None
+) -> None:
     """Write ``line`` with the others of this turn of the loop: one write for them all.
 
     Under load one turn answers many requests; a write (a system call) per line
@@ -301,7 +324,7 @@ def _write_soon(handler: logging.StreamHandler[Any], line: str) -> None:
     turn ends (``call_soon``), before any other line (:class:`_RequestIdFilter`),
     and at exit. Outside a running loop the line is written at once.
     """
-    global _pending_to
+    global _pending_to, _pending_from
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -312,6 +335,7 @@ def _write_soon(handler: logging.StreamHandler[Any], line: str) -> None:
         if loop is not None and not _pending:
             loop.call_soon(_flush_pending)
         _pending_to = handler
+        _pending_from = logger
         _pending.append(line + handler.terminator)
         if loop is None:
             _write_pending()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import platform
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -28,6 +30,9 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bff import __version__
 
@@ -54,6 +59,76 @@ def status_class(status: int) -> str:
     return _STATUS_CLASSES.get(status // 100, "other")
 
 
+class LoopCounter(Collector):
+    """A labelled counter kept in plain numbers, for the serving loop's hot path.
+
+    A prometheus_client child takes a lock on every update, because the registry is
+    shared with the webhook's thread. Series counted only on the serving loop, and
+    scraped there (``/metrics`` is served on it), need none: one dict update per
+    request. Label values are given in ``labels``' order, each made text when
+    scraped (so a status code may be counted as an int). Never call it from another
+    thread.
+    """
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labels)
+        self._counts: dict[tuple[object, ...], int] = {}
+
+    def inc(self, *values: object) -> None:
+        counts = self._counts
+        counts[values] = counts.get(values, 0) + 1
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, count in self._counts.items():
+            family.add_metric([str(v) for v in values], count)
+        yield family
+
+
+class LoopHistogram(Collector):
+    """A labelled histogram kept in plain numbers; the same rules as :class:`LoopCounter`.
+
+    Each series is one list: the count in each bucket (the last is +Inf), then the sum.
+    A value lands in the first bucket whose upper bound it does not exceed, as
+    prometheus_client's would.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labels)
+        self.bounds = tuple(sorted(buckets))
+        self._edges = [*(floatToGoString(b) for b in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
+        self._series: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, values: tuple[str, ...], amount: float) -> None:
+        row = self._series.get(values)
+        if row is None:
+            row = self._series[values] = [0] * (len(self.bounds) + 1) + [0.0]
+        row[bisect_left(self.bounds, amount)] += 1
+        row[-1] += amount
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, row in self._series.items():
+            cumulative, buckets = 0.0, []
+            for edge, count in zip(self._edges, row, strict=False):
+                cumulative += count
+                buckets.append((edge, cumulative))
+            family.add_metric(list(values), buckets, row[-1])
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         # No ``*_created`` series: they double the counters' series, and Prometheus
@@ -71,20 +146,21 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(__version__, revision(), platform.python_version()).set(1)
-        self.request_duration = Histogram(
+        # The API port's per-request series: counted on the serving loop only.
+        self.request_duration = LoopHistogram(
             "bff_http_request_duration_seconds",
             "Time to answer an HTTP request on the API port, by route template (unmatched: "
             "no route), method (other: not one the BFF serves) and status class (2xx, 4xx, ...).",
             ["route", "method", "status_class"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            DURATION_BUCKETS,
         )
-        self.requests = Counter(
+        self.requests = LoopCounter(
             "bff_http_requests",
             "HTTP requests served, by client version, route template, action and status.",
             ["client_version", "route", "action", "status"],
-            registry=r,
         )
+        r.register(self.request_duration)
+        r.register(self.requests)
         self.in_flight = Gauge(
             "bff_http_requests_in_flight", "HTTP requests being served now.", registry=r
         )
@@ -132,24 +208,22 @@ class Metrics:
             "409 answers from the resourceVersion precondition that were re-read and retried.",
             registry=r,
         )
-        self.token_reviews = Counter(
+        self.token_reviews = LoopCounter(
             "bff_token_reviews",
             "Impersonate mode: TokenReviews by result (hit: served from cache).",
             ["result"],
-            registry=r,
         )
-        self.access_reviews = Counter(
+        self.access_reviews = LoopCounter(
             "bff_access_reviews",
             "Access reviews for reads from the cache and the page's access question, by result "
             "(hit: a reused answer).",
             ["result"],
-            registry=r,
         )
+        r.register(self.token_reviews)
+        r.register(self.access_reviews)
 
         #: Label children by label values: ``labels()`` costs more than the count itself.
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
-        #: The duration histogram's children by (route, method, status // 100).
-        self._durations: dict[tuple[str, str, int], Any] = {}
 
     def count(self, metric: Counter, *labels: str) -> None:
         """Add one to ``metric`` with these label values (their child looked up once)."""
@@ -160,18 +234,10 @@ class Metrics:
         child.inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One request's duration; the label child is looked up once per label values."""
-        key = (route, method, status // 100)
-        child = self._durations.get(key)
-        if child is None:
-            # Keyed by the raw method: only the known ones are kept, so the dict stays bounded.
-            known = method in METHODS
-            child = self.request_duration.labels(
-                route, method if known else "other", status_class(status)
-            )
-            if known:
-                self._durations[key] = child
-        child.observe(seconds)
+        """One request's duration by route, method (a known one, else ``other``), status class."""
+        self.request_duration.observe(
+            (route, method if method in METHODS else "other", status_class(status)), seconds
+        )
 
     def observe_upstream(self, verb: str, seconds: float, status: int) -> None:
         self.upstream_latency.labels(verb).observe(seconds)

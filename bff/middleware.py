@@ -42,6 +42,14 @@ SECURITY_HEADERS = {
 #: On every answer, errors included: what ``doctor --url`` recognises the BFF by behind an
 #: Ingress (proxies commonly drop or replace ``Server``, never an unknown header).
 SERVED_BY = ("X-Served-By", "harvester-upgrade-bff")
+#: What every answer carries unless it set its own: the security headers, a CSP that
+#: forbids framing, and :data:`SERVED_BY`. An answer that carries ``X-Served-By``
+#: already (the JSON answers, made with all of these) is not looked over again.
+ANSWER_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    SERVED_BY[0]: SERVED_BY[1],
+}
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -90,37 +98,37 @@ def _request_id(request: web.Request) -> str:
     return f"{_ID_PREFIX}{next(_id_count):016x}"
 
 
-async def _answer(
-    request: web.Request, handler: Handler, allowed: frozenset[str]
-) -> web.StreamResponse:
-    """The request's answer, errors included: the one place where an error becomes a response.
+def _refusal(request: web.Request, allowed: frozenset[str]) -> web.Response | None:
+    """What is answered before any route runs: impersonation headers, CORS preflights.
 
-    Impersonation headers are refused before any route runs, and a CORS preflight is
-    answered (for an allowed origin) or refused here. A :class:`bff.errors.BffError`
-    or one of aiohttp's HTTP errors becomes its Steve-shaped JSON; anything else is
-    logged in full and answered with a plain 500 whose message says nothing about
-    what went wrong. Redirects pass through.
+    Impersonation headers are refused (403) and a CORS preflight is answered (for an
+    allowed origin) or refused; any other request gets None and goes to its route.
     """
-    try:
-        if forbidden_header(request.headers.keys()) is not None:
-            raise errors.Forbidden(
-                "Impersonate-* headers are not accepted from clients",
-                code=errors.Code.FORBIDDEN_HEADER,
-            )
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return _preflight(request, allowed)
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(_from_http_exception(exc))
-    except errors.BffError as exc:
-        return error_response(exc)
-    except Exception:
-        log.exception("unexpected error while serving %s", route_template(request))
-        return error_response(
-            errors.BffError("internal error; see the BFF's log", code=errors.Code.INTERNAL_ERROR)
+    if forbidden_header(request.headers.keys()) is not None:
+        raise errors.Forbidden(
+            "Impersonate-* headers are not accepted from clients",
+            code=errors.Code.FORBIDDEN_HEADER,
         )
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return _preflight(request, allowed)
+    return None
+
+
+def _error_answer(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to an error: the one place where an error becomes a response.
+
+    A :class:`bff.errors.BffError` or one of aiohttp's HTTP errors becomes its
+    Steve-shaped JSON; anything else is logged in full and answered with a plain 500
+    whose message says nothing about what went wrong.
+    """
+    if isinstance(exc, errors.BffError):
+        return error_response(exc)
+    if isinstance(exc, web.HTTPException):
+        return error_response(_from_http_exception(exc))
+    log.exception("unexpected error while serving %s", route_template(request))
+    return error_response(
+        errors.BffError("internal error; see the BFF's log", code=errors.Code.INTERNAL_ERROR)
+    )
 
 
 def _preflight(request: web.Request, allowed: frozenset[str]) -> web.Response:
@@ -164,8 +172,8 @@ def middlewares(
        behind trusted proxies, the client address from X-Forwarded-For;
     2. metrics: requests in flight, and each request counted by version, route,
        action and status, and timed by route, method and status class;
-    3. :func:`_answer`: refusals before any route (impersonation headers, CORS
-       preflights) and every error made a response;
+    3. :func:`_refusal`: refusals before any route (impersonation headers, CORS
+       preflights), and :func:`_error_answer`: every error made a response;
 
     then CORS headers, the request id and the security headers on the answer, so
     every answer carries them, error or not. One middleware rather than a chain of
@@ -188,38 +196,37 @@ def middlewares(
         # trusted proxy forwarded the request.
         if trusted and "X-Forwarded-For" in request.headers:
             request[CLIENT_ADDRESS] = client_address(request, trusted)
+        in_flight[0] += 1
+        began = perf_counter()
+        status = 500
         try:
-            # --- metrics -----------------------------------------------------------------
-            in_flight[0] += 1
-            began = perf_counter()
-            status = 500
             try:
-                response = await _answer(request, handler, allowed)
-                status = response.status
-            except web.HTTPException as exc:  # a redirect
-                status = exc.status
-                raise
-            finally:
-                in_flight[0] -= 1
-                route = route_template(request)
-                m.observe_request(route, request.method, status, perf_counter() - began)
-                m.count(
-                    m.requests,
-                    request.get(CLIENT_VERSION, "none"),
-                    route,
-                    str(request.get(ACTION, "none")),
-                    str(status),
-                )
-            # --- the answer's headers ----------------------------------------------------
-            _cors(request, response, allowed)
-            headers = response.headers
-            headers["X-Request-ID"] = rid
-            headers[SERVED_BY[0]] = SERVED_BY[1]
-            for key, value in SECURITY_HEADERS.items():
-                headers.setdefault(key, value)
-            headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-            return response
+                refused = _refusal(request, allowed)
+                response = refused if refused is not None else await handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:  # a redirect passes through
+                    status = exc.status
+                    raise
+                response = _error_answer(request, exc)
+            except Exception as exc:
+                response = _error_answer(request, exc)
+            status = response.status
         finally:
+            in_flight[0] -= 1
+            route = route_template(request)
+            m.observe_request(route, request.method, status, perf_counter() - began)
+            m.requests.inc(
+                request.get(CLIENT_VERSION, "none"), route, request.get(ACTION, "none"), status
+            )
             request_id.reset(token)
+        # --- the answer's headers: on every answer, errors included ---------------------
+        if allowed:
+            _cors(request, response, allowed)
+        headers = response.headers
+        headers["X-Request-ID"] = rid
+        if SERVED_BY[0] not in headers:
+            for key, value in ANSWER_HEADERS.items():
+                headers.setdefault(key, value)
+        return response
 
     return (middleware,)

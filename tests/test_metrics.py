@@ -2,7 +2,8 @@
 latency and failures, read back through prometheus_client's own exposition; the
 process, platform and GC collectors, the build info, no ``_created`` series; the
 request-duration histogram through a real BFF (route templates, never raw paths);
-``serve --metrics-port``: /metrics on its own port and not on the API port."""
+``serve --metrics-port``: /metrics on its own port and not on the API port;
+the loop-only counter and histogram exposed exactly as prometheus_client's own."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bff import __version__
-from bff.metrics import Metrics
+from bff.metrics import DURATION_BUCKETS, LoopCounter, LoopHistogram, Metrics
 from bff.sandbox.kubeconfig import write_kubeconfig
 from tests.conftest import Stack
 from tests.support.processes import Child, command
@@ -28,10 +29,46 @@ def _exposed(metrics: Metrics) -> str:
     return generate_latest(metrics.registry).decode()
 
 
+#: On, between and beyond the bounds: the first and last buckets, a value on an edge, +Inf.
+_AMOUNTS = (0.0, 0.0004, 0.001, 0.0011, 0.0025, 0.3, 1.0, 29.9, 30.0, 30.01, 1e6)
+
+
+def test_the_loop_histogram_is_exposed_as_prometheus_clients_own() -> None:
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    real = Histogram("t_seconds", "doc", ["route", "method"], buckets=DURATION_BUCKETS,
+                     registry=theirs)  # fmt: skip
+    loop = LoopHistogram("t_seconds", "doc", ["route", "method"], DURATION_BUCKETS)
+    ours.register(loop)
+    for index, amount in enumerate(_AMOUNTS):
+        labels = ("/a", "GET") if index % 3 else ("/b", "PUT")
+        real.labels(*labels).observe(amount)
+        loop.observe(labels, amount)
+    expected = generate_latest(theirs).decode()
+    # prometheus_client also writes the series' creation times; the BFF turns them off.
+    expected = "\n".join(line for line in expected.split("\n") if "_created" not in line)
+    assert generate_latest(ours).decode() == expected
+    assert 't_seconds_bucket{le="0.001",method="GET",route="/a"}' in expected
+
+
+def test_the_loop_counter_is_exposed_as_prometheus_clients_own() -> None:
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    real = Counter("t_requests", "doc", ["route", "status"], registry=theirs)
+    loop = LoopCounter("t_requests", "doc", ["route", "status"])
+    ours.register(loop)
+    for status in (200, 200, 404, 200):
+        real.labels("/a", str(status)).inc()
+        loop.inc("/a", status)  # label values become text when scraped
+    expected = "\n".join(
+        line for line in generate_latest(theirs).decode().split("\n") if "_created" not in line
+    )
+    assert generate_latest(ours).decode() == expected
+    assert 't_requests_total{route="/a",status="200"} 3.0' in expected
+
+
 def test_each_app_counts_in_its_own_registry() -> None:
     one, other = Metrics(), Metrics()
-    one.count(one.requests, "v1.0.5", "/api/{version}/upgrades", "list", "200")
-    one.count(one.requests, "v1.0.5", "/api/{version}/upgrades", "list", "200")
+    one.requests.inc("v1.0.5", "/api/{version}/upgrades", "list", "200")
+    one.requests.inc("v1.0.5", "/api/{version}/upgrades", "list", "200")
     line = (
         'bff_http_requests_total{action="list",client_version="v1.0.5",'
         'route="/api/{version}/upgrades",status="200"} 2.0'

@@ -20,7 +20,7 @@ from bff.api.paths import RANCHER_STEVE_ROUTE, STEVE_ROUTE, UPGRADES_ROUTE
 from bff.identities import Caller
 from bff.keys import ACCESS, AUTH, METRICS, SERVICE, SETTINGS
 from bff.label_selectors import SelectorError, parse_selector
-from bff.middleware import SECURITY_HEADERS
+from bff.middleware import ANSWER_HEADERS
 from bff.names import check_name, check_namespace
 from bff.patches import WARNINGS
 from bff.request_keys import ACTION, ACTIONS, CLIENT_VERSION, Action
@@ -101,12 +101,9 @@ async def list_upgrades(request: web.Request) -> web.Response:
     return _json(body)
 
 
-#: The headers of a JSON answer, the security headers included (the middleware would add
-#: them one by one); each answer gets a copy.
-_JSON_HEADERS = CIMultiDict(
-    {"Content-Type": "application/json; charset=utf-8", **SECURITY_HEADERS,
-     "Content-Security-Policy": "frame-ancestors 'none'"}
-)  # fmt: skip
+#: The headers of a JSON answer, with every answer's own (the middleware would add them one
+#: by one); each answer gets a copy.
+_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json; charset=utf-8", **ANSWER_HEADERS})
 
 
 def _json(body: bytes) -> web.Response:
