@@ -40,15 +40,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_urldispatcher import PrefixedSubAppResource
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
 from bff.cache import StreamBudget
 from bff.keys import METRICS, READINESS, STREAMS, WEBHOOK_LISTENER
 from bff.logs import MALFORMED, AccessLogger
-from bff.middleware import SECURITY_HEADERS
+from bff.middleware import ANSWER_HEADERS
 from bff.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,9 +147,7 @@ def error_answer(status: int) -> web.Response:
     response = web.json_response(
         {"type": "error", "status": status, "code": code, "message": message}, status=status
     )
-    for key, value in SECURITY_HEADERS.items():
-        response.headers[key] = value
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers.update(ANSWER_HEADERS)
     response.headers["X-Request-ID"] = uuid.uuid4().hex
     response.force_close()
     return response
@@ -190,11 +189,17 @@ class BoundedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self.last_active = now
-        if data and self.head_started is None and self.waiting:
+        # ``waiting``, spelled out: this runs for every read.
+        if (
+            self.head_started is None
+            and data
+            and not self._request_in_progress
+            and not self._messages
+        ):
             self.head_started = now
             self._arm(now + self.limits.header_timeout)
         super().data_received(data)
-        if not self.waiting:
+        if self._request_in_progress or self._messages:
             self.head_started = None
 
     def _arm(self, when: float) -> None:
@@ -455,6 +460,44 @@ class AcceptErrors:
         self.suppressed = 0
 
 
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def direct_handler(app: web.Application) -> Handler | None:
+    """``app``'s request handler without aiohttp's per-request assembly of its middleware.
+
+    For each request aiohttp's own handler resolves the route, looks up the middleware
+    chain built for it and runs it with one more layer that records the app serving
+    it: three coroutines and a cache lookup around the one middleware the BFF has.
+    This one resolves the route and calls that middleware with the route's handler,
+    the app recorded on the match as aiohttp's layer would leave it.
+
+    Only for an app with a single middleware and no sub-application (with
+    ``--base-path`` the API is one): None otherwise, and aiohttp's handler serves.
+    A request that expects ``100-continue`` goes to aiohttp's handler, which answers
+    that first.
+    """
+    if len(app.middlewares) != 1 or any(
+        isinstance(resource, PrefixedSubAppResource) for resource in app.router.resources()
+    ):
+        return None
+    (middleware,) = app.middlewares
+    resolve = app.router.resolve
+    plain = app._handle
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        assert isinstance(request, web.Request)  # the app's request factory makes them
+        if hdrs.EXPECT in request.headers:
+            return await plain(request)
+        match_info = await resolve(request)
+        match_info.add_app(app)
+        match_info.freeze()
+        request._match_info = match_info
+        return await middleware(request, match_info.handler)
+
+    return handle
+
+
 class BoundedAppRunner(web.AppRunner):
     """An AppRunner whose server is a :class:`BoundedServer`."""
 
@@ -474,7 +517,7 @@ class BoundedAppRunner(web.AppRunner):
         # The app's own startup and its request handler and factory, in our server.
         plain = await super()._make_server()
         return BoundedServer(
-            plain.request_handler,
+            direct_handler(self.app) or plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             limits=self.limits,

@@ -1,5 +1,6 @@
 """bff.server: the connection limits it derives, its answers outside the app, where it
-listens and what it says when it cannot, and the TLS files it accepts.
+listens and what it says when it cannot, the TLS files it accepts, and its direct
+request handler, which answers as aiohttp's own does.
 
 The process-level behaviour (one line and exit 2 through the command line, the
 timeouts on real sockets, SIGTERM) is in tests/reliability/; these call the
@@ -14,12 +15,15 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from bff import server
+from bff.app import create_app
 from bff.keys import READINESS
 from bff.readiness import Readiness
+from bff.sandbox.kubeconfig import write_kubeconfig
 from bff.settings import Settings
 from tests.support.certs import make_server_certificate
 
@@ -57,6 +61,7 @@ def test_an_answer_outside_the_app_is_the_projects_error(status: int, code: str)
     assert body["status"] == answer.status == status
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert answer.headers["X-Served-By"] == "harvester-upgrade-bff"  # doctor --url looks for it
     assert len(answer.headers["X-Request-ID"]) == 32
     assert answer.keep_alive is False
 
@@ -127,3 +132,70 @@ def test_unusable_tls_files_are_named_in_words(tmp_path: Path, swap: str, expect
     with pytest.raises(server.StartupError) as refused:
         server.tls_context(replace(Settings(), tls_cert=cert, tls_key=key))
     assert str(refused.value).startswith(expected.format(cert=cert, key=key))
+
+
+#: Requests whose answers need no cluster: a probe, no route, a method not allowed, no
+#: credential, an impersonation header, a body announced with ``Expect: 100-continue``.
+_ASKED: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("GET", "/healthz", {}),
+    ("GET", "/no/such/route", {}),
+    ("DELETE", "/api/v1.0.5/upgrades/harvester-system/u", {}),
+    ("GET", "/api/v1.0.5/upgrades/harvester-system/u", {}),
+    ("GET", "/api/v1.0.5/upgrades", {"Impersonate-User": "admin", "Authorization": "Bearer t"}),
+    # Read only after "100 Continue": a handler that reads it needs aiohttp to send that.
+    (
+        "PUT",
+        "/api/v1.0.5/upgrades/harvester-system/u",
+        {"Expect": "100-continue", "Authorization": "Bearer t", "Content-Type": "application/json"},
+    ),
+)
+
+
+async def _answers(url: str) -> list[tuple[int, dict[str, str], bytes]]:
+    answers = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        for method, path, headers in _ASKED:
+            data = b"{}" if method == "PUT" else None
+            async with session.request(
+                method, f"{url}{path}", headers=headers, data=data,
+                expect100=("Expect" in headers),
+            ) as answer:  # fmt: skip
+                kept = {
+                    k: v for k, v in answer.headers.items() if k not in ("Date", "X-Request-ID")
+                }
+                answers.append((answer.status, kept, await answer.read()))
+    return answers
+
+
+async def test_the_direct_handler_answers_as_aiohttps_own(tmp_path: Path) -> None:
+    """The served app's requests skip aiohttp's middleware assembly; nothing a client
+    sees changes: the same requests through aiohttp's own handler get the same answers."""
+    config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
+    settings = Settings(kubeconfig=str(config), port=0, read_cache=False)
+    app = create_app(settings)
+    assert server.direct_handler(app) is not None
+    runner, url = await server.start(app, settings, host="127.0.0.1", port=0)
+    try:
+        assert runner.server is not None
+        handler = runner.server.request_handler
+        assert handler.__qualname__ == "direct_handler.<locals>.handle"
+        served = await _answers(url)
+    finally:
+        await server.stop(runner)
+    plain = web.AppRunner(create_app(settings), access_log=None)
+    await plain.setup()
+    try:
+        site = web.TCPSite(plain, "127.0.0.1", 0)
+        await site.start()
+        expected = await _answers(f"http://127.0.0.1:{plain.addresses[0][1]}")
+    finally:
+        await plain.cleanup()
+    assert [status for status, _, _ in served] == [200, 404, 405, 401, 403, 400]
+    assert served == expected
+
+
+def test_an_app_with_a_sub_application_keeps_aiohttps_handler(tmp_path: Path) -> None:
+    config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
+    settings = Settings(kubeconfig=str(config), base_path="/under")
+    assert server.direct_handler(create_app(settings)) is None
+    assert server.direct_handler(web.Application()) is None  # no middleware
