@@ -115,19 +115,36 @@ class AccessChecker:
                 upstream_status=403,
             )
 
+    def allowed_now(
+        self, caller: Caller, verb: str, namespace: str, *, max_age: float | None = None
+    ) -> bool:
+        """Whether an allow kept for ``caller`` answers now, with no review (a hit).
+
+        False means ask :meth:`check`: a cached read's authorisation, without a
+        coroutine for the common case.
+        """
+        return self._kept((credential_key(caller), verb, namespace), max_age)
+
+    def _kept(self, key: tuple[bytes, str, str], max_age: float | None) -> bool:
+        """An allow still fresh enough (counted as a hit); a stale one is dropped."""
+        expires = self._allowed.get(key)
+        if expires is None:
+            return False
+        now = self._clock()
+        fresh_enough = max_age is None or now - (expires - self._ttl) <= max_age
+        if now < expires and fresh_enough:
+            self._on_review("hit")
+            return True
+        del self._allowed[key]
+        return False
+
     async def _decide(
         self, caller: Caller, verb: str, namespace: str, max_age: float | None
     ) -> bool:
         """An allow still fresh enough, a review shared with one in flight, or a new one."""
         key = (credential_key(caller), verb, namespace)
-        expires = self._allowed.get(key)
-        if expires is not None:
-            now = self._clock()
-            fresh_enough = max_age is None or now - (expires - self._ttl) <= max_age
-            if now < expires and fresh_enough:
-                self._on_review("hit")
-                return True
-            del self._allowed[key]
+        if self._kept(key, max_age):
+            return True
         shared = self._in_flight.get(key)
         if shared is not None:
             return await asyncio.shield(shared)

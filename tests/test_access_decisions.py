@@ -57,3 +57,28 @@ async def test_an_allow_older_than_max_age_is_asked_again() -> None:
     assert len(rbac.asked) == 1
     await checker.check(member, "watch", "harvester-system", max_age=2.0)  # too old
     assert len(rbac.asked) == 2
+
+
+async def test_allowed_now_answers_from_kept_allows_only_and_never_asks() -> None:
+    """A cached read's first question: a kept allow answers it (a hit); anything else,
+    never asked, and not a denial (False only says: ask ``check``)."""
+    now = [100.0]
+    results: list[str] = []
+    rbac = GroupRbac("upgrade-viewers")
+    checker = AccessChecker(rbac, ttl=10.0, clock=lambda: now[0], on_review=results.append)
+    member = ImpersonatedCaller("alice", "uid-1", ("upgrade-viewers",))
+    outsider = ImpersonatedCaller("alice", "uid-1", ("contractors",))
+    assert not checker.allowed_now(member, "get", "harvester-system")
+    assert rbac.asked == []
+    await checker.check(member, "get", "harvester-system")
+    assert checker.allowed_now(member, "get", "harvester-system")
+    assert not checker.allowed_now(member, "list", "harvester-system")  # another verb
+    assert not checker.allowed_now(member, "get", "default")  # another namespace
+    assert not checker.allowed_now(outsider, "get", "harvester-system")  # another caller
+    with pytest.raises(errors.Forbidden):
+        await checker.check(outsider, "get", "harvester-system")
+    assert not checker.allowed_now(outsider, "get", "harvester-system")  # denials are not kept
+    now[0] += 10.0
+    assert not checker.allowed_now(member, "get", "harvester-system")  # expired
+    assert results == ["allowed", "hit", "denied"]
+    assert len(rbac.asked) == 2
