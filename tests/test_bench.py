@@ -90,6 +90,9 @@ def test_each_ratio_is_computed_from_the_raw_figures(report: dict[str, Any]) -> 
             s["get"]["bff"]["cpu_us_per_request"]["target"],
             s["get"]["ceiling"]["cpu_us_per_request"]["target"],
         ),
+        ("ceiling", "bytecode_ratio"): _ratio(
+            report["ceiling"]["bytecodes"]["bff"], report["ceiling"]["bytecodes"]["ceiling"]
+        ),
     }
     for (group, key), value in expected.items():
         assert isinstance(report[group][key], float)

@@ -6,6 +6,7 @@ from typing import Any
 
 TARGETS = [
     ("ceiling.cpu_ratio", "GET: BFF / bare aiohttp CPU per request", "<= 1.7"),
+    ("ceiling.bytecode_ratio", "GET: BFF / bare aiohttp Python bytecodes", ""),
     ("read.cpu_ratio", "GET: BFF / forwarder CPU per request", ""),
     ("read.throughput_ratio", "GET: BFF / forwarder throughput", ">= 2"),
     ("read.throughput_ratio_min", "GET: the same, lowest round", ">= 2"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -22,7 +24,8 @@ from bff.sandbox.kubeconfig import write_kubeconfig
 
 NS = "harvester-system"
 SUCCEEDED = "hvst-upgrade-7xn6v"
-ADMIN = {"Authorization": "Bearer sandbox-admin"}
+ADMIN_TOKEN = "sandbox-admin"  # noqa: S105 (the sandbox emulator's own admin token)
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ITEM = f"/api/v1.0.5/upgrades/{NS}/{{name}}"
 COLLECTION = "/api/v1.0.5/upgrades"
 LIST_SIZE = 1000
@@ -304,6 +307,9 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
             scenarios["get"] = bench.scenario(
                 "GET one", {**both, "ceiling": ceiling}, "GET", get_path
             )
+            bytecodes = count_bytecodes(config, body, requests=100 if options.quick else 200)
+            say(f"  Python bytecodes per cached GET: bff {bytecodes['bff']:,.0f}, "
+                f"ceiling {bytecodes['ceiling']:,.0f}")  # fmt: skip
             # With --quick, only the first scenario on these processes warms them up.
             again = not options.quick
             scenarios["list3"] = bench.scenario(
@@ -376,7 +382,7 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
             guarded = _guard_scenarios(bench, kube, config)
         finally:
             bench.stop_all()
-        return _report(options, bench, scenarios, guarded, {
+        return _report(options, bench, scenarios, guarded, bytecodes, {
             "idle": rss_idle,
             "cached_1000": rss_cached,
             "cached_1000_after_list_load": rss_after_list,
@@ -388,6 +394,21 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
             "forwarder_idle": forwarder_idle,
             "forwarder_with_1000_upstream": forwarder_cached,
         })  # fmt: skip
+
+
+def count_bytecodes(kubeconfig: Path, body: Path, *, requests: int) -> dict[str, float]:
+    """Python bytecodes per cached GET, the BFF's and the ceiling's (bff/bench/bytecodes.py),
+    counted in a process of their own, between the measured scenarios."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bff.bench.bytecodes", "--kubeconfig", str(kubeconfig),
+         "--namespace", NS, "--path", ITEM.format(name=SUCCEEDED), "--token", ADMIN_TOKEN,
+         "--body", str(body), "--requests", str(requests)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"counting bytecodes failed: {done.stderr.strip()[-400:]}")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 #: Fresh Upgrades for a warm-up of the real dismiss, and the most for one measured round.
@@ -464,7 +485,8 @@ def _guard_scenarios(bench: Bench, kube: str, kubeconfig: Path) -> dict[str, Any
 
 
 def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideFigures]],
-            guarded: dict[str, Any], rss: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+            guarded: dict[str, Any], bytecodes: dict[str, float],
+            rss: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     raw = {name: {side: f.summary() for side, f in sides.items()}
            for name, sides in scenarios.items()}  # fmt: skip
     get, write, idem = raw["get"], raw["dismiss_real"], raw["dismiss_idempotent"]
@@ -517,6 +539,10 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
             ),
             "cpu_ratio_target": 1.7,
             "read_ratio": _ratio(get["bff"]["rps"], get["ceiling"]["rps"]),
+            # The same comparison in Python bytecodes per request: counted, not timed, so
+            # it does not move with the machine (bff/bench/bytecodes.py).
+            "bytecodes": bytecodes,
+            "bytecode_ratio": _ratio(bytecodes["bff"], bytecodes["ceiling"]),
         },
         **guarded,
         "scenarios": raw,
