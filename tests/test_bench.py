@@ -140,7 +140,7 @@ def _median(values: list[float]) -> float:
 def test_fresh_dismisses_get_what_their_rounds_can_use(report: dict[str, Any]) -> None:
     """Each round is seeded for a rate measured before it (the side's idempotent dismiss,
     or a faster real one), bounded; the BFF holds one round's objects at a time."""
-    from bff.bench.run import FRESH_MAX, FRESH_WARMUP, fresh_count
+    from bff.bench.run import FRESH_MAX, FRESH_MAX_QUICK, FRESH_WARMUP, fresh_count
 
     sides = report["scenarios"]["dismiss_real"]
     idempotent = report["scenarios"]["dismiss_idempotent"]
@@ -153,8 +153,10 @@ def test_fresh_dismisses_get_what_their_rounds_can_use(report: dict[str, Any]) -
         for one in side["rounds"]:
             assert one["seeded_for_rps"] >= idem
             assert one["seeded_for_rps"] in earlier | {idem}
-            assert one["paths"] == fresh_count(one["seeded_for_rps"], report["duration_s"])
-            assert one["paths"] <= FRESH_MAX
+            assert one["paths"] == fresh_count(
+                one["seeded_for_rps"], report["duration_s"], quick=report["quick"]
+            )
+            assert one["paths"] <= (FRESH_MAX_QUICK if report["quick"] else FRESH_MAX)
             seeded += one["paths"]
             most = max(most, one["paths"])
     assert report["rss_mb"]["fresh_objects_seeded"] == seeded

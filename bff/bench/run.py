@@ -355,10 +355,15 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
                 # the idempotent one (strictly more work on both sides), so that rate, or
                 # the fastest real one seen if a busy machine made it faster, times the
                 # round's length with a fifth to spare, and never more than FRESH_MAX
+                # (FRESH_MAX_QUICK with --quick)
                 # (seeding more takes the emulator longer than a round on a busy machine).
                 seen = [rate for (name, _), rate in bench.last_rate.items() if name == fresh_name]
                 rate = max([bench.last_rate.get((idem_name, side), 0.0), *seen])
-                count = FRESH_WARMUP if number < 0 else fresh_count(rate, options.duration)
+                count = (
+                    FRESH_WARMUP
+                    if number < 0
+                    else fresh_count(rate, options.duration, quick=options.quick)
+                )
                 if number >= 0:
                     bench.fresh_rate_used[(side, number)] = rate
                 seeded += 1
@@ -411,14 +416,18 @@ def count_bytecodes(kubeconfig: Path, body: Path, *, requests: int) -> dict[str,
     return figures
 
 
-#: Fresh Upgrades for a warm-up of the real dismiss, and the most for one measured round.
+#: Fresh Upgrades for a warm-up of the real dismiss, and the most for one measured round
+#: (with --quick, whose rounds are short: seeding and deleting 10,000 took a round's
+#: length twice over; a real dismiss here runs at about 900 a second).
 FRESH_WARMUP = 1000
 FRESH_MAX = 10_000
+FRESH_MAX_QUICK = 5_000
 
 
-def fresh_count(rate: float, duration: float) -> int:
-    """Fresh objects for a round: what ``rate`` dismisses in it, a fifth more, at most FRESH_MAX."""
-    return min(FRESH_MAX, int(rate * duration * 1.2) + 200)
+def fresh_count(rate: float, duration: float, *, quick: bool = False) -> int:
+    """Fresh objects for a round: what ``rate`` dismisses in it, a fifth more, at most
+    FRESH_MAX (FRESH_MAX_QUICK with ``quick``)."""
+    return min(FRESH_MAX_QUICK if quick else FRESH_MAX, int(rate * duration * 1.2) + 200)
 
 
 def _wait_count(bff_url: str, count: int, timeout: float = 60.0) -> None:
@@ -498,6 +507,7 @@ def _report(options: Options, bench: Bench, scenarios: dict[str, dict[str, SideF
         "load_generator": bench.kind,
         "duration_s": options.duration,
         "rounds": options.rounds,
+        "quick": options.quick,
         "connections": options.connections,
         "cores": bench.layout.describe(),
         "read": {
