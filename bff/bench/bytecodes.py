@@ -12,8 +12,8 @@ figure is the Python code's alone, the part the BFF's own code can change.
 One request at a time, so the event loop's own work is counted once per request
 (under load one turn of the loop answers several): the figure is an upper bound
 on the loop's share, the same for both sides. How often the loop turns between
-one request and the next depends on timing, which moves the figure by a fraction
-of a percent from run to run.
+one request and the next depends on timing, which moves the figure by about one
+percent from run to run (a few at most).
 
 ``python -m bff.bench.bytecodes --kubeconfig FILE --namespace NS --path PATH
 --token TOKEN --body FILE`` prints one JSON object: ``bff`` and ``ceiling``
