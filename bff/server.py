@@ -472,8 +472,9 @@ def direct_handler(app: web.Application) -> Handler | None:
     This one resolves the route and calls that middleware with the route's handler,
     the app recorded on the match as aiohttp's layer would leave it.
 
-    Only for an app with a single middleware and no sub-application (with
-    ``--base-path`` the API is one): None otherwise, and aiohttp's handler serves.
+    Only for an app with a single middleware (``@web.middleware``) and no
+    sub-application (with ``--base-path`` the API is one): None otherwise, and
+    aiohttp's handler serves. The webhook's app qualifies as the API's does.
     A request that expects ``100-continue`` goes to aiohttp's handler, which answers
     that first.
     """
@@ -482,6 +483,8 @@ def direct_handler(app: web.Application) -> Handler | None:
     ):
         return None
     (middleware,) = app.middlewares
+    if getattr(middleware, "__middleware_version__", None) != 1:
+        return None  # an old-style middleware factory: aiohttp's handler knows how to call it
     resolve = app.router.resolve
     plain = app._handle
 
