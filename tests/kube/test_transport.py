@@ -308,3 +308,93 @@ def test_a_dot_segment_is_refused_whatever_the_allowlist_says(method: str, path:
     assert check("/apis/plain/path") is anything[0]
     with pytest.raises(errors.UpstreamRequestRefused):
         check(path)
+
+
+# --- the certificate client's own door (``--webhook-cert-source self``) -------------------
+
+_BASE = "https://cluster.example:6443"
+_SECRETS = "/api/v1/namespaces/harvester-system/secrets"
+_SECRET = f"{_SECRETS}/bff-webhook-tls"
+_CONFIG = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/bff-guard"
+_JSON_PATCH = "application/json-patch+json"
+_DATA = {"tls.crt": "Yw==", "tls.key": "aw==", "ca.crt": "Yw==", "ca.key": "aw=="}
+
+
+def _secret(**meta: object) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "bff-webhook-tls", **meta}, "data": dict(_DATA)}  # fmt: skip
+
+
+def _bundle(*ops: dict[str, str]) -> list[dict[str, str]]:
+    return [{"op": "test", "path": "/metadata/resourceVersion", "value": "7"}, *ops]
+
+
+_SET_0 = {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Y2E="}
+
+# (what, method, path, content type, body)
+CERTIFICATE_PASSES: list[tuple[str, str, str, str, object]] = [
+    ("read the Secret", "GET", _SECRET, JSON, None),
+    ("create the Secret", "POST", _SECRETS, JSON, _secret()),
+    ("update the Secret", "PUT", _SECRET, JSON, _secret(resourceVersion="7")),
+    ("read the configuration", "GET", _CONFIG, JSON, None),
+    ("set two caBundles", "PATCH", _CONFIG, _JSON_PATCH,
+     _bundle(_SET_0, {**_SET_0, "path": "/webhooks/1/clientConfig/caBundle"})),
+]  # fmt: skip
+CERTIFICATE_REFUSED: list[tuple[str, str, str, str, object]] = [
+    ("a caBundle patch without its resourceVersion test", "PATCH", _CONFIG, _JSON_PATCH,
+     [_SET_0]),
+    ("a patch of the webhook's rules", "PATCH", _CONFIG, _JSON_PATCH,
+     _bundle({"op": "add", "path": "/webhooks/0/rules", "value": "[]"})),
+    ("a caBundle removed", "PATCH", _CONFIG, _JSON_PATCH,
+     _bundle({"op": "remove", "path": "/webhooks/0/clientConfig/caBundle", "value": ""})),
+    ("one caBundle set twice", "PATCH", _CONFIG, _JSON_PATCH, _bundle(_SET_0, _SET_0)),
+    ("a merge patch of the configuration", "PATCH", _CONFIG, MERGE,
+     {"webhooks": [{"name": "x", "clientConfig": {"caBundle": "Y2E="}}]}),
+    ("a caBundle patch of another configuration", "PATCH", f"{_CONFIG}-other", _JSON_PATCH,
+     _bundle(_SET_0)),
+    ("a JSON patch of an Upgrade", "PATCH", ONE, _JSON_PATCH, _bundle(_SET_0)),
+    ("the label merge patch of an Upgrade", "PATCH", ONE, MERGE, PATCH_BODY),
+    ("a Secret of another name", "POST", _SECRETS, JSON, {**_secret(), "metadata": {"name": "x"}}),
+    ("a Secret with another key", "POST", _SECRETS, JSON,
+     {**_secret(), "data": {**_DATA, "x": ""}}),
+    ("an Opaque Secret", "POST", _SECRETS, JSON, {**_secret(), "type": "Opaque"}),
+    ("an update without a resourceVersion", "PUT", _SECRET, JSON, _secret()),
+    ("a DELETE of the Secret", "DELETE", _SECRET, JSON, None),
+    ("a read of another Secret", "GET", f"{_SECRETS}/other", JSON, None),
+]  # fmt: skip
+
+
+def _check_certificate(method: str, path: str, content_type: str, body: object) -> object:
+    allowed = transport.certificate_allowlist("harvester-system", "bff-webhook-tls", "bff-guard")
+    return transport.check_request(
+        allowed, _BASE, method, _BASE + path, query=None,
+        headers={"Content-Type": content_type}, body=body, post_params=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "method", "path", "content_type", "body"), CERTIFICATE_PASSES)
+def test_the_certificate_client_may_send_what_self_managed_certificates_need(
+    what: str, method: str, path: str, content_type: str, body: object
+) -> None:
+    assert _check_certificate(method, path, content_type, body) is not None
+
+
+@pytest.mark.parametrize(("what", "method", "path", "content_type", "body"), CERTIFICATE_REFUSED)
+def test_the_certificate_client_refuses_anything_else(
+    what: str, method: str, path: str, content_type: str, body: object
+) -> None:
+    with pytest.raises(errors.UpstreamRequestRefused):
+        _check_certificate(method, path, content_type, body)
+
+
+@pytest.mark.parametrize(("what", "method", "path", "content_type", "body"), CERTIFICATE_PASSES)
+def test_the_products_door_refuses_every_certificate_request(
+    what: str, method: str, path: str, content_type: str, body: object
+) -> None:
+    """The JSON patch, the Secret and the configuration pass only the certificate
+    client's own door: the client that speaks for callers can send none of them."""
+    with pytest.raises(errors.UpstreamRequestRefused):
+        transport.check_request(
+            transport.ALLOWED, _BASE, method, _BASE + path, query=None,
+            headers={"Content-Type": content_type}, body=body, post_params=None,
+        )  # fmt: skip
