@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bff.bench.bytecodes import Counter, _count
+from bff.bench.forwarder import listening
 
 #: Bytecodes of one ``for _ in spin: pass`` turn: FOR_ITER, STORE_FAST, JUMP_BACKWARD.
 PER_TURN = 3
@@ -38,14 +39,8 @@ async def _per_request(turns: int) -> float:
 
     app = web.Application()
     app.router.add_get("/x", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return await _count(runner.addresses[0][1], "/x", "t", requests=40)
-    finally:
-        await runner.cleanup()
+    async with listening(app) as port:
+        return await _count(port, "/x", "t", requests=40)
 
 
 async def test_a_request_that_does_more_counts_exactly_that_much_more() -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import resource
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from bff import server
 from bff.app import create_app
@@ -167,7 +169,9 @@ async def _answers(url: str) -> list[tuple[int, dict[str, str], bytes]]:
     return answers
 
 
-async def test_the_direct_handler_answers_as_aiohttps_own(tmp_path: Path) -> None:
+async def test_the_direct_handler_answers_as_aiohttps_own(
+    tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
     """The served app's requests skip aiohttp's middleware assembly; nothing a client
     sees changes: the same requests through aiohttp's own handler get the same answers."""
     config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
@@ -182,14 +186,8 @@ async def test_the_direct_handler_answers_as_aiohttps_own(tmp_path: Path) -> Non
         served = await _answers(url)
     finally:
         await server.stop(runner)
-    plain = web.AppRunner(create_app(settings), access_log=None)
-    await plain.setup()
-    try:
-        site = web.TCPSite(plain, "127.0.0.1", 0)
-        await site.start()
-        expected = await _answers(f"http://127.0.0.1:{plain.addresses[0][1]}")
-    finally:
-        await plain.cleanup()
+    plain = await aiohttp_server(create_app(settings))  # aiohttp's own handler
+    expected = await _answers(str(plain.make_url("")).rstrip("/"))
     assert [status for status, _, _ in served] == [200, 404, 405, 401, 403, 400]
     assert served == expected
 

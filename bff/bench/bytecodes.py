@@ -35,11 +35,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from aiohttp import web
-
 from bff import logs, server
 from bff.app import create_app
 from bff.bench.ceiling import ceiling_app
+from bff.bench.forwarder import listening
 from bff.settings import Settings
 
 #: Requests answered before counting (the cache synced, every first-time path taken).
@@ -150,14 +149,8 @@ async def measure(
             bff = await _count(port, path, token, requests)
         finally:
             await server.stop(runner)
-    plain = web.AppRunner(ceiling_app(body), access_log=None)
-    await plain.setup()
-    try:
-        site = web.TCPSite(plain, "127.0.0.1", 0)
-        await site.start()
-        ceiling = await _count(plain.addresses[0][1], path, token, requests)
-    finally:
-        await plain.cleanup()
+    async with listening(ceiling_app(body)) as port:
+        ceiling = await _count(port, path, token, requests)
     return {"bff": round(bff, 1), "ceiling": round(ceiling, 1), "requests": requests}
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
@@ -76,16 +78,24 @@ def forwarder_app(upstream: str, namespace: str) -> web.Application:
     return app
 
 
-async def _serve(app: web.Application) -> None:
+@asynccontextmanager
+async def listening(app: web.Application) -> AsyncIterator[int]:
+    """``app`` served on a loopback port of its own, by aiohttp's plain runner (no access
+    log), for as long as the context lasts; the port."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(f"port {runner.addresses[0][1]}", flush=True)
     try:
-        await asyncio.Event().wait()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield runner.addresses[0][1]
     finally:
         await runner.cleanup()
+
+
+async def _serve(app: web.Application) -> None:
+    async with listening(app) as port:
+        print(f"port {port}", flush=True)
+        await asyncio.Event().wait()
 
 
 def main() -> None:
