@@ -15,7 +15,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,15 +82,20 @@ def status(code: int, reason: str) -> dict[str, Any]:
             "reason": reason, "message": reason}  # fmt: skip
 
 
-async def keeper_for(
+@contextlib.asynccontextmanager
+async def keeping(
     aiohttp_server: Callable[..., Any], stand_in: StandIn, tmp_path: Path
-) -> tuple[CertificateKeeper, Any]:
+) -> AsyncIterator[CertificateKeeper]:
+    """A keeper whose certificate client talks to ``stand_in``; the client closed after."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", stand_in.handle)
     server: TestServer = await aiohttp_server(app)
     config = k8s.Configuration(host=str(server.make_url("")).rstrip("/"))
     api = await transport.certificate_client(config, NS, NAME, HOOKS)
-    return CertificateKeeper(api, OPTIONS, tmp_path), api
+    try:
+        yield CertificateKeeper(api, OPTIONS, tmp_path)
+    finally:
+        await api.close()
 
 
 def _mode(path: str) -> int:
@@ -109,11 +114,8 @@ async def test_a_create_that_loses_the_race_serves_the_winners_secret(
         ("GET", SECRET): [(404, status(404, "NotFound")), (200, secret_of(winner))],
         ("POST", SECRETS): [(409, status(409, "AlreadyExists"))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync_secret()
-    finally:
-        await api.close()
     assert [(m, p) for m, p, _ in stand_in.seen] == [
         ("GET", SECRET), ("POST", SECRETS), ("GET", SECRET),
     ]  # fmt: skip
@@ -130,11 +132,8 @@ async def test_a_renewal_that_loses_the_race_serves_the_other_replicas_renewal(
         ("GET", SECRET): [(200, secret_of(near, "5")), (200, secret_of(theirs, "6"))],
         ("PUT", SECRET): [(409, status(409, "Conflict"))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync_secret()
-    finally:
-        await api.close()
     (_, _, put), *_ = [s for s in stand_in.seen if s[0] == "PUT"]
     assert put["metadata"]["resourceVersion"] == "5"  # the update was conditional
     assert base64.b64decode(put["data"]["ca.crt"]) == near.ca_cert  # renewed from the same CA
@@ -153,11 +152,8 @@ async def test_an_unreadable_secret_is_replaced_wholesale(
         return {**body, "metadata": {**body["metadata"], "resourceVersion": "6"}}
 
     stand_in = StandIn({("GET", SECRET): [(200, broken)], ("PUT", SECRET): [(200, echo)]})
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync_secret()
-    finally:
-        await api.close()
     (_, _, put), *_ = [s for s in stand_in.seen if s[0] == "PUT"]
     sent = {k: base64.b64decode(v) for k, v in put["data"].items()}
     assert sent["ca.crt"] != base64.b64decode(broken["data"]["ca.crt"])  # a new CA
@@ -178,11 +174,8 @@ async def test_the_patch_sets_only_differing_ca_bundles_and_retries_a_failed_tes
         # The resourceVersion test failed: someone edited the configuration meanwhile.
         ("PATCH", MWC): [(422, status(422, "Invalid")), (200, configuration([want] * 3))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync()
-    finally:
-        await api.close()
     patches = [body for method, _, body in stand_in.seen if method == "PATCH"]
     test = {"op": "test", "path": "/metadata/resourceVersion"}
     assert patches == [
@@ -204,12 +197,9 @@ async def test_nothing_is_written_when_all_is_in_step(
         ("GET", SECRET): [(200, secret_of(bundle))],
         ("GET", MWC): [(200, configuration([want, want]))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync()
         await keeper.sync()
-    finally:
-        await api.close()
     assert [m for m, _, _ in stand_in.seen] == ["GET", "GET", "GET", "GET"]
     assert _served(keeper) == (bundle.cert, bundle.key)
 
@@ -227,11 +217,8 @@ async def test_a_secret_with_a_ca_of_another_key_type_is_replaced(
         ("GET", MWC): [(200, configuration([""]))],
         ("PATCH", MWC): [(200, configuration([]))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    try:
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
         await keeper.sync()
-    finally:
-        await api.close()
     assert keeper.bundle is not None
     assert keeper.bundle.ca_cert != ca_cert
 
@@ -262,17 +249,16 @@ async def test_keeping_survives_a_check_that_fails_unexpectedly(
         ("GET", MWC): [(200, {"kind": "MutatingWebhookConfiguration", "webhooks": "x"}),
                        (200, configuration([want]))],
     })  # fmt: skip
-    keeper, api = await keeper_for(aiohttp_server, stand_in, tmp_path)
-    keeper.options = replace(OPTIONS, check_interval=0.01)
-    task = asyncio.create_task(keeper.keep())
-    try:
-        async with asyncio.timeout(10):
-            while [m for m, p, _ in stand_in.seen if p == MWC].count("GET") < 2:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        assert not task.done()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await api.close()
+    async with keeping(aiohttp_server, stand_in, tmp_path) as keeper:
+        keeper.options = replace(OPTIONS, check_interval=0.01)
+        task = asyncio.create_task(keeper.keep())
+        try:
+            async with asyncio.timeout(10):
+                while [m for m, p, _ in stand_in.seen if p == MWC].count("GET") < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     assert "the check failed" in caplog.text
