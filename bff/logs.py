@@ -272,38 +272,63 @@ def _client(request: BaseRequest) -> str:
     return request.remote or "-"
 
 
+#: Where access lines go: the app's middleware writes one per request it served, and
+#: :class:`AccessLogger` one per request answered without it.
+ACCESS_LOG = logging.getLogger("bff.access")
+
+
+def access_line(
+    request: BaseRequest,
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    rid: str,
+    logger: logging.Logger = ACCESS_LOG,
+) -> None:
+    """Log one request's access line: ``METHOD route status`` and its fields.
+
+    The fields are the request id, method, route template (never the raw path or
+    query), status, duration in milliseconds and the client's address. When the
+    configured handler is the only one the line would reach, the line is made as its
+    formatter would make it and written with the others of this turn of the loop,
+    without a LogRecord; otherwise it takes logging's own path.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    duration = round(seconds * 1000, 2)
+    client = _client(request)
+    handler = _direct_handler(logger)
+    if handler is not None and isinstance(handler.formatter, TextFormatter):
+        # The same line logging would write, without building a LogRecord (about a
+        # third of what an access line costs through logging), the fields in the
+        # order of ``extra`` below.
+        _write_soon(handler, (
+            f"{_stamp()} INFO    {logger.name} [{rid}]{_text_head(method, route, status)}"
+            f"{_dumps(duration)} client={_json_text(client)}"
+        ), logger)  # fmt: skip
+        return
+    extra = {"request_id": rid, "method": method, "route": route, "status": status,
+             "duration_ms": duration, "client": client}  # fmt: skip
+    if handler is not None and isinstance(handler.formatter, JsonFormatter):
+        _write_soon(handler, _access_line(handler, logger.name, extra), logger)
+        return
+    logger.info("%s %s %s", method, route, status, extra=extra)
+
+
 class AccessLogger(AbstractAccessLogger):
-    """One line per request with the route template, never the raw path or query."""
+    """aiohttp's access logger writing :func:`access_line`: for an app without the BFF's
+    middleware, and for what the server answers itself (a request the parser refused)."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
-            return
         route = route_template(request)
         # Only a request the parser refused is marked; it never reached the router.
-        malformed = route == "unmatched" and request.get(MALFORMED, False)
-        method = "-" if malformed else request.method
-        if malformed:
-            route = "malformed"
+        if route == "unmatched" and request.get(MALFORMED, False):
+            method, route = "-", "malformed"
+        else:
+            method = request.method
         rid = response.headers.get("X-Request-ID", "-")
-        status = response.status
-        duration = round(time * 1000, 2)
-        client = _client(request)
-        handler = _direct_handler(self.logger)
-        if handler is not None and isinstance(handler.formatter, TextFormatter):
-            # The same line logging would write, without building a LogRecord (about a
-            # third of what an access line costs through logging), the fields in the
-            # order of ``extra`` below.
-            _write_soon(handler, (
-                f"{_stamp()} INFO    {self.logger.name} [{rid}]{_text_head(method, route, status)}"
-                f"{_dumps(duration)} client={_json_text(client)}"
-            ), self.logger)  # fmt: skip
-            return
-        extra = {"request_id": rid, "method": method, "route": route, "status": status,
-                 "duration_ms": duration, "client": client}  # fmt: skip
-        if handler is not None and isinstance(handler.formatter, JsonFormatter):
-            _write_soon(handler, _access_line(handler, self.logger.name, extra), self.logger)
-            return
-        self.logger.info("%s %s %s", method, route, status, extra=extra)
+        access_line(request, method, route, response.status, time, rid, self.logger)
 
 
 #: Access lines made in this turn of the event loop, written together at its end, the
@@ -325,13 +350,18 @@ def _write_soon(
     and at exit. Outside a running loop the line is written at once.
     """
     global _pending_to, _pending_from
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
     with _pending_lock:
-        if _pending and _pending_to is not handler:
+        if _pending and _pending_to is handler and _pending_from is logger:
+            # This turn's batch is open (its write is scheduled): join it. Asking for the
+            # running loop costs a system call (``getpid``) per line.
+            _pending.append(line + handler.terminator)
+            return
+        if _pending:
             _write_pending()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         if loop is not None and not _pending:
             loop.call_soon(_flush_pending)
         _pending_to = handler

@@ -24,7 +24,7 @@ from aiohttp.typedefs import Middleware
 
 from bff import errors
 from bff.auth import client_address, forbidden_header
-from bff.logs import request_id, route_template
+from bff.logs import access_line, request_id, route_template
 from bff.metrics import Metrics
 from bff.request_keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
 
@@ -171,7 +171,9 @@ def middlewares(
     1. the request id (a valid X-Request-ID or a new one, in the log context) and,
        behind trusted proxies, the client address from X-Forwarded-For;
     2. metrics: requests in flight, and each request counted by version, route,
-       action and status, and timed by route, method and status class;
+       action and status, and timed by route, method and status class; and the
+       request's access line (:func:`bff.logs.access_line`), with the same route and
+       duration (the server's access logger writes only the answers it gives itself);
     3. :func:`_refusal`: refusals before any route (impersonation headers, CORS
        preflights), and :func:`_error_answer`: every error made a response;
 
@@ -213,11 +215,14 @@ def middlewares(
             status = response.status
         finally:
             in_flight[0] -= 1
+            seconds = perf_counter() - began
             route = route_template(request)
-            m.observe_request(route, request.method, status, perf_counter() - began)
+            method = request.method
+            m.observe_request(route, method, status, seconds)
             m.requests.inc(
                 request.get(CLIENT_VERSION, "none"), route, request.get(ACTION, "none"), status
             )
+            access_line(request, method, route, status, seconds, rid)
             request_id.reset(token)
         # --- the answer's headers: on every answer, errors included ---------------------
         if allowed:

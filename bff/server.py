@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_urldispatcher import PrefixedSubAppResource
+from aiohttp.web_urldispatcher import AbstractRoute, PrefixedSubAppResource, UrlMappingMatchInfo
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
@@ -167,6 +167,8 @@ class BoundedRequestHandler(RequestHandler):
         #: Why the BFF closed this connection, if it did.
         self.closed_because: str | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        #: The request :meth:`handle_error` answered last, whose access line is written here.
+        self._answered_here: web.BaseRequest | None = None
 
     # --- timeouts ------------------------------------------------------------------
 
@@ -237,6 +239,18 @@ class BoundedRequestHandler(RequestHandler):
 
     # --- answers given outside the app ---------------------------------------------
 
+    def log_access(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        """The access line of an answer given here (:meth:`handle_error`) only.
+
+        Every request the app served has its line from the app's middleware, which has
+        the route, the status and the duration at hand already.
+        """
+        if request is self._answered_here:
+            self._answered_here = None
+            super().log_access(request, response, time)
+
     def handle_error(
         self,
         request: web.BaseRequest,
@@ -250,6 +264,7 @@ class BoundedRequestHandler(RequestHandler):
         refusal both quote the request's bytes, which may hold a token or a cookie.
         """
         request[MALFORMED] = status == 400
+        self._answered_here = request
         if status >= 500 and exc is not None:
             log.error("unhandled %s while serving a request", type(exc).__name__, exc_info=exc)
         else:
@@ -462,6 +477,10 @@ class AcceptErrors:
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
+#: Request targets whose route :func:`direct_handler` keeps (each a path, its
+#: parameters and a reference to the route): a few hundred kilobytes at most.
+RESOLVED_MAX = 1024
+
 
 def direct_handler(app: web.Application) -> Handler | None:
     """``app``'s request handler without aiohttp's per-request assembly of its middleware.
@@ -470,7 +489,9 @@ def direct_handler(app: web.Application) -> Handler | None:
     chain built for it and runs it with one more layer that records the app serving
     it: three coroutines and a cache lookup around the one middleware the BFF has.
     This one resolves the route and calls that middleware with the route's handler,
-    the app recorded on the match as aiohttp's layer would leave it.
+    the app recorded on the match as aiohttp's layer would leave it. The route found
+    for a method and request target is kept (up to :data:`RESOLVED_MAX` of them): a
+    repeated read of one object skips the router's walk and pattern match.
 
     Only for an app with a single middleware (``@web.middleware``) and no
     sub-application (with ``--base-path`` the API is one): None otherwise, and
@@ -487,12 +508,26 @@ def direct_handler(app: web.Application) -> Handler | None:
         return None  # an old-style middleware factory: aiohttp's handler knows how to call it
     resolve = app.router.resolve
     plain = app._handle
+    # What the router answered for a method and request target: the route and its
+    # parameters. The router is frozen before the first request and matches on these
+    # two alone, so the answer cannot change. A miss (404, 405) is never kept; the
+    # table is emptied when full, so distinct targets cost memory only up to its bound.
+    resolved: dict[tuple[str, str], tuple[dict[str, str], AbstractRoute]] = {}
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         assert isinstance(request, web.Request)  # the app's request factory makes them
         if hdrs.EXPECT in request.headers:
             return await plain(request)
-        match_info = await resolve(request)
+        key = (request.method, request.raw_path)
+        known = resolved.get(key)
+        if known is not None:
+            match_info = UrlMappingMatchInfo(*known)
+        else:
+            match_info = await resolve(request)
+            if match_info.http_exception is None:
+                if len(resolved) >= RESOLVED_MAX:
+                    resolved.clear()
+                resolved[key] = (dict(match_info), match_info.route)
         match_info.add_app(app)
         match_info.freeze()
         request._match_info = match_info

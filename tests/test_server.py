@@ -184,12 +184,64 @@ async def test_the_direct_handler_answers_as_aiohttps_own(
         handler = runner.server.request_handler
         assert handler.__qualname__ == "direct_handler.<locals>.handle"
         served = await _answers(url)
+        again = await _answers(url)  # each route now from the kept table
     finally:
         await server.stop(runner)
     plain = await aiohttp_server(create_app(settings))  # aiohttp's own handler
     expected = await _answers(str(plain.make_url("")).rstrip("/"))
     assert [status for status, _, _ in served] == [200, 404, 405, 401, 403, 400]
     assert served == expected
+    assert again == expected
+
+
+async def test_the_direct_handler_asks_the_router_once_per_target_and_keeps_a_bounded_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A method and request target found once is not routed again; a miss is never
+    kept, and a full table starts over rather than growing."""
+    app = web.Application(middlewares=[_passing])
+    for name in ("a", "b", "c"):
+        app.router.add_get(f"/{name}/{{id}}", _echo)
+    asked: list[str] = []
+    routed = app.router.resolve
+
+    async def counting(request: web.Request) -> web.AbstractMatchInfo:
+        asked.append(f"{request.method} {request.raw_path}")
+        return await routed(request)
+
+    app.router.resolve = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(server, "RESOLVED_MAX", 2)
+    config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
+    runner, url = await server.start(app, Settings(kubeconfig=str(config)), host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def get(path: str) -> tuple[int, str]:
+                async with session.get(f"{url}{path}") as answer:
+                    return answer.status, await answer.text()
+
+            assert await get("/a/1") == (200, "/a/{id} 1")
+            assert await get("/a/1") == (200, "/a/{id} 1")
+            assert await get("/a/2") == (200, "/a/{id} 2")
+            assert asked == ["GET /a/1", "GET /a/2"]
+            assert (await get("/nowhere"))[0] == 404
+            assert (await get("/nowhere"))[0] == 404
+            assert asked[2:] == ["GET /nowhere", "GET /nowhere"]  # a miss is asked again
+            assert await get("/b/1") == (200, "/b/{id} 1")  # the table was full: it starts over
+            assert await get("/a/1") == (200, "/a/{id} 1")
+            assert await get("/b/1") == (200, "/b/{id} 1")
+            assert asked[4:] == ["GET /b/1", "GET /a/1"]
+    finally:
+        await server.stop(runner)
+
+
+@web.middleware
+async def _passing(request: web.Request, handler: server.Handler) -> web.StreamResponse:
+    return await handler(request)
+
+
+async def _echo(request: web.Request) -> web.Response:
+    return web.Response(text=f"{request.match_info.route.resource.canonical} {request.match_info['id']}")
 
 
 def test_an_app_with_a_sub_application_keeps_aiohttps_handler(tmp_path: Path) -> None:
