@@ -20,6 +20,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from bff import server
 from bff.app import create_app
@@ -205,14 +207,16 @@ async def test_the_direct_handler_asks_the_router_once_per_target_and_keeps_a_bo
     asked: list[str] = []
     routed = app.router.resolve
 
-    async def counting(request: web.Request) -> web.AbstractMatchInfo:
+    async def counting(request: web.Request) -> UrlMappingMatchInfo:
         asked.append(f"{request.method} {request.raw_path}")
         return await routed(request)
 
     app.router.resolve = counting  # type: ignore[method-assign]
     monkeypatch.setattr(server, "RESOLVED_MAX", 2)
     config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
-    runner, url = await server.start(app, Settings(kubeconfig=str(config)), host="127.0.0.1", port=0)
+    runner, url = await server.start(
+        app, Settings(kubeconfig=str(config)), host="127.0.0.1", port=0
+    )
     try:
         async with aiohttp.ClientSession() as session:
 
@@ -236,12 +240,14 @@ async def test_the_direct_handler_asks_the_router_once_per_target_and_keeps_a_bo
 
 
 @web.middleware
-async def _passing(request: web.Request, handler: server.Handler) -> web.StreamResponse:
+async def _passing(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
 async def _echo(request: web.Request) -> web.Response:
-    return web.Response(text=f"{request.match_info.route.resource.canonical} {request.match_info['id']}")
+    resource = request.match_info.route.resource
+    assert resource is not None
+    return web.Response(text=f"{resource.canonical} {request.match_info['id']}")
 
 
 def test_an_app_with_a_sub_application_keeps_aiohttps_handler(tmp_path: Path) -> None:
