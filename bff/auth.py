@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bff import errors
 from bff.identities import AuthMode, Caller, ImpersonatedCaller, RancherCaller, TokenCaller
@@ -41,14 +42,19 @@ class Reviewer(Protocol):
     async def review(self, token: str) -> ImpersonatedCaller | None: ...
 
 
+#: A header name that asks to impersonate: any case, ``_`` for ``-`` (one name a line).
+_IMPERSONATE = re.compile(r"^impersonate[-_][^\n]*", re.IGNORECASE | re.MULTILINE | re.ASCII)
+
+
 def forbidden_header(names: Iterable[str]) -> str | None:
-    """The first inbound header that tries to impersonate, if any."""
-    for name in names:
-        # Only a name starting with i or I can lower-case to "impersonate-": the rest of
-        # the names (every header of every request) are passed over without a copy.
-        if name[:1] in ("i", "I") and name.lower().replace("_", "-").startswith("impersonate-"):
-            return name
-    return None
+    """The first inbound header that tries to impersonate, if any.
+
+    Every request's header names are looked over, so in one pattern search over them
+    all (a name never holds a line break: the HTTP parser refuses one) rather than a
+    test per name.
+    """
+    found = _IMPERSONATE.search("\n".join(names))
+    return found[0] if found is not None else None
 
 
 def _once(request: web.Request, cookie: str) -> None:
@@ -72,13 +78,16 @@ def _once(request: web.Request, cookie: str) -> None:
 
 def credential(request: web.Request) -> tuple[str, bool]:
     """The caller's token and whether it came from a cookie. 401 when there is none."""
-    _once(request, SESSION_COOKIE)
-    if len(request.headers.getall("Authorization", [])) > 1:
+    headers = request.headers
+    if hdrs.COOKIE in headers:
+        _once(request, SESSION_COOKIE)
+    given = headers.getall(hdrs.AUTHORIZATION, ())
+    if len(given) > 1:
         raise errors.BadRequest(
             "the header Authorization is given more than once; give it once",
             code=errors.Code.AMBIGUOUS_REQUEST,
         )
-    header = request.headers.get("Authorization", "")
+    header = given[0] if given else ""
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -94,7 +103,7 @@ def credential(request: web.Request) -> tuple[str, bool]:
 
 
 def check_origin(request: web.Request, allowed: Iterable[str]) -> None:
-    origin = request.headers.get("Origin")
+    origin = request.headers.get(hdrs.ORIGIN)
     if origin is None:
         return
     origin = origin.lower()
@@ -181,22 +190,37 @@ class Authenticator:
 
     async def caller(self, request: web.Request) -> Caller:
         """Check the cluster, the credential and browser protections; return who it acts for."""
+        token, cluster = self._checked(request)
+        known = self._known(token, cluster)
+        return known if known is not None else await self._reviewed(token)
+
+    def caller_now(self, request: web.Request) -> Caller | None:
+        """:meth:`caller` when no TokenReview is needed, without a coroutine; None when
+        one is (impersonate mode, the token's review not kept): ask :meth:`caller`."""
+        return self._known(*self._checked(request))
+
+    def _checked(self, request: web.Request) -> tuple[str, str | None]:
+        """The request's token and cluster, once the cluster, the credential and the
+        browser protections are checked (404, 400, 401 or 403 otherwise)."""
         cluster = self._clusters.upstream(request.match_info)  # 404 before anything else
         token, from_cookie = credential(request)
         check_origin(request, self._allowed)
         if from_cookie and request.method not in SAFE_METHODS:
             check_csrf(request)
+        return token, cluster
+
+    def _known(self, token: str, cluster: str | None) -> Caller | None:
         if cluster is not None:
             return RancherCaller(token, cluster)
         if self._mode is AuthMode.PASSTHROUGH:
             return TokenCaller(token)
-        return await self._impersonated(token)
-
-    async def _impersonated(self, token: str) -> ImpersonatedCaller:
         cached = self._cache.get(token)
         if cached is not None:
             self._on_review("hit")
-            return cached
+        return cached
+
+    async def _reviewed(self, token: str) -> ImpersonatedCaller:
+        """A new TokenReview of ``token`` (none is kept for it)."""
         assert self._reviewer is not None
         try:
             reviewed = await self._reviewer.review(token)

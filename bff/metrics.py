@@ -74,18 +74,28 @@ class LoopCounter(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labels)
-        self._counts: dict[tuple[object, ...], int] = {}
+        #: Each series' count, in a one-item list a caller may keep and add to.
+        self._counts: dict[tuple[object, ...], list[int]] = {}
 
     def inc(self, *values: object) -> None:
-        counts = self._counts
-        counts[values] = counts.get(values, 0) + 1
+        cell = self._counts.get(values)
+        if cell is None:
+            cell = self._counts[values] = [0]
+        cell[0] += 1
+
+    def cell(self, values: tuple[object, ...]) -> list[int]:
+        """The series with these label values: a one-item list holding its count."""
+        cell = self._counts.get(values)
+        if cell is None:
+            cell = self._counts[values] = [0]
+        return cell
 
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, count in self._counts.items():
+        for values, (count,) in self._counts.items():
             family.add_metric([str(v) for v in values], count)
         yield family
 
@@ -109,11 +119,17 @@ class LoopHistogram(Collector):
         self._series: dict[tuple[str, ...], list[float]] = {}
 
     def observe(self, values: tuple[str, ...], amount: float) -> None:
+        row = self.row(values)
+        row[bisect_left(self.bounds, amount)] += 1
+        row[-1] += amount
+
+    def row(self, values: tuple[str, ...]) -> list[float]:
+        """The series with these label values (a caller may keep it and observe into it
+        as :meth:`observe` does)."""
         row = self._series.get(values)
         if row is None:
             row = self._series[values] = [0] * (len(self.bounds) + 1) + [0.0]
-        row[bisect_left(self.bounds, amount)] += 1
-        row[-1] += amount
+        return row
 
     def describe(self) -> Iterator[Metric]:
         yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -224,6 +240,9 @@ class Metrics:
 
         #: Label children by label values: ``labels()`` costs more than the count itself.
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        #: Each served request's two series, by its labels: one lookup per request.
+        self._served: dict[tuple[object, ...], tuple[list[int], list[float]]] = {}
+        self._bounds = self.request_duration.bounds
 
     def count(self, metric: Counter, *labels: str) -> None:
         """Add one to ``metric`` with these label values (their child looked up once)."""
@@ -233,11 +252,26 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         child.inc()
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One request's duration by route, method (a known one, else ``other``), status class."""
-        self.request_duration.observe(
-            (route, method if method in METHODS else "other", status_class(status)), seconds
-        )
+    def served(
+        self, version: object, route: str, action: object, method: str, status: int,
+        seconds: float,
+    ) -> None:  # fmt: skip
+        """One request served on the API port: counted by client version, route, action
+        and status, and timed by route, method (a known one, else ``other``) and status
+        class. Every label is bounded, so the series found for them are kept."""
+        if method not in METHODS:
+            method = "other"
+        key = (version, route, action, method, status)
+        series = self._served.get(key)
+        if series is None:
+            series = self._served[key] = (
+                self.requests.cell((version, route, action, status)),
+                self.request_duration.row((route, method, status_class(status))),
+            )
+        count, row = series
+        count[0] += 1
+        row[bisect_left(self._bounds, seconds)] += 1
+        row[-1] += seconds
 
     def observe_upstream(self, verb: str, seconds: float, status: int) -> None:
         self.upstream_latency.labels(verb).observe(seconds)

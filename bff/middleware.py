@@ -19,8 +19,9 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from time import perf_counter
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
+from multidict import istr
 
 from bff import errors
 from bff.auth import client_address, forbidden_header
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Header names looked up on every request are given case-folded already (``istr``):
+#: a plain ``str`` is folded again on each lookup.
+REQUEST_ID_HEADER = istr("X-Request-ID")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -41,7 +45,7 @@ SECURITY_HEADERS = {
 }
 #: On every answer, errors included: what ``doctor --url`` recognises the BFF by behind an
 #: Ingress (proxies commonly drop or replace ``Server``, never an unknown header).
-SERVED_BY = ("X-Served-By", "harvester-upgrade-bff")
+SERVED_BY = (istr("X-Served-By"), "harvester-upgrade-bff")
 #: What every answer carries unless it set its own: the security headers, a CSP that
 #: forbids framing, and :data:`SERVED_BY`. An answer that carries ``X-Served-By``
 #: already (the JSON answers, made with all of these) is not looked over again.
@@ -92,10 +96,10 @@ _id_count = itertools.count(1)
 
 def _request_id(request: web.Request) -> str:
     """The client's X-Request-ID when it is a valid one, else a new one."""
-    incoming = request.headers.get("X-Request-ID")
+    incoming = request.headers.get(REQUEST_ID_HEADER)
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return f"{_ID_PREFIX}{next(_id_count):016x}"
+    return "%s%016x" % (_ID_PREFIX, next(_id_count))  # noqa: UP031 (a third faster)
 
 
 def _refusal(request: web.Request, allowed: frozenset[str]) -> web.Response | None:
@@ -150,7 +154,7 @@ def _cors(request: web.Request, response: web.StreamResponse, allowed: frozenset
     Same-origin use (the usual Ingress setup) needs none of this. Errors carry
     them too (they are responses by now), or the browser would hide them from the page.
     """
-    origin = request.headers.get("Origin")
+    origin = request.headers.get(hdrs.ORIGIN)
     if origin is None or not allowed:
         return
     origin = origin.lower()
@@ -196,7 +200,7 @@ def middlewares(
         token = request_id.set(rid)
         # The access log falls back to the peer's address, which is the client's unless a
         # trusted proxy forwarded the request.
-        if trusted and "X-Forwarded-For" in request.headers:
+        if trusted and hdrs.X_FORWARDED_FOR in request.headers:
             request[CLIENT_ADDRESS] = client_address(request, trusted)
         in_flight[0] += 1
         began = perf_counter()
@@ -218,17 +222,17 @@ def middlewares(
             seconds = perf_counter() - began
             route = route_template(request)
             method = request.method
-            m.observe_request(route, method, status, seconds)
-            m.requests.inc(
-                request.get(CLIENT_VERSION, "none"), route, request.get(ACTION, "none"), status
-            )
+            m.served(
+                request.get(CLIENT_VERSION, "none"), route, request.get(ACTION, "none"),
+                method, status, seconds,
+            )  # fmt: skip
             access_line(request, method, route, status, seconds, rid)
             request_id.reset(token)
         # --- the answer's headers: on every answer, errors included ---------------------
         if allowed:
             _cors(request, response, allowed)
         headers = response.headers
-        headers["X-Request-ID"] = rid
+        headers[REQUEST_ID_HEADER] = rid
         if SERVED_BY[0] not in headers:
             for key, value in ANSWER_HEADERS.items():
                 headers.setdefault(key, value)

@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_urldispatcher import AbstractRoute, PrefixedSubAppResource, UrlMappingMatchInfo
+from aiohttp.web_urldispatcher import PrefixedSubAppResource
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
@@ -477,8 +477,8 @@ class AcceptErrors:
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-#: Request targets whose route :func:`direct_handler` keeps (each a path, its
-#: parameters and a reference to the route): a few hundred kilobytes at most.
+#: Request targets whose match :func:`direct_handler` keeps (each a path and its
+#: parameters, with references to the route and the app): a few hundred kilobytes at most.
 RESOLVED_MAX = 1024
 
 
@@ -508,28 +508,29 @@ def direct_handler(app: web.Application) -> Handler | None:
         return None  # an old-style middleware factory: aiohttp's handler knows how to call it
     resolve = app.router.resolve
     plain = app._handle
-    # What the router answered for a method and request target: the route and its
-    # parameters. The router is frozen before the first request and matches on these
-    # two alone, so the answer cannot change. A miss (404, 405) is never kept; the
-    # table is emptied when full, so distinct targets cost memory only up to its bound.
-    resolved: dict[tuple[str, str], tuple[dict[str, str], AbstractRoute]] = {}
+    # What the router answered for a method and request target, as the request's match:
+    # the route, its parameters and the app, frozen. The router is frozen before the
+    # first request and matches on these two alone, so the answer cannot change, and
+    # every request for the target shares it: nothing writes to a frozen match (aiohttp
+    # re-points its app only for a sub-application's, never served here). A miss (404,
+    # 405) is never kept; the table is emptied when full, so distinct targets cost
+    # memory only up to its bound.
+    resolved: dict[tuple[str, str], web.UrlMappingMatchInfo] = {}
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         assert isinstance(request, web.Request)  # the app's request factory makes them
         if hdrs.EXPECT in request.headers:
             return await plain(request)
         key = (request.method, request.raw_path)
-        known = resolved.get(key)
-        if known is not None:
-            match_info = UrlMappingMatchInfo(*known)
-        else:
+        match_info = resolved.get(key)
+        if match_info is None:
             match_info = await resolve(request)
+            match_info.add_app(app)
+            match_info.freeze()
             if match_info.http_exception is None:
                 if len(resolved) >= RESOLVED_MAX:
                     resolved.clear()
-                resolved[key] = (dict(match_info), match_info.route)
-        match_info.add_app(app)
-        match_info.freeze()
+                resolved[key] = match_info
         request._match_info = match_info
         return await middleware(request, match_info.handler)
 

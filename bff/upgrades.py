@@ -84,10 +84,17 @@ class UpgradeService:
         self._cache = cache
         self._access = access
 
-    async def _cached(self, caller: Caller, verb: str, namespace: str) -> UpgradeCache | None:
-        """The cache, once the caller is authorised to ``verb`` there; None to go upstream."""
+    def _serving(self, namespace: str) -> UpgradeCache | None:
+        """The cache, when it serves reads of ``namespace`` now; None to go upstream."""
         cache = self._cache
         if cache is None or cache.namespace != namespace or cache.problem() is not None:
+            return None
+        return cache
+
+    async def _cached(self, caller: Caller, verb: str, namespace: str) -> UpgradeCache | None:
+        """The cache, once the caller is authorised to ``verb`` there; None to go upstream."""
+        cache = self._serving(namespace)
+        if cache is None:
             return None
         access = self._access
         assert access is not None
@@ -113,6 +120,22 @@ class UpgradeService:
             if cache is not None:
                 cache.observe(obj)
         return obj
+
+    def rendered_now(
+        self, caller: Caller, namespace: str, name: str, version: ClientVersion
+    ) -> bytes | None:
+        """:meth:`get_rendered` without a coroutine, when the cache has the object and
+        an allow for ``caller`` to get it is kept; None otherwise: ask :meth:`get_rendered`
+        (nothing is counted here then, so that asks and counts once)."""
+        cache = self._serving(namespace)
+        entry = cache.entry(name) if cache is not None else None
+        if entry is None:
+            return None
+        access = self._access
+        assert access is not None
+        if not access.allowed_now(caller, "get", namespace):
+            return None
+        return entry.render(version)
 
     async def get_rendered(
         self, caller: Caller, namespace: str, name: str, version: ClientVersion

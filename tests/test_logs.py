@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -152,9 +153,51 @@ def more_lines(stream: io.StringIO, than: int) -> bool:
     return stream.getvalue().count("bff.access") > than
 
 
-def _masked(line: str) -> str:
+def _masked(line: str, *, duration: bool = True) -> str:
     line = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "<time>", line)
-    return re.sub(r'("?duration_ms"?[=:])[0-9.]+', r"\1<ms>", line)
+    return re.sub(r'("?duration_ms"?[=:])[0-9.]+', r"\1<ms>", line) if duration else line
+
+
+async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes() -> None:
+    """The first access line of a turn opens its batch; the next ones are added to it
+    directly (no lock, no handler lookup). All are the line logging itself writes, and
+    the turn's lines go out in one write when it ends."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from bff import logs
+    from bff.logs import LogFormat, access_line
+
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = Counting()
+    logs.configure(LogFormat.TEXT, "INFO", stream)
+    access = logging.getLogger("bff.access")
+    request = make_mocked_request("GET", "/x", headers={"Host": "example"})
+    try:
+        for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
+            access_line(request, "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
+        assert stream.writes == 0  # the turn has not ended
+        await asyncio.sleep(0)
+        assert stream.writes == 1
+        batched = stream.getvalue().splitlines()
+        access.addFilter(logging.Filter())  # passes all; logging's own path
+        for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
+            access_line(request, "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
+        logged = stream.getvalue().splitlines()[3:]
+    finally:
+        for kept in list(access.filters):
+            access.removeFilter(kept)
+        logging.getLogger().handlers.clear()
+    assert len(batched) == 3
+    assert [_masked(line, duration=False) for line in batched] == [
+        _masked(line, duration=False) for line in logged
+    ]
+    assert "status=404 duration_ms=1500.0 client=" in batched[0]
 
 
 async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -> None:
@@ -212,3 +255,16 @@ async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -
     finally:
         await runner.cleanup()
         logging.getLogger().handlers.clear()
+
+
+def test_durations_are_milliseconds_to_two_decimals_as_round_makes_them() -> None:
+    from bff.logs import _milliseconds
+
+    seconds = [0.0, 5e-06, 0.000123456, 0.0123449999, 0.012345, 1.5, 12.3456789, 3600.0]
+    seconds += [n / 7919 for n in range(1, 2000)]
+    for value in seconds:
+        made = _milliseconds(value)
+        assert abs(made - value * 1000) <= 0.005 + 1e-9, value
+        assert made == round(made, 2), value  # no more than two decimals
+        assert made == round(value * 1000, 2) or abs(made - round(value * 1000, 2)) < 0.0101
+    assert [_milliseconds(v) for v in (0.000123456, 1.5, 0.0)] == [0.12, 1500.0, 0.0]

@@ -65,6 +65,38 @@ def test_the_loop_counter_is_exposed_as_prometheus_clients_own() -> None:
     assert 't_requests_total{route="/a",status="200"} 3.0' in expected
 
 
+def test_a_served_request_is_counted_and_timed_as_the_two_series_would_be_apart() -> None:
+    """``served`` keeps each request's two series found once; what it counts is what
+    counting and observing each series on its own gives, label for label."""
+    together, apart = Metrics(), Metrics()
+    asked = [
+        ("v1.0.5", "/api/{version}/upgrades/{namespace}/{name}", "get", "GET", 200, 0.0004),
+        ("v1.0.5", "/api/{version}/upgrades/{namespace}/{name}", "get", "GET", 200, 0.003),
+        ("v1.0.4", "/api/{version}/upgrades/{namespace}/{name}", "put", "PUT", 409, 0.02),
+        ("none", "unmatched", "none", "BREW", 404, 0.001),
+        ("none", "unmatched", "none", "GET", 404, 7.0),
+    ]
+    for version, route, action, method, status, seconds in asked:
+        together.served(version, route, action, method, status, seconds)
+        apart.requests.inc(version, route, action, status)
+        known = method if method in ("GET", "PUT") else "other"
+        apart.request_duration.observe((route, known, f"{status // 100}xx"), seconds)
+    exposed = _exposed(together)
+    assert _requests_series(exposed) == _requests_series(_exposed(apart))
+    # 3 counted series (both 404s are one), 4 timed ones (each its buckets, +Inf, count
+    # and sum), and the in-flight gauge.
+    assert len(_requests_series(exposed)) == 3 + 4 * (len(DURATION_BUCKETS) + 3) + 1
+    assert (
+        'bff_http_requests_total{action="get",client_version="v1.0.5",'
+        'route="/api/{version}/upgrades/{namespace}/{name}",status="200"} 2.0' in exposed
+    )
+    assert 'le="0.001",method="GET",route="/api/{version}/upgrades/{namespace}/{name}"' in exposed
+
+
+def _requests_series(exposed: str) -> list[str]:
+    return [line for line in exposed.splitlines() if line.startswith("bff_http_request")]
+
+
 def test_each_app_counts_in_its_own_registry() -> None:
     one, other = Metrics(), Metrics()
     one.requests.inc("v1.0.5", "/api/{version}/upgrades", "list", "200")
@@ -124,7 +156,7 @@ def test_the_exposition_has_no_created_series() -> None:
     metrics = Metrics()
     metrics.count(metrics.writes, "performed")
     metrics.observe_upstream("GET", 0.02, 500)
-    metrics.observe_request("/healthz", "GET", 200, 0.001)
+    metrics.served("none", "/healthz", "none", "GET", 200, 0.001)
     metrics.status_wipes_prevented.inc()
     text = _exposed(metrics)
     assert "bff_writes_total" in text  # counters are there, their creation times are not
@@ -133,9 +165,9 @@ def test_the_exposition_has_no_created_series() -> None:
 
 def test_request_duration_labels_are_bounded() -> None:
     metrics = Metrics()
-    metrics.observe_request("unmatched", "BREW", 418, 0.001)
-    metrics.observe_request("unmatched", "FROB", 404, 0.002)
-    metrics.observe_request("/healthz", "GET", 204, 0.003)
+    metrics.served("none", "unmatched", "none", "BREW", 418, 0.001)
+    metrics.served("none", "unmatched", "none", "FROB", 404, 0.002)
+    metrics.served("none", "/healthz", "none", "GET", 204, 0.003)
     text = _exposed(metrics)
     assert (
         'bff_http_request_duration_seconds_count{method="other",route="unmatched",'

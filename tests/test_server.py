@@ -199,8 +199,8 @@ async def test_the_direct_handler_answers_as_aiohttps_own(
 async def test_the_direct_handler_asks_the_router_once_per_target_and_keeps_a_bounded_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A method and request target found once is not routed again; a miss is never
-    kept, and a full table starts over rather than growing."""
+    """A method and request target found once is not routed again (its frozen match is
+    shared); a miss is never kept, and a full table starts over rather than growing."""
     app = web.Application(middlewares=[_passing])
     for name in ("a", "b", "c"):
         app.router.add_get(f"/{name}/{{id}}", _echo)
@@ -224,16 +224,16 @@ async def test_the_direct_handler_asks_the_router_once_per_target_and_keeps_a_bo
                 async with session.get(f"{url}{path}") as answer:
                     return answer.status, await answer.text()
 
-            assert await get("/a/1") == (200, "/a/{id} 1")
-            assert await get("/a/1") == (200, "/a/{id} 1")
-            assert await get("/a/2") == (200, "/a/{id} 2")
+            assert await get("/a/1") == (200, "/a/{id} 1 1")
+            assert await get("/a/1") == (200, "/a/{id} 1 1")
+            assert await get("/a/2") == (200, "/a/{id} 2 1")
             assert asked == ["GET /a/1", "GET /a/2"]
             assert (await get("/nowhere"))[0] == 404
             assert (await get("/nowhere"))[0] == 404
             assert asked[2:] == ["GET /nowhere", "GET /nowhere"]  # a miss is asked again
-            assert await get("/b/1") == (200, "/b/{id} 1")  # the table was full: it starts over
-            assert await get("/a/1") == (200, "/a/{id} 1")
-            assert await get("/b/1") == (200, "/b/{id} 1")
+            assert await get("/b/1") == (200, "/b/{id} 1 1")  # the table was full: it starts over
+            assert await get("/a/1") == (200, "/a/{id} 1 1")
+            assert await get("/b/1") == (200, "/b/{id} 1 1")
             assert asked[4:] == ["GET /b/1", "GET /a/1"]
     finally:
         await server.stop(runner)
@@ -247,7 +247,8 @@ async def _passing(request: web.Request, handler: Handler) -> web.StreamResponse
 async def _echo(request: web.Request) -> web.Response:
     resource = request.match_info.route.resource
     assert resource is not None
-    return web.Response(text=f"{resource.canonical} {request.match_info['id']}")
+    apps = len(request.match_info.apps)  # one: a kept match is never added to again
+    return web.Response(text=f"{resource.canonical} {request.match_info['id']} {apps}")
 
 
 def test_an_app_with_a_sub_application_keeps_aiohttps_handler(tmp_path: Path) -> None:
