@@ -114,11 +114,18 @@ class UpgradeService:
 
     async def get(self, caller: Caller, namespace: str, name: str) -> JSONObject:
         cache = await self._cached(caller, "get", namespace)
-        obj = cache.get(name) if cache is not None else None
-        if obj is None:  # not cached (or just created): ask upstream
-            obj = await self._gateway.get(caller, namespace, name)
-            if cache is not None:
-                cache.observe(obj)
+        cached = cache.get(name) if cache is not None else None
+        if cached is not None:
+            return cached
+        return await self._fetched(caller, namespace, name, cache)  # not cached, or just made
+
+    async def _fetched(
+        self, caller: Caller, namespace: str, name: str, cache: UpgradeCache | None
+    ) -> JSONObject:
+        """The object from upstream, as the caller (the cache, if any, learns it too)."""
+        obj = await self._gateway.get(caller, namespace, name)
+        if cache is not None:
+            cache.observe(obj)
         return obj
 
     def rendered_now(
@@ -145,7 +152,9 @@ class UpgradeService:
         entry = cache.entry(name) if cache is not None else None
         if entry is not None:
             return entry.render(version)
-        return orjson.dumps(resource(await self.get(caller, namespace, name), version))
+        # Authorised above already: straight upstream (``get`` would ask the cache again).
+        obj = await self._fetched(caller, namespace, name, cache)
+        return orjson.dumps(resource(obj, version))
 
     async def list_rendered(
         self,

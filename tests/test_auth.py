@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
 
 from bff import errors
 from bff.auth import (
+    Authenticator,
     ReviewCache,
     check_csrf,
     check_origin,
@@ -18,7 +20,7 @@ from bff.auth import (
     credential,
     forbidden_header,
 )
-from bff.identities import ImpersonatedCaller, TokenCaller
+from bff.identities import AuthMode, ImpersonatedCaller, TokenCaller
 
 
 @pytest.mark.parametrize(
@@ -138,3 +140,45 @@ def test_a_reviewed_token_expires_on_the_cache_clock() -> None:
     now[0] = 100.3
     assert cache.get("t") is None, "gone once the ttl has passed"
     assert cache.get("other") is None
+
+
+class CountingReviewer:
+    """Stands in for the TokenReview: ``good`` is alice, anything else unknown."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def review(self, token: str) -> ImpersonatedCaller | None:
+        self.asked.append(token)
+        return ImpersonatedCaller("alice") if token == "good" else None
+
+
+async def test_caller_now_answers_only_what_needs_no_review_and_checks_as_caller_does() -> None:
+    """Without a coroutine: the passthrough caller, or a kept review (a hit); None when a
+    TokenReview is needed, and the same refusals as :meth:`Authenticator.caller`."""
+    reviewer, results = CountingReviewer(), list[str]()
+    auth = Authenticator(AuthMode.IMPERSONATE, reviewer=reviewer, on_review=results.append)
+    good = make_mocked_request("GET", "/", headers={"Authorization": "Bearer good"})
+    assert auth.caller_now(good) is None
+    assert reviewer.asked == []
+    assert await auth.caller(good) == ImpersonatedCaller("alice")
+    assert auth.caller_now(good) == ImpersonatedCaller("alice")
+    assert reviewer.asked == ["good"]
+    assert results == ["accepted", "hit"]
+    bad = make_mocked_request("GET", "/", headers={"Authorization": "Bearer bad"})
+    assert auth.caller_now(bad) is None
+    with pytest.raises(errors.Unauthorized):
+        await auth.caller(bad)
+    assert auth.caller_now(bad) is None  # a rejection is never kept
+    unsigned = make_mocked_request("GET", "/")
+    twice = make_mocked_request(
+        "GET", "/", headers=CIMultiDict([("Authorization", "Bearer good")] * 2)
+    )
+    for request, refusal in ((unsigned, errors.Unauthorized), (twice, errors.BadRequest)):
+        with pytest.raises(refusal):
+            auth.caller_now(request)
+        with pytest.raises(refusal):
+            await auth.caller(request)
+    assert reviewer.asked == ["good", "bad"]
+    passthrough = Authenticator(AuthMode.PASSTHROUGH)
+    assert passthrough.caller_now(good) == TokenCaller("good")

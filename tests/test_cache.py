@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from bff import kube
 from bff.cache import JSONObject, UpgradeCache, newer
 from bff.identities import AuthMode
-from bff.keys import CACHE
+from bff.keys import CACHE, METRICS
 from bff.label_selectors import parse_selector
 from bff.sandbox.emulator import EMULATOR_FAULTS, EMULATOR_STORE, Fault
 from bff.sandbox.kubeconfig import write_kubeconfig
@@ -113,6 +114,37 @@ async def test_impersonate_mode_asks_a_subject_access_review_for_the_reviewed_us
         "sandbox-viewer", "sandbox-nobody", "sandbox-nobody"
     ]  # fmt: skip
     assert all(r.headers["Authorization"] == BFF_TOKEN for r in reviews)
+
+
+async def test_each_review_and_each_reuse_is_counted_once(
+    emulator_backend: Backend, stack_factory: Callable[..., Awaitable[Stack]]
+) -> None:
+    """A cached GET is answered without a coroutine when the caller's TokenReview and
+    allow are kept and the object is cached; otherwise the full path runs. Either way
+    each review and each reuse of one is counted once: a read of an object the cache
+    does not have reuses both once, then asks upstream."""
+    stack = await stack_factory(emulator_backend, read_cache=True, auth_mode=AuthMode.IMPERSONATE)
+    await asyncio.wait_for(stack.client.app[CACHE].wait_synced(), 10)
+    viewer = {"Authorization": "Bearer sandbox-viewer"}
+    for _ in range(3):
+        got = await stack.client.get(
+            f"/api/v1.0.5/upgrades/{NAMESPACE}/{SUCCEEDED}", headers=viewer
+        )
+        assert got.status == 200
+    missing = await stack.client.get(f"/api/v1.0.5/upgrades/{NAMESPACE}/no-such", headers=viewer)
+    assert missing.status == 404
+    exposed = generate_latest(stack.client.app[METRICS].registry).decode()
+    counted = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in exposed.splitlines()
+        if line.startswith(("bff_token_reviews_total", "bff_access_reviews_total"))
+    }
+    assert counted == {
+        'bff_token_reviews_total{result="accepted"}': 1.0,
+        'bff_token_reviews_total{result="hit"}': 3.0,
+        'bff_access_reviews_total{result="allowed"}': 1.0,
+        'bff_access_reviews_total{result="hit"}': 3.0,
+    }
 
 
 async def test_a_write_is_one_upstream_call_and_an_idempotent_one_none(
