@@ -44,8 +44,8 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
-        # Access lines still waiting for the end of the loop's turn go first: the log
-        # stays in the order things happened.
+        # Access lines still waiting to be written go first: the log stays in the
+        # order things happened.
         if _pending:
             _flush_pending()
         return True
@@ -171,8 +171,8 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     Then an access line can be formatted and written without a LogRecord, exactly as
     the handler's formatter would have written it. Anything else attached on the way
     (a test's capture, another handler, a filter) and the line takes logging's path.
-    Once found, the answer holds for the rest of this turn of the event loop (while
-    its lines wait to be written): nothing else runs in between to change it.
+    Once found, the answer holds for the rest of this turn of the event loop (the
+    batch its first line opened): nothing in the turn changes it.
     """
     if _pending and _pending_from is logger:
         return _pending_to
@@ -310,9 +310,9 @@ def access_line(
         and _pending_end is not None
         and _pending_thread == threading.get_ident()
     ):
-        # This turn's batch of the logger's text lines is open, to be written by this
-        # thread's loop: the logger was enabled and its handler direct when it opened,
-        # and nothing in the turn changes that. The line joins it as it is made.
+        # This turn's batch of the logger's text lines is open, on this thread's loop:
+        # the logger was enabled and its handler direct when it opened, and nothing in
+        # the turn changes that. The line joins it as it is made.
         _pending.append(
             _text_access(logger.name, rid, method, route, status, _milliseconds(seconds),
                          _client(request)) + _pending_end
@@ -369,50 +369,91 @@ class AccessLogger(AbstractAccessLogger):
         access_line(request, method, route, response.status, time, rid, self.logger)
 
 
-#: Access lines made in this turn of the event loop, written together at its end; the
-#: handler they go to, the logger they were made for, the thread whose loop writes
-#: them, and the handler's line end when they are text lines (which
-#: :func:`access_line` then adds to directly).
+#: Access lines waiting to be written, and the handler they go to. While the loop's
+#: turn that opened the batch lasts: the logger they were made for, that loop's thread,
+#: and the handler's line end when they are text lines (which :func:`access_line` then
+#: adds to directly).
 _pending: list[str] = []
 _pending_to: logging.StreamHandler[Any] | None = None
 _pending_from: logging.Logger | None = None
 _pending_thread = 0
 _pending_end: str | None = None
 _pending_lock = threading.Lock()
+#: Whether the turn that opened the batch is still on (its end is scheduled).
+_turn_open = False
+#: The write scheduled for the waiting lines, and its loop.
+_timer: asyncio.TimerHandle | None = None
+_timer_loop: asyncio.AbstractEventLoop | None = None
+
+#: Waiting lines are written this many seconds after the end of the turn that made the
+#: first of them, or at the end of any turn that leaves :data:`WRITE_AT` of them.
+WRITE_AFTER = 0.01
+WRITE_AT = 256
 
 
 def _write_soon(
     handler: logging.StreamHandler[Any], line: str, logger: logging.Logger | None = None
 ) -> None:
-    """Write ``line`` with the others of this turn of the loop: one write for them all.
+    """Write ``line`` with the others of the next few milliseconds: one write for them all.
 
-    Under load one turn answers many requests; a write (a system call) per line
-    was about a tenth of what a cached read costs. The lines are written when the
-    turn ends (``call_soon``), before any other line (:class:`_RequestIdFilter`),
-    and at exit. Outside a running loop the line is written at once.
+    Under load a turn of the loop answers a few requests and a write (a system call,
+    and the stream's own work) per turn was a fiftieth of what a cached read costs.
+    Lines are written :data:`WRITE_AFTER` seconds after the turn that made the first
+    of them ends (sooner when :data:`WRITE_AT` wait), before any other line
+    (:class:`_RequestIdFilter`), when the server stops, and at exit. Outside a running
+    loop the line is written at once.
     """
-    global _pending_to, _pending_from, _pending_thread, _pending_end
+    global _pending_to, _pending_from, _pending_thread, _pending_end, _turn_open
     with _pending_lock:
         if _pending and _pending_to is handler and _pending_from is logger:
-            # This turn's batch is open (its write is scheduled): join it. Asking for the
-            # running loop costs a system call (``getpid``) per line.
+            # This turn's batch is open: join it. Asking for the running loop costs a
+            # system call (``getpid``) per line.
             _pending.append(line + handler.terminator)
             return
-        if _pending:
+        if _pending and _pending_to is not handler:
             _write_pending()
+        _pending_to = handler
+        _pending.append(line + handler.terminator)
+        if _turn_open:
+            return  # another logger's line, in a turn whose end is scheduled
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is not None and not _pending:
-            loop.call_soon(_flush_pending)
-        _pending_to = handler
+            _write_pending()
+            return
+        loop.call_soon(_turn_ended, loop)
+        _turn_open = True
         _pending_from = logger
         _pending_thread = threading.get_ident()
         _pending_end = handler.terminator if isinstance(handler.formatter, TextFormatter) else None
-        _pending.append(line + handler.terminator)
-        if loop is None:
+
+
+def _turn_ended(loop: asyncio.AbstractEventLoop) -> None:
+    """The turn that opened the batch is over: no line joins it directly any more (the
+    next one decides again, the configuration may change between turns); the lines are
+    written now if enough wait, else once :data:`WRITE_AFTER` has passed."""
+    global _turn_open, _pending_from, _pending_end, _timer, _timer_loop
+    with _pending_lock:
+        _turn_open = False
+        _pending_from = None
+        _pending_end = None
+        if len(_pending) >= WRITE_AT:
             _write_pending()
+        elif _pending and (_timer is None or _timer_loop is not loop):
+            # (A write scheduled on another loop, one that has stopped, may never run.)
+            _timer = loop.call_later(WRITE_AFTER, _timer_fired)
+            _timer_loop = loop
+
+
+def _timer_fired() -> None:
+    global _timer, _timer_loop
+    _timer = _timer_loop = None
+    _flush_pending()
+
+
+def flush() -> None:
+    """Write the access lines waiting, now (the server calls it once stopped)."""
+    _flush_pending()
 
 
 def _flush_pending() -> None:
@@ -424,8 +465,8 @@ def _write_pending() -> None:
     """Write the pending lines (the caller holds :data:`_pending_lock`).
 
     :func:`access_line` adds to an open batch without the lock, so the lines are taken
-    and removed in two steps each atomic: one added in between stays, for the write
-    already scheduled on the loop that opened the batch (its own thread's).
+    and removed in two steps each atomic: one added in between stays, for the end of
+    the turn already scheduled on the loop that opened the batch (its own thread's).
     """
     handler = _pending_to
     if not _pending or handler is None:

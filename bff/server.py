@@ -45,6 +45,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_urldispatcher import PrefixedSubAppResource
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bff import logs
 from bff.admission.webhook import KEEPALIVE_TIMEOUT, REVIEW_TIMEOUT
 from bff.cache import StreamBudget
 from bff.keys import METRICS, READINESS, STREAMS, WEBHOOK_LISTENER
@@ -768,6 +769,7 @@ async def stop(runner: web.AppRunner) -> None:
     if readiness is not None:
         readiness.shutting_down = True
     await runner.cleanup()
+    logs.flush()  # the last requests' access lines
 
 
 def stop_event_on_signals() -> asyncio.Event:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bff.logs import JsonFormatter, TextFormatter, request_id
 from tests.support.waiting import until
@@ -167,14 +168,7 @@ async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes()
     from bff import logs
     from bff.logs import LogFormat, access_line
 
-    class Counting(io.StringIO):
-        writes = 0
-
-        def write(self, text: str) -> int:
-            self.writes += 1
-            return super().write(text)
-
-    stream = Counting()
+    stream = _Counting()
     logs.configure(LogFormat.TEXT, "INFO", stream)
     access = logging.getLogger("bff.access")
     request = make_mocked_request("GET", "/x", headers={"Host": "example"})
@@ -182,8 +176,7 @@ async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes()
         for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
             access_line(request, "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
         assert stream.writes == 0  # the turn has not ended
-        await asyncio.sleep(0)
-        assert stream.writes == 1
+        await until(lambda: stream.writes == 1, "the batch's write")
         batched = stream.getvalue().splitlines()
         access.addFilter(logging.Filter())  # passes all; logging's own path
         for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
@@ -198,6 +191,56 @@ async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes()
         _masked(line, duration=False) for line in logged
     ]
     assert "status=404 duration_ms=1500.0 client=" in batched[0]
+
+
+async def test_access_lines_of_several_turns_are_written_together_soon_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lines wait past the end of their turn, for ``WRITE_AFTER``: the lines of several
+    turns go out in one write; a turn that leaves ``WRITE_AT`` waiting writes them at
+    once; a write left scheduled on another loop (one stopped) does not hold them."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from bff import logs
+    from bff.logs import LogFormat, access_line
+
+    stream = _Counting()
+    logs.configure(LogFormat.TEXT, "INFO", stream)
+    request = make_mocked_request("GET", "/x", headers={"Host": "example"})
+    monkeypatch.setattr(logs, "WRITE_AFTER", 0.5)
+    other = asyncio.new_event_loop()
+    try:
+        for n in range(3):
+            access_line(request, "GET", "/r", 200, 0.001, f"turn-{n}")
+            await asyncio.sleep(0)  # the turn ends; its line waits
+        assert stream.writes == 0
+        await until(lambda: stream.writes == 1, "one write for three turns")
+        assert [line.split()[3] for line in stream.getvalue().splitlines()] == [
+            "[turn-0]", "[turn-1]", "[turn-2]"
+        ]  # fmt: skip
+        monkeypatch.setattr(logs, "WRITE_AT", 2)
+        access_line(request, "GET", "/r", 200, 0.001, "many-0")
+        access_line(request, "GET", "/r", 200, 0.001, "many-1")
+        await asyncio.sleep(0)
+        assert stream.writes == 2  # at the turn's end, not half a second later
+        monkeypatch.setattr(logs, "WRITE_AFTER", 0.01)
+        monkeypatch.setattr(logs, "_timer", other.call_later(60, lambda: None))
+        monkeypatch.setattr(logs, "_timer_loop", other)
+        access_line(request, "GET", "/r", 200, 0.001, "after-another-loop")
+        await until(lambda: "after-another-loop" in stream.getvalue(), "its own write")
+    finally:
+        other.close()
+        logging.getLogger().handlers.clear()
+
+
+class _Counting(io.StringIO):
+    """A stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
 
 
 async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -> None:
