@@ -301,8 +301,8 @@ def access_line(
     The fields are the request id, method, route template (never the raw path or
     query), status, duration in milliseconds and the client's address. When the
     configured handler is the only one the line would reach, the line is made as its
-    formatter would make it and written with the others of this turn of the loop,
-    without a LogRecord; otherwise it takes logging's own path.
+    formatter would make it and written with the others of the next few milliseconds
+    (:func:`_write_soon`), without a LogRecord; otherwise it takes logging's own path.
     """
     if (
         _pending
