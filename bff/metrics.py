@@ -78,10 +78,7 @@ class LoopCounter(Collector):
         self._counts: dict[tuple[object, ...], list[int]] = {}
 
     def inc(self, *values: object) -> None:
-        cell = self._counts.get(values)
-        if cell is None:
-            cell = self._counts[values] = [0]
-        cell[0] += 1
+        self.cell(values)[0] += 1
 
     def cell(self, values: tuple[object, ...]) -> list[int]:
         """The series with these label values: a one-item list holding its count."""

@@ -257,19 +257,10 @@ async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -
     from bff import logs
     from bff.logs import AccessLogger, LogFormat
 
-    class Counting(io.StringIO):
-        def __init__(self) -> None:
-            super().__init__()
-            self.writes = 0
-
-        def write(self, text: str) -> int:
-            self.writes += 1
-            return super().write(text)
-
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    stream = Counting()
+    stream = _Counting()
     logs.configure(LogFormat.TEXT, "INFO", stream)
     app = web.Application()
     app.router.add_get("/ok", ok)
@@ -311,3 +302,35 @@ def test_durations_are_milliseconds_to_two_decimals_as_round_makes_them() -> Non
         assert made == round(made, 2), value  # no more than two decimals
         assert made == round(value * 1000, 2) or abs(made - round(value * 1000, 2)) < 0.0101
     assert [_milliseconds(v) for v in (0.000123456, 1.5, 0.0)] == [0.12, 1500.0, 0.0]
+
+
+async def test_stopping_the_server_writes_the_access_lines_still_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request answered just before the server stops has its access line written by
+    the stop, not left to a write scheduled on a loop that may not run again."""
+    from bff import logs
+    from bff.app import create_app
+    from bff.logs import LogFormat
+    from bff.sandbox.kubeconfig import write_kubeconfig
+    from bff.server import start, stop
+    from bff.settings import Settings
+
+    monkeypatch.setattr(logs, "WRITE_AFTER", 60.0)
+    config = write_kubeconfig(tmp_path / "k", "http://127.0.0.1:9", token="sandbox-bff")
+    settings = Settings(kubeconfig=str(config), port=0, read_cache=False)
+    stream = _Counting()
+    logs.configure(LogFormat.TEXT, "INFO", stream)
+    try:
+        runner, url = await start(create_app(settings), settings)
+        try:
+            async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as got:
+                assert got.status == 200
+            await asyncio.sleep(0.05)  # the turn has ended; the write is a minute away
+            assert "GET /healthz 200" not in stream.getvalue()
+        finally:
+            await stop(runner)
+        assert "GET /healthz 200" in stream.getvalue()
+    finally:
+        logs.flush()
+        logging.getLogger().handlers.clear()

@@ -354,9 +354,9 @@ def run_emulator(options: Options, say: Callable[[str], None]) -> dict[str, Any]
                 # Each round gets what it can use: a real dismiss is never faster than
                 # the idempotent one (strictly more work on both sides), so that rate, or
                 # the fastest real one seen if a busy machine made it faster, times the
-                # round's length with a fifth to spare, and never more than FRESH_MAX
-                # (FRESH_MAX_QUICK with --quick)
-                # (seeding more takes the emulator longer than a round on a busy machine).
+                # round's length with a fifth to spare, and never more than FRESH_MAX, or
+                # FRESH_MAX_QUICK with --quick (seeding more takes the emulator longer
+                # than a round on a busy machine).
                 seen = [rate for (name, _), rate in bench.last_rate.items() if name == fresh_name]
                 rate = max([bench.last_rate.get((idem_name, side), 0.0), *seen])
                 count = (
