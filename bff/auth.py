@@ -49,11 +49,15 @@ _IMPERSONATE = re.compile(r"^impersonate[-_][^\n]*", re.IGNORECASE | re.MULTILIN
 def forbidden_header(names: Iterable[str]) -> str | None:
     """The first inbound header that tries to impersonate, if any.
 
-    Every request's header names are looked over, so in one pattern search over them
-    all (a name never holds a line break: the HTTP parser refuses one) rather than a
-    test per name.
+    Every request's header names are looked over, so all at once (a name never holds
+    a line break: the HTTP parser refuses one) rather than one by one, and the pattern
+    searched only when the word is there at all: a case-blind pattern search costs
+    twice the plain test.
     """
-    found = _IMPERSONATE.search("\n".join(names))
+    joined = "\n".join(names)
+    if "impersonate" not in joined.lower():
+        return None
+    found = _IMPERSONATE.search(joined)
     return found[0] if found is not None else None
 
 

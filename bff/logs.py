@@ -18,11 +18,9 @@ import time
 from typing import Any
 
 import orjson
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
-
-from bff.request_keys import CLIENT_ADDRESS
 
 
 class LogFormat(enum.StrEnum):
@@ -192,11 +190,11 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     return handler
 
 
-def _stamp() -> str:
-    """Now, as the formatters write a record's time: made once per millisecond (under
-    load many lines share one; formatting it costs more than the rest of the line)."""
+def _stamp(created: float) -> str:
+    """``created`` (a ``time.time()``) as the formatters write a record's time: made once
+    per millisecond (under load many lines share one; formatting it costs more than the
+    rest of the line)."""
     global _milli, _milli_text
-    created = time.time()
     milli = created * 1000 // 1
     if milli != _milli:
         _milli_text = f"{_utc_second(created)}.{int((created - int(created)) * 1000):03d}Z"
@@ -210,7 +208,7 @@ _milli_text = ""
 
 def _access_line(handler: logging.Handler, logger: str, extra: dict[str, Any]) -> str:
     """The line ``handler``'s formatter makes of an INFO access record with ``extra``."""
-    stamp = _stamp()
+    stamp = _stamp(time.time())
     message = f"{extra['method']} {extra['route']} {extra['status']}"
     if isinstance(handler.formatter, JsonFormatter):
         entry = {"time": stamp, "level": "info", "logger": logger, "message": message, **extra}
@@ -271,24 +269,13 @@ def route_template(request: BaseRequest) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _client(request: BaseRequest) -> str:
-    # The middleware sets an address only from a trusted proxy's X-Forwarded-For; a
-    # request without the header is looked up no further (a missing key raises inside
-    # aiohttp's Mapping.get, a cost on every request).
-    if hdrs.X_FORWARDED_FOR in request.headers:
-        forwarded: str | None = request.get(CLIENT_ADDRESS)
-        if forwarded:
-            return forwarded
-    return request.remote or "-"
-
-
 #: Where access lines go: the app's middleware writes one per request it served, and
 #: :class:`AccessLogger` one per request answered without it.
 ACCESS_LOG = logging.getLogger("bff.access")
 
 
 def access_line(
-    request: BaseRequest,
+    client: str,
     method: str,
     route: str,
     status: int,
@@ -299,10 +286,13 @@ def access_line(
     """Log one request's access line: ``METHOD route status`` and its fields.
 
     The fields are the request id, method, route template (never the raw path or
-    query), status, duration in milliseconds and the client's address. When the
-    configured handler is the only one the line would reach, the line is made as its
-    formatter would make it and written with the others of the next few milliseconds
-    (:func:`_write_soon`), without a LogRecord; otherwise it takes logging's own path.
+    query), status, duration in milliseconds and the client's address (``client``:
+    the peer's, or a trusted proxy's client's). When the
+    configured handler is the only one the line would reach, the line's fields are
+    kept, with the time, and made into the text its formatter would make when the
+    batch is written, with the others of the next few milliseconds
+    (:func:`_write_soon`): without a LogRecord, and out of the request's way. Otherwise
+    the line takes logging's own path.
     """
     if (
         _pending
@@ -312,39 +302,50 @@ def access_line(
     ):
         # This turn's batch of the logger's text lines is open, on this thread's loop:
         # the logger was enabled and its handler direct when it opened, and nothing in
-        # the turn changes that. The line joins it as it is made.
+        # the turn changes that. The line joins it.
         _pending.append(
-            _text_access(logger.name, rid, method, route, status, _milliseconds(seconds),
-                         _client(request)) + _pending_end
+            (time.time(), logger.name, rid, method, route, status, seconds, client, _pending_end)
         )  # fmt: skip
         return
     if not logger.isEnabledFor(logging.INFO):
         return
-    duration = _milliseconds(seconds)
-    client = _client(request)
     handler = _direct_handler(logger)
     if handler is not None and isinstance(handler.formatter, TextFormatter):
-        _write_soon(
-            handler, _text_access(logger.name, rid, method, route, status, duration, client), logger
-        )
+        line = (time.time(), logger.name, rid, method, route, status, seconds, client,
+                handler.terminator)  # fmt: skip
+        _write_soon(handler, line, logger)
         return
     extra = {"request_id": rid, "method": method, "route": route, "status": status,
-             "duration_ms": duration, "client": client}  # fmt: skip
+             "duration_ms": _milliseconds(seconds), "client": client}  # fmt: skip
     if handler is not None and isinstance(handler.formatter, JsonFormatter):
         _write_soon(handler, _access_line(handler, logger.name, extra), logger)
         return
     logger.info("%s %s %s", method, route, status, extra=extra)
 
 
+#: A text access line not made yet: its time, logger, request id, method, route,
+#: status, seconds, client and line end (:func:`_text_access` makes it).
+_Unmade = tuple[float, str, str, str, str, int, float, str, str]
+
+
 def _text_access(
-    logger: str, rid: str, method: str, route: str, status: int, duration: float, client: str
+    created: float,
+    logger: str,
+    rid: str,
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    client: str,
+    end: str,
 ) -> str:
-    """The access line :class:`TextFormatter` would write, without a LogRecord (about a
-    third of what an access line costs through logging): its fields in the order of
-    ``extra`` in :func:`access_line`."""
+    """The access line :class:`TextFormatter` would write for a record made at
+    ``created``, and ``end``: its fields in the order of ``extra`` in
+    :func:`access_line`. Made without a LogRecord (about a third of what an access line
+    costs through logging), when its batch is written."""
     return (
-        f"{_stamp()} INFO    {logger} [{rid}]{_text_head(method, route, status)}"
-        f"{orjson.dumps(duration).decode()} client={_json_text(client)}"
+        f"{_stamp(created)} INFO    {logger} [{rid}]{_text_head(method, route, status)}"
+        f"{orjson.dumps(_milliseconds(seconds)).decode()} client={_json_text(client)}{end}"
     )
 
 
@@ -366,14 +367,15 @@ class AccessLogger(AbstractAccessLogger):
         else:
             method = request.method
         rid = response.headers.get("X-Request-ID", "-")
-        access_line(request, method, route, response.status, time, rid, self.logger)
+        client = request.remote or "-"  # no middleware: no trusted proxy's address
+        access_line(client, method, route, response.status, time, rid, self.logger)
 
 
-#: Access lines waiting to be written, and the handler they go to. While the loop's
-#: turn that opened the batch lasts: the logger they were made for, that loop's thread,
-#: and the handler's line end when they are text lines (which :func:`access_line` then
-#: adds to directly).
-_pending: list[str] = []
+#: Access lines waiting to be written (a text access line as its fields, made into text
+#: when written), and the handler they go to. While the loop's turn that opened the
+#: batch lasts: the logger they were made for, that loop's thread, and the handler's
+#: line end when they are text lines (which :func:`access_line` then adds to directly).
+_pending: list[str | _Unmade] = []
 _pending_to: logging.StreamHandler[Any] | None = None
 _pending_from: logging.Logger | None = None
 _pending_thread = 0
@@ -392,7 +394,7 @@ WRITE_AT = 256
 
 
 def _write_soon(
-    handler: logging.StreamHandler[Any], line: str, logger: logging.Logger | None = None
+    handler: logging.StreamHandler[Any], line: str | _Unmade, logger: logging.Logger | None = None
 ) -> None:
     """Write ``line`` with the others of the next few milliseconds: one write for them all.
 
@@ -404,16 +406,17 @@ def _write_soon(
     loop the line is written at once.
     """
     global _pending_to, _pending_from, _pending_thread, _pending_end, _turn_open
+    entry = line + handler.terminator if isinstance(line, str) else line
     with _pending_lock:
         if _pending and _pending_to is handler and _pending_from is logger:
             # This turn's batch is open: join it. Asking for the running loop costs a
             # system call (``getpid``) per line.
-            _pending.append(line + handler.terminator)
+            _pending.append(entry)
             return
         if _pending and _pending_to is not handler:
             _write_pending()
         _pending_to = handler
-        _pending.append(line + handler.terminator)
+        _pending.append(entry)
         if _turn_open:
             return  # another logger's line, in a turn whose end is scheduled
         try:
@@ -473,7 +476,7 @@ def _write_pending() -> None:
         return
     lines = _pending.copy()
     del _pending[: len(lines)]
-    text = "".join(lines)
+    text = "".join([line if type(line) is str else _text_access(*line) for line in lines])
     with handler.lock:  # type: ignore[union-attr]
         handler.stream.write(text)
         handler.flush()

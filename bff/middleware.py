@@ -27,7 +27,7 @@ from bff import errors
 from bff.auth import client_address, forbidden_header
 from bff.logs import access_line, request_id, route_template
 from bff.metrics import Metrics
-from bff.request_keys import ACTION, CLIENT_ADDRESS, CLIENT_VERSION
+from bff.request_keys import ACTION, CLIENT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,12 @@ def middlewares(
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = _request_id(request)
         token = request_id.set(rid)
-        # The access log falls back to the peer's address, which is the client's unless a
-        # trusted proxy forwarded the request.
+        # The access log's address: the peer's, which is the client's unless a trusted
+        # proxy forwarded the request.
         if trusted and hdrs.X_FORWARDED_FOR in request.headers:
-            request[CLIENT_ADDRESS] = client_address(request, trusted)
+            client = client_address(request, trusted)
+        else:
+            client = request.remote or "-"
         in_flight[0] += 1
         began = perf_counter()
         status = 500
@@ -226,7 +228,7 @@ def middlewares(
                 request.get(CLIENT_VERSION, "none"), route, request.get(ACTION, "none"),
                 method, status, seconds,
             )  # fmt: skip
-            access_line(request, method, route, status, seconds, rid)
+            access_line(client, method, route, status, seconds, rid)
             request_id.reset(token)
         # --- the answer's headers: on every answer, errors included ---------------------
         if allowed:

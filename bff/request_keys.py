@@ -31,4 +31,3 @@ ACTIONS = (Action.DISMISS, Action.CANCEL)
 
 CLIENT_VERSION = web.RequestKey("client_version", str)
 ACTION = web.RequestKey("action", Action)
-CLIENT_ADDRESS = web.RequestKey("client_address", str)

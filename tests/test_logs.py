@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import time
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -163,24 +165,21 @@ async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes()
     """The first access line of a turn opens its batch; the next ones are added to it
     directly (no lock, no handler lookup). All are the line logging itself writes, and
     the turn's lines go out in one write when it ends."""
-    from aiohttp.test_utils import make_mocked_request
-
     from bff import logs
     from bff.logs import LogFormat, access_line
 
     stream = _Counting()
     logs.configure(LogFormat.TEXT, "INFO", stream)
     access = logging.getLogger("bff.access")
-    request = make_mocked_request("GET", "/x", headers={"Host": "example"})
     try:
         for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
-            access_line(request, "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
+            access_line("127.0.0.1", "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
         assert stream.writes == 0  # the turn has not ended
         await until(lambda: stream.writes == 1, "the batch's write")
         batched = stream.getvalue().splitlines()
         access.addFilter(logging.Filter())  # passes all; logging's own path
         for status, seconds in ((404, 1.5), (200, 0.012345), (200, 0.0)):
-            access_line(request, "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
+            access_line("127.0.0.1", "GET", "/api/{version}/upgrades", status, seconds, "rid-1")
         logged = stream.getvalue().splitlines()[3:]
     finally:
         for kept in list(access.filters):
@@ -199,19 +198,16 @@ async def test_access_lines_of_several_turns_are_written_together_soon_after(
     """Lines wait past the end of their turn, for ``WRITE_AFTER``: the lines of several
     turns go out in one write; a turn that leaves ``WRITE_AT`` waiting writes them at
     once; a write left scheduled on another loop (one stopped) does not hold them."""
-    from aiohttp.test_utils import make_mocked_request
-
     from bff import logs
     from bff.logs import LogFormat, access_line
 
     stream = _Counting()
     logs.configure(LogFormat.TEXT, "INFO", stream)
-    request = make_mocked_request("GET", "/x", headers={"Host": "example"})
     monkeypatch.setattr(logs, "WRITE_AFTER", 0.5)
     other = asyncio.new_event_loop()
     try:
         for n in range(3):
-            access_line(request, "GET", "/r", 200, 0.001, f"turn-{n}")
+            access_line("127.0.0.1", "GET", "/r", 200, 0.001, f"turn-{n}")
             await asyncio.sleep(0)  # the turn ends; its line waits
         assert stream.writes == 0
         await until(lambda: stream.writes == 1, "one write for three turns")
@@ -219,14 +215,14 @@ async def test_access_lines_of_several_turns_are_written_together_soon_after(
             "[turn-0]", "[turn-1]", "[turn-2]"
         ]  # fmt: skip
         monkeypatch.setattr(logs, "WRITE_AT", 2)
-        access_line(request, "GET", "/r", 200, 0.001, "many-0")
-        access_line(request, "GET", "/r", 200, 0.001, "many-1")
+        access_line("127.0.0.1", "GET", "/r", 200, 0.001, "many-0")
+        access_line("127.0.0.1", "GET", "/r", 200, 0.001, "many-1")
         await asyncio.sleep(0)
         assert stream.writes == 2  # at the turn's end, not half a second later
         monkeypatch.setattr(logs, "WRITE_AFTER", 0.01)
         monkeypatch.setattr(logs, "_timer", other.call_later(60, lambda: None))
         monkeypatch.setattr(logs, "_timer_loop", other)
-        access_line(request, "GET", "/r", 200, 0.001, "after-another-loop")
+        access_line("127.0.0.1", "GET", "/r", 200, 0.001, "after-another-loop")
         await until(lambda: "after-another-loop" in stream.getvalue(), "its own write")
     finally:
         other.close()
@@ -289,6 +285,30 @@ async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -
     finally:
         await runner.cleanup()
         logging.getLogger().handlers.clear()
+
+
+async def test_an_access_line_carries_the_time_it_was_logged_not_the_time_it_was_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text access line is made into text only when its batch is written; its time is
+    still the time :func:`access_line` was called (the request's end)."""
+    from bff import logs
+    from bff.logs import LogFormat, access_line
+
+    stream = _Counting()
+    logs.configure(LogFormat.TEXT, "INFO", stream)
+    monkeypatch.setattr(logs, "WRITE_AFTER", 0.3)
+    try:
+        logged = time.time()
+        access_line("127.0.0.1", "GET", "/r", 200, 0.001, "rid-t")
+        await until(lambda: stream.writes == 1, "the batch's write")
+        written = time.time()
+    finally:
+        logging.getLogger().handlers.clear()
+    text = stream.getvalue().split()[0]
+    stamp = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    assert written - logged >= 0.3
+    assert logged - 0.002 <= stamp <= logged + 0.1
 
 
 def test_durations_are_milliseconds_to_two_decimals_as_round_makes_them() -> None:

@@ -242,3 +242,30 @@ def test_metrics_port_serves_metrics_and_the_api_port_does_not(
         assert _get(metrics_url.removesuffix("/metrics") + "/healthz")[0] == 404
     finally:
         assert child.stop() == 0
+
+
+def test_served_requests_are_counted_in_once_settle_at_wait_without_a_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bff import metrics as module
+
+    monkeypatch.setattr(module, "SETTLE_AT", 3)
+    metrics = Metrics()
+    route = "/api/{version}/upgrades/{namespace}/{name}"
+    count = metrics.requests.cell(("v1.0.5", route, "get", 200))
+    for _ in range(2):
+        metrics.served("v1.0.5", route, "get", "GET", 200, 0.001)
+        assert count == [0]  # kept, not counted yet
+    metrics.served("v1.0.5", route, "get", "GET", 200, 0.001)
+    assert count == [3]
+    metrics.served("v1.0.5", route, "get", "GET", 200, 0.001)
+    assert 'status="200"} 4.0' in _exposed(metrics)  # a scrape counts the rest in
+
+
+@pytest.mark.parametrize("series", ["requests", "request_duration"])
+def test_each_served_series_counts_in_what_waits_when_read_on_its_own(series: str) -> None:
+    metrics = Metrics()
+    metrics.served("v1.0.5", "/r", "get", "GET", 200, 0.001)
+    (family,) = getattr(metrics, series).collect()
+    counted = [s.value for s in family.samples if s.name.endswith(("_total", "_count"))]
+    assert counted == [1]

@@ -124,3 +124,28 @@ async def test_a_refused_write_is_audited_once(
     assert [(a["result"], a["code"], a["action"]) for a in audits] == [
         ("refused", "UnknownAction", "action")
     ]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "client"), [((), "127.0.0.1"), (("127.0.0.0/8",), "203.0.113.9")]
+)
+async def test_the_access_line_names_a_trusted_proxys_client_and_otherwise_the_peer(
+    aiohttp_client: Any,
+    caplog: pytest.LogCaptureFixture,
+    trusted: tuple[str, ...],
+    client: str,
+) -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=middlewares(trusted_proxies=trusted, allowed_origins=(), metrics_to=metrics)
+    )
+    app.router.add_get("/ok", ok)
+    test_client = await aiohttp_client(app)
+    with caplog.at_level(logging.INFO, logger="bff.access"):
+        answer = await test_client.get("/ok", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert answer.status == 200
+    (line,) = [r for r in caplog.records if r.name == "bff.access"]
+    assert line.client == client  # type: ignore[attr-defined]
