@@ -10,11 +10,13 @@ re-check reuses an allow only if it is young enough (``max_age``).
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from bff import errors
 from bff.access import AccessChecker, credential_key
-from bff.identities import ImpersonatedCaller, TokenCaller
+from bff.identities import ImpersonatedCaller, RancherCaller, TokenCaller
 
 
 class GroupRbac:
@@ -82,3 +84,14 @@ async def test_allowed_now_answers_from_kept_allows_only_and_never_asks() -> Non
     assert not checker.allowed_now(member, "get", "harvester-system")  # expired
     assert results == ["allowed", "hit", "denied"]
     assert len(rbac.asked) == 2
+
+
+def test_a_credentials_key_is_its_sha256_whatever_came_before() -> None:
+    """Each key is the digest of its own prefix and credential: the shared starting
+    states are copied, never hashed into."""
+    keys = [credential_key(c) for c in (TokenCaller("a"), TokenCaller("b"), TokenCaller("a"))]
+    assert keys[0] == keys[2] == hashlib.sha256(b"token\0a").digest()
+    assert keys[1] == hashlib.sha256(b"token\0b").digest()
+    rancher = [credential_key(RancherCaller("t", cluster=c)) for c in ("c-1", "c-2", "c-1")]
+    assert rancher[0] == rancher[2] == hashlib.sha256(b"rancher\0c-1\0t").digest()
+    assert rancher[1] != rancher[0]
