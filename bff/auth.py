@@ -80,6 +80,11 @@ def _once(request: web.Request, cookie: str) -> None:
         )
 
 
+#: ``Bearer <token>``: the scheme in any case, one space, then one word (whitespace
+#: around it is dropped; whitespace is what ``str.split`` splits on).
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] \s*(\S+)\s*")
+
+
 def credential(request: web.Request) -> tuple[str, bool]:
     """The caller's token and whether it came from a cookie. 401 when there is none."""
     headers = request.headers
@@ -93,11 +98,10 @@ def credential(request: web.Request) -> tuple[str, bool]:
         )
     header = given[0] if given else ""
     if header:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token.split(maxsplit=1)) != 1:
+        bearer = _BEARER.fullmatch(header)
+        if bearer is None:
             raise errors.Unauthorized("the Authorization header must be 'Bearer <token>'")
-        return token, False
+        return bearer[1], False
     cookie = request.cookies.get(SESSION_COOKIE, "")
     if cookie:
         return cookie, True

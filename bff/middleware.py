@@ -197,7 +197,9 @@ def middlewares(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = _request_id(request)
-        token = request_id.set(rid)
+        # Never reset: aiohttp serves each request in a task of its own, whose copy of
+        # the context ends with it.
+        request_id.set(rid)
         # The access log's address: the peer's, which is the client's unless a trusted
         # proxy forwarded the request.
         if trusted and hdrs.X_FORWARDED_FOR in request.headers:
@@ -229,7 +231,6 @@ def middlewares(
                 method, status, seconds,
             )  # fmt: skip
             access_line(client, method, route, status, seconds, rid)
-            request_id.reset(token)
         # --- the answer's headers: on every answer, errors included ---------------------
         if allowed:
             _cors(request, response, allowed)

@@ -41,6 +41,33 @@ def test_bearer_token() -> None:
     assert credential(request) == ("abc.def", False)
 
 
+def _split_bearer(header: str) -> str | None:
+    """The rule in words: the scheme is what comes before the first space, ``bearer`` in
+    any case; the token is the rest, stripped, one word."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token.split(maxsplit=1)) != 1:
+        return None
+    return token
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer x", "bearer x", "BEARER x", "bEaReR x", "Bearer  x ", "Bearer x\t", "Bearer\tx",
+     "Bearer x y", "Bearer \xa0x\xa0", "Bearer x\u2003y", "Bearer \u200bx", "Bearerx",
+     " Bearer x", "Bearer", "Bearer ", "Bearer \t ", "Basic x", "Bearer\xa0x", "\uff22earer x",
+     "Bearer x\x85", "Bearer x\x1f", "Bearer a.b-c_d~e+f/g=", "Bearer x\x00"],
+)  # fmt: skip
+def test_the_bearer_token_is_read_as_the_rule_says(header: str) -> None:
+    request = make_mocked_request("GET", "/", headers={"Authorization": header})
+    expected = _split_bearer(header)
+    if expected is None:
+        with pytest.raises(errors.Unauthorized):
+            credential(request)
+    else:
+        assert credential(request) == (expected, False)
+
+
 def test_session_cookie() -> None:
     request = make_mocked_request("GET", "/", headers={"Cookie": "R_SESS=token-1"})
     assert credential(request) == ("token-1", True)

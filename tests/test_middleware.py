@@ -149,3 +149,31 @@ async def test_the_access_line_names_a_trusted_proxys_client_and_otherwise_the_p
         assert answer.status == 200
     (line,) = [r for r in caplog.records if r.name == "bff.access"]
     assert line.client == client  # type: ignore[attr-defined]
+
+
+async def test_each_request_sets_its_id_in_a_task_of_its_own(aiohttp_client: Any) -> None:
+    """The middleware sets the request id and never resets it: aiohttp serves each
+    request in a task of its own (a copy of the context that ends with it), so the next
+    request on the same connection starts without it."""
+    import asyncio
+
+    from bff.logs import request_id
+
+    seen: list[tuple[str, object]] = []  # the tasks kept: an id alone may be reused
+
+    async def ok(request: web.Request) -> web.Response:
+        seen.append((request_id.get(), asyncio.current_task()))
+        return web.Response(text="ok")
+
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=middlewares(trusted_proxies=(), allowed_origins=(), metrics_to=metrics)
+    )
+    app.router.add_get("/ok", ok)
+    test_client = await aiohttp_client(app)
+    for rid in ("rid-one", "rid-two"):  # one keep-alive connection
+        async with test_client.get("/ok", headers={"X-Request-ID": rid}) as answer:
+            assert answer.status == 200
+    assert [s[0] for s in seen] == ["rid-one", "rid-two"]
+    assert seen[0][1] is not seen[1][1]
+    assert request_id.get() == "-"
