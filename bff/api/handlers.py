@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -31,8 +32,8 @@ from bff.upgrades import Outcome
 audit_log = logging.getLogger("bff.audit")
 
 
-def _client_version(request: web.Request) -> ClientVersion:
-    name = request.match_info.get("version")
+def _client_version(match: Mapping[str, str]) -> ClientVersion:
+    name = match.get("version")
     if name is None:
         return STEVE
     version = VERSIONS.get(name)
@@ -46,14 +47,16 @@ def _client_version(request: web.Request) -> ClientVersion:
 
 
 @functools.lru_cache(maxsize=1024)
-def _linked(resource: web.AbstractResource, client: str, **parts: str) -> ClientVersion:
-    """The client version named ``client`` linking to ``resource`` (with ``parts``).
+def _linked(resource: web.AbstractResource, client: str, part: str, value: str) -> ClientVersion:
+    """The client version named ``client`` linking to ``resource`` (its ``part`` set to
+    ``value``, when one is named).
 
-    Once per route, version and parameters, not per request: ``url_for`` quotes and
+    Once per route, version and parameter, not per request: ``url_for`` quotes and
     builds a URL (about a tenth of a cached GET). The router is frozen before the
     first request, so the URL cannot change after.
     """
-    return VERSIONS.get(client, STEVE).at(str(resource.url_for(**parts)))
+    url = resource.url_for(**{part: value}) if part else resource.url_for()
+    return VERSIONS.get(client, STEVE).at(str(url))
 
 
 def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
@@ -61,20 +64,23 @@ def _at(request: web.Request, version: ClientVersion) -> ClientVersion:
     router = request.app.router
     match = request.match_info
     if "version" in match:
-        return _linked(router[UPGRADES_ROUTE], version.name, version=version.name)
-    if "cluster" in match:
-        return _linked(router[RANCHER_STEVE_ROUTE], STEVE.name, cluster=match["cluster"])
-    return _linked(router[STEVE_ROUTE], STEVE.name)
+        return _linked(router[UPGRADES_ROUTE], version.name, "version", version.name)
+    cluster = match.get("cluster")
+    if cluster is not None:
+        return _linked(router[RANCHER_STEVE_ROUTE], STEVE.name, "cluster", cluster)
+    return _linked(router[STEVE_ROUTE], STEVE.name, "", "")
 
 
 def _labelled(request: web.Request, action: Action) -> ClientVersion:
     """The client version (404 for an unknown one), both recorded for the metrics with
     ``action``; a cluster id in the path is checked too."""
-    version = _client_version(request)
+    match = request.match_info
+    version = _client_version(match)
     request[CLIENT_VERSION] = version.name
     request[ACTION] = action
-    if "cluster" in request.match_info:
-        check_name(request.match_info["cluster"])
+    cluster = match.get("cluster")
+    if cluster is not None:
+        check_name(cluster)
     return version
 
 
@@ -85,10 +91,8 @@ async def _begin(request: web.Request, action: Action) -> tuple[ClientVersion, C
 
 
 def _target(request: web.Request) -> tuple[str, str]:
-    return (
-        check_namespace(request.match_info["namespace"]),
-        check_name(request.match_info["name"]),
-    )
+    match = request.match_info
+    return check_namespace(match["namespace"]), check_name(match["name"])
 
 
 async def list_upgrades(request: web.Request) -> web.Response:
