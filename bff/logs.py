@@ -287,12 +287,11 @@ def access_line(
 
     The fields are the request id, method, route template (never the raw path or
     query), status, duration in milliseconds and the client's address (``client``:
-    the peer's, or a trusted proxy's client's). When the
-    configured handler is the only one the line would reach, the line's fields are
-    kept, with the time, and made into the text its formatter would make when the
-    batch is written, with the others of the next few milliseconds
-    (:func:`_write_soon`): without a LogRecord, and out of the request's way. Otherwise
-    the line takes logging's own path.
+    the peer's, or a trusted proxy's client's). When the configured handler is the
+    only one the line would reach, the line's fields are kept, with the time, and made
+    into the text its formatter would make when the batch is written with the others
+    of the next few milliseconds (:func:`_write_soon`): without a LogRecord, and out
+    of the request's way. Otherwise the line takes logging's own path.
     """
     if (
         _pending
@@ -396,7 +395,8 @@ WRITE_AT = 256
 def _write_soon(
     handler: logging.StreamHandler[Any], line: str | _Unmade, logger: logging.Logger | None = None
 ) -> None:
-    """Write ``line`` with the others of the next few milliseconds: one write for them all.
+    """Write ``line`` (a text access line may come as its fields, made when written)
+    with the others of the next few milliseconds: one write for them all.
 
     Under load a turn of the loop answers a few requests and a write (a system call,
     and the stream's own work) per turn was a fiftieth of what a cached read costs.
