@@ -45,6 +45,7 @@ class Reviews(Protocol):
 #: what hashing a token does (a cached read's largest share of its own work).
 _TOKEN = hashlib.sha256(b"token\0")
 _RANCHER = hashlib.sha256(b"rancher\0")
+_USER = hashlib.sha256(b"user\0")
 
 
 def credential_key(caller: Caller) -> bytes:
@@ -58,8 +59,8 @@ def credential_key(caller: Caller) -> bytes:
         digest = _TOKEN.copy()
         digest.update(caller.token.encode())
         return digest.digest()
-    digest = hashlib.sha256()
-    digest.update(b"user\0" + caller.username.encode() + b"\0" + caller.uid.encode())
+    digest = _USER.copy()  # impersonate mode: every cached read too
+    digest.update(caller.username.encode() + b"\0" + caller.uid.encode())
     for group in caller.groups:
         digest.update(b"\0g" + group.encode())
     for key in sorted(caller.extra):

@@ -95,3 +95,6 @@ def test_a_credentials_key_is_its_sha256_whatever_came_before() -> None:
     rancher = [credential_key(RancherCaller("t", cluster=c)) for c in ("c-1", "c-2", "c-1")]
     assert rancher[0] == rancher[2] == hashlib.sha256(b"rancher\0c-1\0t").digest()
     assert rancher[1] != rancher[0]
+    user = ImpersonatedCaller("alice", uid="u1", groups=("g1",), extra={"k": ("v",)})
+    expected = hashlib.sha256(b"user\0alice\0u1\0gg1\0xk\0vv").digest()
+    assert credential_key(user) == credential_key(user) == expected

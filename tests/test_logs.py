@@ -164,7 +164,7 @@ def _masked(line: str, *, duration: bool = True) -> str:
 async def test_access_lines_joining_a_turns_batch_are_the_lines_logging_writes() -> None:
     """The first access line of a turn opens its batch; the next ones are added to it
     directly (no lock, no handler lookup). All are the line logging itself writes, and
-    the turn's lines go out in one write when it ends."""
+    the lines go out in one write soon after the turn ends."""
     from bff import logs
     from bff.logs import LogFormat, access_line
 
@@ -240,13 +240,13 @@ class _Counting(io.StringIO):
 
 
 async def test_access_lines_of_a_loop_turn_are_written_together_and_in_order() -> None:
-    """Access lines wait for the end of the event loop's turn (one write for them all),
+    """Access lines wait past the end of the event loop's turn (one write for them all),
     but never past another line: the log keeps the order things happened in.
 
     A real server with the BFF's access logger answers three requests: each access
     line is in the stream once. Then a line made in a turn is not written in the
     middle of it, the next line logged writes it first, and alone it is written
-    when the turn ends.
+    soon after the turn ends.
     """
     from aiohttp import web
 
